@@ -1,0 +1,63 @@
+// Backend: the ops of a decoder forward pass. The CPU backend is the reference; others (CUDA) are
+// tested op by op against it. All activations are f32 row-major; weights keep their checkpoint
+// dtype (f32, f16 or bf16). A backend instance is used by one engine thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "worker/kv_cache.h"
+#include "worker/tensor.h"
+
+namespace ponder::worker {
+
+// Rotary embedding inverse frequencies for one model (rope scaling already applied).
+struct RopeTable {
+  std::vector<float> inv_freq;  // [head_dim / 2]
+  float attention_factor = 1.0f;
+};
+
+// One sequence's slice of a flattened batch: tokens [token_begin, token_begin + n_tokens) sit at
+// positions [start_pos, start_pos + n_tokens) and attend to all earlier positions of the sequence.
+struct SeqSlice {
+  int32_t token_begin = 0;
+  int32_t n_tokens = 0;
+  int32_t start_pos = 0;
+  std::span<const int32_t> block_table;  // KV blocks covering positions [0, start_pos + n_tokens)
+};
+
+struct BatchLayout {
+  std::vector<SeqSlice> seqs;
+  std::vector<int32_t> positions;  // [n_tokens]
+  int32_t n_tokens() const { return static_cast<int32_t>(positions.size()); }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // out[i, :] = table[ids[i], :]          table [vocab, hidden] any float dtype; out [n, hidden]
+  virtual void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) = 0;
+  // out[i] = x[i] / rms(x[i]) * weight      x, out [n, d]; weight [d] f32; out may alias x
+  virtual void rms_norm(Tensor x, const Tensor& weight, float eps, Tensor out) = 0;
+  // residual += x; out = rms_norm(residual)   (the fused residual add before each norm)
+  virtual void add_rms_norm(Tensor residual, Tensor x, const Tensor& weight, float eps,
+                            Tensor out) = 0;
+  // y[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m])   w f32/f16/bf16; bias f32 or empty
+  virtual void matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y) = 0;
+  // Rotates x [n, heads, head_dim] in place at positions[n] (Hugging Face rotate-half layout).
+  virtual void rope(Tensor x, std::span<const int32_t> positions, const RopeTable& table) = 0;
+  // Writes k, v [n, n_kv_heads, head_dim] of the batch's tokens into the cache at their positions.
+  virtual void kv_store(KvCache& cache, int layer, Tensor k, Tensor v,
+                        const BatchLayout& batch) = 0;
+  // Causal GQA attention of q [n, n_heads, head_dim] over the cache; out [n, n_heads, head_dim].
+  virtual void attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch,
+                         float scale, Tensor out) = 0;
+  // out[i, j] = silu(gate_up[i, j]) * gate_up[i, ffn + j]     gate_up [n, 2*ffn]; out [n, ffn]
+  virtual void swiglu(Tensor gate_up, Tensor out) = 0;
+};
+
+}  // namespace ponder::worker

@@ -1,0 +1,167 @@
+// CPU implementation of the Backend ops.
+#include "worker/backend/cpu/cpu_backend.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/check.h"
+
+namespace ponder::worker {
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
+Expected<std::unique_ptr<CpuBackend>> CpuBackend::create(const CpuBackendOptions& options) {
+  const cpu::Kernels* k = options.isa ? cpu::kernels_for(options.isa) : &cpu::kernels();
+  if (k == nullptr)
+    return error(StatusCode::kInvalidArgument, "this CPU cannot run the '%s' kernels",
+                 options.isa);
+  int n = options.n_threads > 0 ? options.n_threads : available_cores();
+  std::unique_ptr<CpuBackend> backend(new CpuBackend(k, n));
+  backend->scratch_.resize(n);
+  return backend;
+}
+
+void CpuBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) {
+  const int64_t d = table.cols();
+  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(table.dtype);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PONDER_CHECK(ids[i] >= 0 && ids[i] < table.rows(), "token id %d out of range", ids[i]);
+    const char* row = static_cast<const char*>(table.data) + row_bytes * ids[i];
+    k_->to_f32(row, table.dtype, d, out.as<float>() + i * d);
+  }
+}
+
+void CpuBackend::rms_norm(Tensor x, const Tensor& weight, float eps, Tensor out) {
+  const int64_t d = x.cols();
+  pool_.parallel_for(x.rows(), 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i)
+      k_->rms_norm_row(x.as<float>() + i * d, weight.as<float>(), eps, d, out.as<float>() + i * d);
+  });
+}
+
+void CpuBackend::add_rms_norm(Tensor residual, Tensor x, const Tensor& weight, float eps,
+                              Tensor out) {
+  const int64_t d = x.cols();
+  pool_.parallel_for(x.rows(), 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      float* r = residual.as<float>() + i * d;
+      k_->axpy(1.0f, x.as<float>() + i * d, r, d);
+      k_->rms_norm_row(r, weight.as<float>(), eps, d, out.as<float>() + i * d);
+    }
+  });
+}
+
+void CpuBackend::matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y) {
+  const int64_t n = x.rows(), k = x.cols(), m = w.rows();
+  PONDER_CHECK(w.cols() == k && y.cols() == m && y.rows() == n, "matmul shapes x%s w%s y%s",
+               x.shape_string().c_str(), w.shape_string().c_str(), y.shape_string().c_str());
+  const float* b = bias.empty() ? nullptr : bias.as<float>();
+  // Split output rows (weights) between threads: each weight byte is read by one thread only.
+  pool_.parallel_for(m, 16, [&](int64_t r0, int64_t r1, int) {
+    k_->matmul(x.as<float>(), n, k, w.data, w.dtype, b, y.as<float>(), m, r0, r1);
+  });
+}
+
+void CpuBackend::rope(Tensor x, std::span<const int32_t> positions, const RopeTable& table) {
+  const int64_t n = x.dim(0), heads = x.dim(1), hd = x.dim(2), half = hd / 2;
+  pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+    std::vector<float> cos_v(half), sin_v(half);
+    for (int64_t t = b; t < e; ++t) {
+      for (int64_t i = 0; i < half; ++i) {
+        // Angles in double: positions reach 10^5+ and f32 phase error would grow with them.
+        double angle = static_cast<double>(positions[t]) * static_cast<double>(table.inv_freq[i]);
+        cos_v[i] = static_cast<float>(std::cos(angle)) * table.attention_factor;
+        sin_v[i] = static_cast<float>(std::sin(angle)) * table.attention_factor;
+      }
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x.as<float>() + (t * heads + h) * hd;
+        for (int64_t i = 0; i < half; ++i) {
+          float a = v[i], c = v[i + half];
+          v[i] = a * cos_v[i] - c * sin_v[i];
+          v[i + half] = c * cos_v[i] + a * sin_v[i];
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const BatchLayout& batch) {
+  const int64_t n_kv = k.dim(1), hd = k.dim(2), bs = cache.block_size();
+  for (const SeqSlice& s : batch.seqs) {
+    for (int32_t i = 0; i < s.n_tokens; ++i) {
+      int64_t t = s.token_begin + i, pos = s.start_pos + i;
+      int32_t block = s.block_table[pos / bs];
+      int64_t off = (pos % bs) * hd;
+      for (int64_t h = 0; h < n_kv; ++h) {
+        std::memcpy(cache.k(layer, block, h) + off, k.as<float>() + (t * n_kv + h) * hd, hd * 4);
+        std::memcpy(cache.v(layer, block, h) + off, v.as<float>() + (t * n_kv + h) * hd, hd * 4);
+      }
+    }
+  }
+}
+
+void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch,
+                           float scale, Tensor out) {
+  const int64_t n_heads = q.dim(1), hd = q.dim(2);
+  const int64_t n_kv = cache.config().n_kv_heads, group = n_heads / n_kv;
+  const int64_t bs = cache.block_size();
+  // Work items: (token, kv head); each handles the `group` query heads that share the kv head.
+  std::vector<int32_t> seq_of(batch.n_tokens());
+  for (size_t s = 0; s < batch.seqs.size(); ++s)
+    for (int32_t i = 0; i < batch.seqs[s].n_tokens; ++i)
+      seq_of[batch.seqs[s].token_begin + i] = static_cast<int32_t>(s);
+  const int64_t items = static_cast<int64_t>(batch.n_tokens()) * n_kv;
+  pool_.parallel_for(items, 1, [&](int64_t b, int64_t e, int thread) {
+    std::vector<float>& scores = scratch_[thread];
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t t = item / n_kv, kvh = item % n_kv;
+      const SeqSlice& s = batch.seqs[seq_of[t]];
+      const int64_t pos = batch.positions[t], len = pos + 1;
+      if (static_cast<int64_t>(scores.size()) < group * len) scores.resize(group * len);
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qv = q.as<float>() + (t * n_heads + kvh * group + g) * hd;
+        float* sc = scores.data() + g * len;
+        float max_score = -INFINITY;
+        for (int64_t j = 0; j < len; ++j) {
+          const float* kv = cache.k(layer, s.block_table[j / bs], kvh) + (j % bs) * hd;
+          sc[j] = k_->dot(qv, kv, hd) * scale;
+          max_score = std::max(max_score, sc[j]);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < len; ++j) {
+          sc[j] = std::exp(sc[j] - max_score);
+          sum += sc[j];
+        }
+        float* o = out.as<float>() + (t * n_heads + kvh * group + g) * hd;
+        std::memset(o, 0, hd * sizeof(float));
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < len; ++j) {
+          const float* vv = cache.v(layer, s.block_table[j / bs], kvh) + (j % bs) * hd;
+          k_->axpy(sc[j] * inv, vv, o, hd);
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::swiglu(Tensor gate_up, Tensor out) {
+  const int64_t n = out.rows(), ffn = out.cols();
+  pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* g = gate_up.as<float>() + i * 2 * ffn;
+      const float* u = g + ffn;
+      float* o = out.as<float>() + i * ffn;
+      for (int64_t j = 0; j < ffn; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+    }
+  });
+}
+
+}  // namespace ponder::worker

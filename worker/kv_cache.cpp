@@ -1,0 +1,47 @@
+// Paged KV cache pool and block allocation.
+#include "worker/kv_cache.h"
+
+#include "common/check.h"
+
+namespace ponder::worker {
+
+int64_t KvCache::block_bytes(const KvCacheConfig& c) {
+  return 2 * c.n_layers * c.n_kv_heads * c.block_size * c.head_dim * static_cast<int64_t>(sizeof(float));
+}
+
+Expected<KvCache> KvCache::create(const KvCacheConfig& config) {
+  if (config.n_blocks <= 0 || config.block_size <= 0)
+    return error(StatusCode::kInvalidArgument, "KV cache needs at least one block (got %lld)",
+                 (long long)config.n_blocks);
+  KvCache cache;
+  cache.config_ = config;
+  size_t half = static_cast<size_t>(block_bytes(config) * config.n_blocks / 2);
+  PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(2 * half, /*huge_pages=*/true));
+  cache.k_base_ = reinterpret_cast<float*>(cache.storage_.data());
+  cache.v_base_ = reinterpret_cast<float*>(cache.storage_.data() + half);
+  cache.free_.reserve(config.n_blocks);
+  for (int64_t b = config.n_blocks - 1; b >= 0; --b) cache.free_.push_back(static_cast<int32_t>(b));
+  return cache;
+}
+
+Status KvCache::reserve(std::vector<int32_t>& table, int64_t n_tokens) {
+  int64_t need = (n_tokens + config_.block_size - 1) / config_.block_size;
+  int64_t missing = need - static_cast<int64_t>(table.size());
+  if (missing <= 0) return {};
+  if (missing > blocks_free())
+    return error(StatusCode::kResourceExhausted,
+                 "KV cache full: %lld more blocks needed, %lld free of %lld", (long long)missing,
+                 (long long)blocks_free(), (long long)config_.n_blocks);
+  for (int64_t i = 0; i < missing; ++i) {
+    table.push_back(free_.back());
+    free_.pop_back();
+  }
+  return {};
+}
+
+void KvCache::release(std::vector<int32_t>& table) {
+  for (int32_t b : table) free_.push_back(b);
+  table.clear();
+}
+
+}  // namespace ponder::worker

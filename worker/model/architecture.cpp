@@ -1,0 +1,200 @@
+// config.json parsing shared by all decoder architectures, and the architecture registry.
+#include "worker/model/architecture.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/check.h"
+
+namespace ponder::worker {
+namespace {
+
+using json = nlohmann::json;
+
+Status get_int(const json& j, const char* key, int64_t& out, bool required, int64_t min_value) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) return error(StatusCode::kInvalidArgument, "missing key '%s'", key);
+    return {};
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < min_value)
+    return error(StatusCode::kInvalidArgument, "key '%s': expected an integer >= %lld, got %s", key,
+                 (long long)min_value, it->dump().c_str());
+  out = it->get<int64_t>();
+  return {};
+}
+
+Status get_double(const json& j, const char* key, double& out, bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) return error(StatusCode::kInvalidArgument, "missing key '%s'", key);
+    return {};
+  }
+  if (!it->is_number())
+    return error(StatusCode::kInvalidArgument, "key '%s': expected a number, got %s", key,
+                 it->dump().c_str());
+  out = it->get<double>();
+  return {};
+}
+
+Status get_bool(const json& j, const char* key, bool& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_boolean())
+    return error(StatusCode::kInvalidArgument, "key '%s': expected true or false, got %s", key,
+                 it->dump().c_str());
+  out = it->get<bool>();
+  return {};
+}
+
+// rope_scaling (transformers 4) or rope_parameters (transformers 5) → RopeScaling and theta.
+Status parse_rope(const json& j, ModelConfig& config) {
+  PONDER_RETURN_IF_ERROR(get_double(j, "rope_theta", config.rope_theta, false));
+  const json* rope = nullptr;
+  const char* key = "rope_scaling";
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    rope = &j["rope_scaling"];
+  } else if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
+    rope = &j["rope_parameters"];
+    key = "rope_parameters";
+  }
+  if (rope == nullptr) return {};
+  if (!rope->is_object())
+    return error(StatusCode::kInvalidArgument, "key '%s': expected an object", key);
+  PONDER_RETURN_IF_ERROR(get_double(*rope, "rope_theta", config.rope_theta, false));
+  std::string type = "default";
+  for (const char* type_key : {"rope_type", "type"}) {
+    if (rope->contains(type_key) && (*rope)[type_key].is_string()) {
+      type = (*rope)[type_key].get<std::string>();
+      break;
+    }
+  }
+  RopeScaling& s = config.rope_scaling;
+  if (type == "default") {
+    s.type = RopeScalingType::kNone;
+    return {};
+  }
+  if (type == "linear") {
+    s.type = RopeScalingType::kLinear;
+    return get_double(*rope, "factor", s.factor, true).with_context(key);
+  }
+  if (type == "llama3") {
+    s.type = RopeScalingType::kLlama3;
+    PONDER_RETURN_IF_ERROR(get_double(*rope, "factor", s.factor, true).with_context(key));
+    PONDER_RETURN_IF_ERROR(
+        get_double(*rope, "low_freq_factor", s.low_freq_factor, true).with_context(key));
+    PONDER_RETURN_IF_ERROR(
+        get_double(*rope, "high_freq_factor", s.high_freq_factor, true).with_context(key));
+    PONDER_RETURN_IF_ERROR(get_int(*rope, "original_max_position_embeddings",
+                                   s.original_max_position_embeddings, true, 1)
+                               .with_context(key));
+    if (s.high_freq_factor <= s.low_freq_factor)
+      return error(StatusCode::kInvalidArgument,
+                   "%s: high_freq_factor must be greater than low_freq_factor", key);
+    return {};
+  }
+  return error(StatusCode::kInvalidArgument, "%s: unsupported rope type '%s'", key, type.c_str());
+}
+
+}  // namespace
+
+int64_t ModelConfig::matmul_params() const {
+  int64_t attn = hidden_size * (q_dim() + 2 * kv_dim()) + q_dim() * hidden_size;
+  int64_t mlp = 3 * hidden_size * intermediate_size;
+  return n_layers * (attn + mlp) + vocab_size * hidden_size;
+}
+
+int64_t ModelConfig::total_params() const {
+  int64_t norms = n_layers * (2 * hidden_size + (qk_norm ? 2 * head_dim : 0)) + hidden_size;
+  int64_t embed = vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2);
+  return n_layers * (hidden_size * (q_dim() + 2 * kv_dim()) + q_dim() * hidden_size +
+                     3 * hidden_size * intermediate_size) +
+         norms + embed;
+}
+
+const std::vector<Architecture>& architectures() {
+  static const std::vector<Architecture> kArchitectures = {
+      {"LlamaForCausalLM", &configure_llama},
+      {"Qwen2ForCausalLM", &configure_qwen2},
+      {"Qwen3ForCausalLM", &configure_qwen3},
+  };
+  return kArchitectures;
+}
+
+Status parse_decoder_fields(const json& j, ModelConfig& c) {
+  PONDER_RETURN_IF_ERROR(get_int(j, "vocab_size", c.vocab_size, true, 1));
+  PONDER_RETURN_IF_ERROR(get_int(j, "hidden_size", c.hidden_size, true, 1));
+  PONDER_RETURN_IF_ERROR(get_int(j, "intermediate_size", c.intermediate_size, true, 1));
+  PONDER_RETURN_IF_ERROR(get_int(j, "num_hidden_layers", c.n_layers, true, 1));
+  PONDER_RETURN_IF_ERROR(get_int(j, "num_attention_heads", c.n_heads, true, 1));
+  c.n_kv_heads = c.n_heads;
+  PONDER_RETURN_IF_ERROR(get_int(j, "num_key_value_heads", c.n_kv_heads, false, 1));
+  if (c.n_heads % c.n_kv_heads != 0)
+    return error(StatusCode::kInvalidArgument,
+                 "num_attention_heads (%lld) is not a multiple of num_key_value_heads (%lld)",
+                 (long long)c.n_heads, (long long)c.n_kv_heads);
+  c.head_dim = c.hidden_size / c.n_heads;
+  PONDER_RETURN_IF_ERROR(get_int(j, "head_dim", c.head_dim, false, 2));
+  if (c.head_dim % 2 != 0)
+    return error(StatusCode::kInvalidArgument, "head_dim %lld must be even for RoPE",
+                 (long long)c.head_dim);
+  c.max_position_embeddings = 4096;
+  PONDER_RETURN_IF_ERROR(get_int(j, "max_position_embeddings", c.max_position_embeddings, false, 1));
+  PONDER_RETURN_IF_ERROR(get_double(j, "rms_norm_eps", c.rms_norm_eps, false));
+  PONDER_RETURN_IF_ERROR(parse_rope(j, c));
+  PONDER_RETURN_IF_ERROR(get_bool(j, "tie_word_embeddings", c.tie_word_embeddings));
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    if (j.contains(key) && j[key].is_string()) {
+      auto dtype = parse_torch_dtype(j[key].get<std::string>());
+      if (!dtype) return dtype.error().with_context(std::string("key '") + key + "'");
+      c.dtype = *dtype;
+      break;
+    }
+  }
+  int64_t bos = -1;
+  PONDER_RETURN_IF_ERROR(get_int(j, "bos_token_id", bos, false, 0));
+  c.bos_token_id = static_cast<int32_t>(bos);
+  if (auto it = j.find("eos_token_id"); it != j.end()) {
+    if (it->is_number_integer()) {
+      c.eos_token_ids.push_back(it->get<int32_t>());
+    } else if (it->is_array()) {
+      for (const json& id : *it) {
+        if (!id.is_number_integer())
+          return error(StatusCode::kInvalidArgument, "key 'eos_token_id': expected integers");
+        c.eos_token_ids.push_back(id.get<int32_t>());
+      }
+    }
+  }
+  return {};
+}
+
+Expected<ModelConfig> load_model_config(const std::string& model_dir) {
+  std::string path = (std::filesystem::path(model_dir) / "config.json").string();
+  std::ifstream in(path);
+  if (!in) return error(StatusCode::kNotFound, "%s: cannot open", path.c_str());
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return error(StatusCode::kInvalidArgument, "%s: malformed JSON", path.c_str());
+  auto arch_it = j.find("architectures");
+  if (arch_it == j.end() || !arch_it->is_array() || arch_it->empty() ||
+      !(*arch_it)[0].is_string())
+    return error(StatusCode::kInvalidArgument,
+                 "%s: key 'architectures': expected a list with the model class name",
+                 path.c_str());
+  std::string name = (*arch_it)[0].get<std::string>();
+  for (const Architecture& arch : architectures()) {
+    if (name != arch.name) continue;
+    ModelConfig config;
+    config.architecture = name;
+    Status st = parse_decoder_fields(j, config);
+    if (st.ok()) st = arch.configure(j, config);
+    if (!st.ok()) return tl::unexpected(st.with_context(path));
+    return config;
+  }
+  std::string supported;
+  for (const Architecture& arch : architectures()) supported += std::string(" ") + arch.name;
+  return error(StatusCode::kInvalidArgument, "%s: unsupported architecture '%s' (supported:%s)",
+               path.c_str(), name.c_str(), supported.c_str());
+}
+
+}  // namespace ponder::worker

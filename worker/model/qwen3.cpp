@@ -1,0 +1,18 @@
+// Qwen3ForCausalLM: per-head RMSNorm on q and k before RoPE, explicit head_dim, optional
+// attention_bias on q/k/v/o.
+#include "worker/model/architecture.h"
+
+namespace ponder::worker {
+
+Status configure_qwen3(const nlohmann::json& json, ModelConfig& config) {
+  config.qk_norm = true;
+  bool attention_bias = json.value("attention_bias", false);
+  config.qkv_bias = attention_bias;
+  config.o_bias = attention_bias;
+  if (json.value("use_sliding_window", false))
+    return error(StatusCode::kInvalidArgument,
+                 "use_sliding_window=true is not supported (full attention only)");
+  return {};
+}
+
+}  // namespace ponder::worker

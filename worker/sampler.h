@@ -1,0 +1,78 @@
+// Sampler: turns one sequence's logits into its next token. Greedy, temperature, top-k, top-p,
+// min-p, repetition/presence/frequency penalties, a per-sequence seeded RNG (same seed, same
+// tokens), and logprobs of the chosen token with the top-N alternatives. One per sequence; not
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ponder::worker {
+
+struct SamplingParams {
+  float temperature = 1.0f;         // 0: greedy (argmax, lowest id on ties)
+  int32_t top_k = 0;                // 0: all tokens
+  float top_p = 1.0f;               // (0, 1]
+  float min_p = 0.0f;               // [0, 1]: drop tokens below min_p × p(most likely)
+  float repetition_penalty = 1.0f;  // > 0; applies to prompt and generated tokens (HF/vLLM rule)
+  float presence_penalty = 0.0f;    // [-2, 2]; generated tokens only (OpenAI rule)
+  float frequency_penalty = 0.0f;   // [-2, 2]; generated tokens only
+  uint64_t seed = 0;
+  int32_t top_logprobs = 0;         // alternatives to report, [0, 20]
+
+  // kInvalidArgument naming the first field that is out of range.
+  Status validate() const;
+};
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct SampleResult {
+  int32_t token = 0;
+  float logprob = 0.0f;            // log-softmax of the raw model logits (before any processing)
+  std::vector<TokenLogprob> top;   // the top_logprobs most likely tokens under the same
+};
+
+// xoshiro256** seeded through splitmix64: fixed, portable sequence for a given seed.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed);
+  uint64_t next();
+  double uniform();  // [0, 1) with 53 random bits
+ private:
+  uint64_t s_[4];
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // Tokens the repetition penalty also covers (the prompt).
+  void set_prompt(std::span<const int32_t> prompt);
+  // Picks the next token; `logits` [vocab] is used as scratch and modified.
+  SampleResult sample(std::span<float> logits);
+  // Records a generated token for the penalties (sample() does not, so callers may override).
+  void accept(int32_t token);
+
+ private:
+  void apply_penalties(std::span<float> logits) const;
+  SamplingParams params_;
+  Rng rng_;
+  std::unordered_map<int32_t, int32_t> output_counts_;
+  std::vector<int32_t> prompt_tokens_;  // unique
+  std::vector<std::pair<float, int32_t>> candidates_;
+  std::vector<float> penalized_;
+};
+
+// Log-softmax of one logit and the top-n entries of a row (helpers shared with scoring).
+void top_logprobs(std::span<const float> logits, int32_t n, float log_sum_exp,
+                  std::vector<TokenLogprob>* out);
+float log_sum_exp(std::span<const float> logits);
+
+}  // namespace ponder::worker
