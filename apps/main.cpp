@@ -1,0 +1,30 @@
+// The `ponder` command line: one binary, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "apps/bench_command.h"
+#include "apps/generate_command.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: ponder COMMAND [options]   (ponder COMMAND --help for details)
+
+commands:
+  generate   run one prompt through a model and stream the continuation
+  bench      measure prefill/decode speed against the machine's measured limits (JSON)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
+  if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
+  std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}
