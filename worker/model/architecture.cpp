@@ -38,12 +38,7 @@ Status get_double(const json& j, const char* key, double& out, bool required) {
 }
 
 Status get_bool(const json& j, const char* key, bool& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (!it->is_boolean())
-    return error(StatusCode::kInvalidArgument, "key '%s': expected true or false, got %s", key,
-                 it->dump().c_str());
-  out = it->get<bool>();
+  PONDER_ASSIGN_OR_RETURN(out, config_bool(j, key, out));
   return {};
 }
 
@@ -97,6 +92,15 @@ Status parse_rope(const json& j, ModelConfig& config) {
 }
 
 }  // namespace
+
+Expected<bool> config_bool(const json& j, const char* key, bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_boolean())
+    return error(StatusCode::kInvalidArgument, "key '%s': expected true or false, got %s", key,
+                 it->dump().c_str());
+  return it->get<bool>();
+}
 
 int64_t ModelConfig::matmul_params() const {
   int64_t attn = hidden_size * (q_dim() + 2 * kv_dim()) + q_dim() * hidden_size;

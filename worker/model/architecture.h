@@ -22,6 +22,9 @@ struct Architecture {
 
 const std::vector<Architecture>& architectures();
 
+// A boolean config key: `fallback` when absent or null, an error naming the key when not a bool.
+Expected<bool> config_bool(const nlohmann::json& json, const char* key, bool fallback);
+
 // Parses the common decoder fields (sizes, norms, rope) every architecture shares.
 Status parse_decoder_fields(const nlohmann::json& json, ModelConfig& config);
 

@@ -1,0 +1,176 @@
+// Corrupt and mismatched checkpoints must produce clear errors that name the file and the problem,
+// never a crash: every case below is a file a user could really have on disk.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "worker/model/decoder_model.h"
+#include "worker/safetensors.h"
+
+namespace ponder::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+class CheckpointErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("ckpt_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write_file(const std::string& name, const std::string& bytes) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+  // A safetensors file with the given header text and `data_bytes` zero bytes after it.
+  std::string write_safetensors(const std::string& name, const std::string& header,
+                                size_t data_bytes, uint64_t claimed_len = UINT64_MAX) {
+    uint64_t len = claimed_len == UINT64_MAX ? header.size() : claimed_len;
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+    return write_file(name, bytes + header + std::string(data_bytes, '\0'));
+  }
+  // Copies a parity fixture model into the temp dir to be damaged.
+  void copy_model(const std::string& fixture) {
+    fs::copy(fs::path(PONDER_TEST_DATA_DIR) / "models" / fixture, dir_,
+             fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+  }
+  json read_json(const std::string& name) { return json::parse(std::ifstream(dir_ / name)); }
+  void write_json(const std::string& name, const json& j) { std::ofstream(dir_ / name) << j.dump(); }
+
+  static void expect_error(const Status& st, StatusCode code, std::initializer_list<const char*> parts) {
+    EXPECT_EQ(st.code(), code) << st.to_string();
+    for (const char* part : parts) EXPECT_NE(st.message().find(part), std::string::npos)
+        << "'" << part << "' not in: " << st.message();
+  }
+  Status open_file(const std::string& path) {
+    auto f = SafetensorsFile::open(path, 0);
+    return f ? Status() : f.error();
+  }
+  Status load_model() {
+    auto m = DecoderModel::load(dir_.string());
+    return m ? Status() : m.error();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CheckpointErrors, TruncatedBeforeHeaderLength) {
+  std::string path = write_file("model.safetensors", "abc");
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"model.safetensors", "truncated"});
+}
+
+TEST_F(CheckpointErrors, HeaderLengthPastEndOfFile) {
+  std::string path = write_safetensors("model.safetensors", "{}", 0, 1000);
+  expect_error(open_file(path), StatusCode::kInvalidArgument,
+               {"model.safetensors", "header length 1000 runs past the end"});
+}
+
+TEST_F(CheckpointErrors, MalformedJsonHeader) {
+  std::string path = write_safetensors("model.safetensors", "{\"a\": [1, 2", 0);
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"model.safetensors", "malformed JSON"});
+}
+
+TEST_F(CheckpointErrors, UnknownDtype) {
+  std::string path = write_safetensors(
+      "model.safetensors", R"({"w": {"dtype": "F7", "shape": [2], "data_offsets": [0, 2]}})", 2);
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"tensor 'w'", "unknown dtype 'F7'"});
+}
+
+TEST_F(CheckpointErrors, OverlappingTensors) {
+  std::string path = write_safetensors("model.safetensors",
+                                       R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                                           "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
+                                       24);
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"'a' and 'b' overlap"});
+}
+
+TEST_F(CheckpointErrors, OffsetsOutOfBoundsOfATruncatedFile) {
+  std::string path = write_safetensors(
+      "model.safetensors", R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 10);
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"tensor 'a'", "out of bounds", "truncated"});
+}
+
+TEST_F(CheckpointErrors, OffsetsThatDisagreeWithShape) {
+  std::string path = write_safetensors(
+      "model.safetensors", R"({"a": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [0, 16]}})", 16);
+  expect_error(open_file(path), StatusCode::kInvalidArgument, {"tensor 'a'", "needs 12"});
+}
+
+TEST_F(CheckpointErrors, MissingTensor) {
+  copy_model("llama_f32");
+  // Rewrite the header without one tensor; the data section stays as it was.
+  std::ifstream in(dir_ / "model.safetensors", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  uint64_t len = 0;
+  for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
+  json header = json::parse(bytes.substr(8, len));
+  header.erase("model.layers.1.mlp.up_proj.weight");
+  write_safetensors("model.safetensors", header.dump(), 0);
+  std::ofstream(dir_ / "model.safetensors", std::ios::binary | std::ios::app) << bytes.substr(8 + len);
+  expect_error(load_model(), StatusCode::kNotFound, {"missing tensor 'model.layers.1.mlp.up_proj.weight'"});
+}
+
+TEST_F(CheckpointErrors, ShapeThatDisagreesWithConfig) {
+  copy_model("llama_f32");
+  json config = read_json("config.json");
+  config["intermediate_size"] = config["intermediate_size"].get<int>() + 8;
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"model.safetensors", "gate_proj.weight", "config.json implies"});
+}
+
+TEST_F(CheckpointErrors, UnsupportedArchitecture) {
+  copy_model("llama_f32");
+  json config = read_json("config.json");
+  config["architectures"] = {"MambaForCausalLM"};
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"config.json", "unsupported architecture 'MambaForCausalLM'", "LlamaForCausalLM"});
+}
+
+TEST_F(CheckpointErrors, ConfigWithWrongTypes) {
+  copy_model("qwen3_f32");
+  json config = read_json("config.json");
+  config["num_hidden_layers"] = "two";
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"config.json", "num_hidden_layers"});
+  config["num_hidden_layers"] = 2;
+  config["attention_bias"] = "yes";
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"config.json", "attention_bias"});
+}
+
+TEST_F(CheckpointErrors, NoWeightsInDirectory) {
+  copy_model("llama_f32");
+  fs::remove(dir_ / "model.safetensors");
+  expect_error(load_model(), StatusCode::kNotFound, {"no model.safetensors"});
+}
+
+TEST_F(CheckpointErrors, ShardIndexNamingAMissingShard) {
+  copy_model("qwen3_bf16_sharded");
+  fs::remove(dir_ / "model-00002-of-00004.safetensors");
+  expect_error(load_model(), StatusCode::kNotFound, {"model-00002-of-00004.safetensors"});
+}
+
+TEST_F(CheckpointErrors, ShardIndexMappingATensorToTheWrongShard) {
+  copy_model("qwen3_bf16_sharded");
+  json index = read_json("model.safetensors.index.json");
+  std::string actual = index["weight_map"]["model.norm.weight"];
+  std::string other = actual == "model-00001-of-00004.safetensors" ? "model-00002-of-00004.safetensors"
+                                                                    : "model-00001-of-00004.safetensors";
+  index["weight_map"]["model.norm.weight"] = other;
+  write_json("model.safetensors.index.json", index);
+  expect_error(load_model(), StatusCode::kNotFound, {"model.norm.weight", other.c_str(), "does not hold it"});
+}
+
+}  // namespace
+}  // namespace ponder::worker
