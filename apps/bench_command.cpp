@@ -33,6 +33,8 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
   --batches LIST         decode batch sizes (default 1,4,16)
   --decode-steps N       decode steps timed per batch size (default 32)
   --threads N            CPU threads (default: all cores)
+  --precision P          exact (f32 activations) or bf16 (bf16 dot products for bf16 weights;
+                         default)
   --compare-memory       also load the weights on 4 KiB pages and time decode at batch 1
 Prints one JSON object on stdout.
 )";
@@ -117,7 +119,9 @@ Status bench(const Args& args) {
   PONDER_ASSIGN_OR_RETURN(int64_t threads_arg, args.get_int("threads", 0));
   if (steps < 1) return error(StatusCode::kInvalidArgument, "--decode-steps must be >= 1");
 
-  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create({.n_threads = int(threads_arg)}));
+  PONDER_ASSIGN_OR_RETURN(auto precision, worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
+  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
+                                            {.n_threads = int(threads_arg), .precision = precision}));
   const int threads = backend->n_threads();
   auto t_load = Clock::now();
   PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir, {.huge_pages = true}));
@@ -199,6 +203,7 @@ Status bench(const Args& args) {
               {"dtype", std::string(worker::dtype_name(c.dtype))},
               {"params", c.total_params()},
               {"isa", backend->isa()},
+              {"precision", worker::matmul_precision_name(backend->precision())},
               {"threads", threads},
               {"load_seconds", load_s},
               {"probes", probes},
@@ -220,7 +225,7 @@ Status bench(const Args& args) {
 
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory"},
-                          {"model", "prompt-lengths", "batches", "decode-steps", "threads"});
+                          {"model", "prompt-lengths", "batches", "decode-steps", "threads", "precision"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;

@@ -32,6 +32,8 @@ constexpr const char* kUsage = R"(usage: ponder generate --model DIR (--prompt T
   --seed S             sampling seed (default 0); same seed, same tokens
   --ignore-eos         keep generating past end-of-sequence tokens
   --threads N          CPU threads (default: all cores)
+  --precision P        bf16 (default: bf16 weights meet bf16-rounded activations in bf16 dot
+                       products, f32 accumulation) or exact (f32 activations; the reference)
   --json               print one JSON object (token ids, timings) instead of streaming
 )";
 
@@ -43,6 +45,7 @@ struct Options {
   bool ignore_eos = false;
   bool json = false;
   int threads = 0;
+  worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
 };
 
 Expected<Options> parse_options(int argc, char** argv) {
@@ -50,7 +53,7 @@ Expected<Options> parse_options(int argc, char** argv) {
       Args args, Args::parse(argc, argv, {"json", "ignore-eos", "help"},
                              {"model", "prompt", "prompt-ids", "max-tokens", "temperature",
                               "top-k", "top-p", "min-p", "repetition-penalty", "presence-penalty",
-                              "frequency-penalty", "seed", "threads"}));
+                              "frequency-penalty", "seed", "threads", "precision"}));
   Options o;
   PONDER_ASSIGN_OR_RETURN(o.model_dir, args.require("model"));
   if (args.has("prompt"))
@@ -82,6 +85,7 @@ Expected<Options> parse_options(int argc, char** argv) {
   s.seed = static_cast<uint64_t>(seed);
   PONDER_RETURN_IF_ERROR(s.validate());
   o.threads = static_cast<int>(threads);
+  PONDER_ASSIGN_OR_RETURN(o.precision, worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   o.ignore_eos = args.has("ignore-eos");
   o.json = args.has("json");
   return o;
@@ -93,7 +97,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 Status generate(const Options& o) {
   PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(o.model_dir));
-  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create({.n_threads = o.threads}));
+  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create({.n_threads = o.threads, .precision = o.precision}));
   const auto& config = model->config();
   const int64_t total = static_cast<int64_t>(o.prompt_ids.size()) + o.max_tokens;
   if (total > config.max_position_embeddings)

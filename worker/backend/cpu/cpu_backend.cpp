@@ -18,13 +18,26 @@ int available_cores() {
   return std::max(1, CPU_COUNT(&set));
 }
 
+std::string_view matmul_precision_name(MatmulPrecision precision) {
+  return precision == MatmulPrecision::kBf16 ? "bf16" : "exact";
+}
+
+Expected<MatmulPrecision> parse_matmul_precision(std::string_view text) {
+  if (text == "exact") return MatmulPrecision::kExact;
+  if (text == "bf16") return MatmulPrecision::kBf16;
+  return error(StatusCode::kInvalidArgument, "precision '%.*s' is not 'exact' or 'bf16'",
+               static_cast<int>(text.size()), text.data());
+}
+
 Expected<std::unique_ptr<CpuBackend>> CpuBackend::create(const CpuBackendOptions& options) {
   const cpu::Kernels* k = options.isa ? cpu::kernels_for(options.isa) : &cpu::kernels();
   if (k == nullptr)
     return error(StatusCode::kInvalidArgument, "this CPU cannot run the '%s' kernels",
                  options.isa);
   int n = options.n_threads > 0 ? options.n_threads : available_cores();
-  std::unique_ptr<CpuBackend> backend(new CpuBackend(k, n));
+  MatmulPrecision precision = options.precision;
+  if (k->matmul_bf16 == nullptr) precision = MatmulPrecision::kExact;
+  std::unique_ptr<CpuBackend> backend(new CpuBackend(k, n, precision));
   backend->scratch_.resize(n);
   return backend;
 }
@@ -64,6 +77,15 @@ void CpuBackend::matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y)
   PONDER_CHECK(w.cols() == k && y.cols() == m && y.rows() == n, "matmul shapes x%s w%s y%s",
                x.shape_string().c_str(), w.shape_string().c_str(), y.shape_string().c_str());
   const float* b = bias.empty() ? nullptr : bias.as<float>();
+  if (w.dtype == DType::kBF16 && precision_ == MatmulPrecision::kBf16) {
+    x_bf16_.resize(n * k);
+    const float* xf = x.as<float>();
+    for (int64_t i = 0; i < n * k; ++i) x_bf16_[i] = f32_to_bf16(xf[i]);
+    pool_.parallel_for(m, 16, [&](int64_t r0, int64_t r1, int) {
+      k_->matmul_bf16(x_bf16_.data(), n, k, w.as<const uint16_t>(), b, y.as<float>(), m, r0, r1);
+    });
+    return;
+  }
   // Split output rows (weights) between threads: each weight byte is read by one thread only.
   pool_.parallel_for(m, 16, [&](int64_t r0, int64_t r1, int) {
     k_->matmul(x.as<float>(), n, k, w.data, w.dtype, b, y.as<float>(), m, r0, r1);

@@ -10,9 +10,20 @@
 
 namespace ponder::worker {
 
+// How matmuls with bf16 weights treat their f32 activations.
+enum class MatmulPrecision {
+  kExact,  // activations stay f32, weights widen to f32: the reference path
+  kBf16,   // activations round to bf16 and products use the bf16 dot instruction (AVX512_BF16),
+           // accumulating in f32 — what a bf16 model does in PyTorch, at twice the FMA rate
+};
+
+std::string_view matmul_precision_name(MatmulPrecision precision);  // "exact", "bf16"
+Expected<MatmulPrecision> parse_matmul_precision(std::string_view text);
+
 struct CpuBackendOptions {
   int n_threads = 0;           // 0: every core the process may use
   const char* isa = nullptr;   // force "avx512", "avx2" or "generic"; nullptr: best available
+  MatmulPrecision precision = MatmulPrecision::kExact;
 };
 
 class CpuBackend final : public Backend {
@@ -22,6 +33,8 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   const char* isa() const { return k_->isa; }
   int n_threads() const { return pool_.size(); }
+  // The precision bf16-weight matmuls really use (kExact where the CPU lacks bf16 dot products).
+  MatmulPrecision precision() const { return precision_; }
 
   void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) override;
   void rms_norm(Tensor x, const Tensor& weight, float eps, Tensor out) override;
@@ -35,9 +48,12 @@ class CpuBackend final : public Backend {
   void swiglu(Tensor gate_up, Tensor out) override;
 
  private:
-  CpuBackend(const cpu::Kernels* k, int n_threads) : k_(k), pool_(n_threads) {}
+  CpuBackend(const cpu::Kernels* k, int n_threads, MatmulPrecision precision)
+      : k_(k), pool_(n_threads), precision_(precision) {}
   const cpu::Kernels* k_;
   ThreadPool pool_;
+  MatmulPrecision precision_;
+  std::vector<uint16_t> x_bf16_;  // activations rounded for the bf16 matmul path
   std::vector<std::vector<float>> scratch_;  // per thread: attention scores
 };
 

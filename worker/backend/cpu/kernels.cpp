@@ -21,7 +21,10 @@ bool supports(const char* isa) {
 
 const Kernels* kernels_for(const char* isa) {
   if (!supports(isa)) return nullptr;
-  if (std::strcmp(isa, "avx512") == 0) return &kKernelsAvx512;
+  if (std::strcmp(isa, "avx512") == 0) {
+    if (__builtin_cpu_supports("avx512bf16")) return &kKernelsAvx512Bf16;
+    return &kKernelsAvx512;
+  }
   if (std::strcmp(isa, "avx2") == 0) return &kKernelsAvx2;
   return &kKernelsGeneric;
 }

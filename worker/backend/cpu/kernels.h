@@ -22,6 +22,11 @@ struct Kernels {
   void (*rms_norm_row)(const float* x, const float* w, float eps, int64_t n, float* out);
   // dst[i] = float(src[i]) for src of dtype dt
   void (*to_f32)(const void* src, DType dt, int64_t n, float* dst);
+  // Like matmul with bf16 weights, but x is bf16 too ([n, k], already rounded) and the products
+  // go through the CPU's bf16 dot-product instruction (AVX512_BF16: twice the f32 FMA rate),
+  // accumulating in f32. nullptr where the CPU lacks it.
+  void (*matmul_bf16)(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w,
+                      const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1);
 };
 
 const Kernels& kernels();
@@ -30,6 +35,7 @@ const Kernels* kernels_for(const char* isa);
 
 // Per-ISA tables, defined in kernels_<isa>.cpp.
 extern const Kernels kKernelsAvx512;
+extern const Kernels kKernelsAvx512Bf16;  // kKernelsAvx512 plus matmul_bf16
 extern const Kernels kKernelsAvx2;
 extern const Kernels kKernelsGeneric;
 

@@ -38,6 +38,6 @@ struct V {
 }  // namespace avx2
 
 const Kernels kKernelsAvx2 = {"avx2", avx2::matmul, avx2::dot, avx2::axpy, avx2::rms_norm_row,
-                              avx2::to_f32};
+                              avx2::to_f32, nullptr};
 
 }  // namespace ponder::worker::cpu

@@ -27,6 +27,6 @@ struct V {
 }  // namespace generic
 
 const Kernels kKernelsGeneric = {"generic", generic::matmul, generic::dot, generic::axpy,
-                                 generic::rms_norm_row, generic::to_f32};
+                                 generic::rms_norm_row, generic::to_f32, nullptr};
 
 }  // namespace ponder::worker::cpu
