@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libexpected-dev libpcre2-dev
+  libopenmpi-dev openmpi-bin
   python3 python3-numpy python3-jinja2
 )
 

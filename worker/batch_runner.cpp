@@ -54,7 +54,7 @@ Status BatchRunner::step(std::span<SequenceState* const> seqs, std::vector<float
     batch_.seqs.push_back(slice);
   }
   logits.resize(seqs.size() * model_.config().vocab_size);
-  model_.forward(backend_, cache_, tokens_, batch_, logit_rows_, logits.data());
+  PONDER_RETURN_IF_ERROR(model_.forward(backend_, cache_, tokens_, batch_, logit_rows_, logits.data()));
   for (SequenceState* s : seqs) s->n_cached = static_cast<int32_t>(s->tokens.size());
   return {};
 }

@@ -82,7 +82,7 @@ class Parity : public ::testing::TestWithParam<std::string> {
       rows.push_back(int32_t(i));
     }
     std::vector<float> logits(prompt.size() * model_->config().vocab_size);
-    model_->forward(*backend_, *cache_, prompt, batch, rows, logits.data());
+    EXPECT_TRUE(model_->forward(*backend_, *cache_, prompt, batch, rows, logits.data()).ok());
     cache_->release(seq.blocks);
     return logits;
   }

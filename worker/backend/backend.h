@@ -39,7 +39,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
 
-  // out[i, :] = table[ids[i], :]          table [vocab, hidden] any float dtype; out [n, hidden]
+  // out[i, :] = table[ids[i], :], or zeros where ids[i] < 0 (a token outside this rank's
+  // vocabulary slice)                       table [vocab, hidden] any float dtype; out [n, hidden]
   virtual void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) = 0;
   // out[i] = x[i] / rms(x[i]) * weight      x, out [n, d]; weight [d] f32; out may alias x
   virtual void rms_norm(Tensor x, const Tensor& weight, float eps, Tensor out) = 0;

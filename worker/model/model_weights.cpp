@@ -1,12 +1,11 @@
-// Loading a decoder's weights: plan the placement of every tensor in one region, validate shapes
-// and dtypes, then read exactly the bytes each tensor needs.
+// Loading a rank's share of a decoder's weights: plan where every tensor slice goes in one region,
+// validate shapes and dtypes against config.json, then read exactly the bytes of each slice.
 #include "worker/model/model_weights.h"
 
 #include <cstring>
 #include <string>
 
 #include "common/check.h"
-#include "common/log.h"
 #include "worker/backend/cpu/kernels.h"
 
 namespace ponder::worker {
@@ -14,58 +13,61 @@ namespace {
 
 constexpr size_t kAlign = 64;
 
-// One destination tensor assembled from one or more checkpoint tensors stacked by rows.
+// Rows [row0, row0 + rows) of checkpoint tensor `name`, whose full row count is `full_rows`.
+struct Slice {
+  std::string name;
+  int64_t full_rows;
+  int64_t row0;
+  int64_t rows;
+};
+
+struct Part {
+  const TensorInfo* info;
+  int64_t row0, rows;
+};
+
+// One destination tensor: slices of checkpoint tensors stacked by rows, each cut to the columns
+// [col0, col0 + cols) of a tensor `full_cols` wide (cols == 0: a vector).
 struct Placement {
   Tensor* dst;
-  std::vector<const TensorInfo*> parts;
-  int64_t rows = 0, cols = 0;  // cols == 0: a vector
+  std::vector<Part> parts;
+  int64_t rows = 0, full_cols = 0, col0 = 0, cols = 0;
   bool to_f32 = false;
   size_t offset = 0;
 };
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 class Planner {
  public:
-  Planner(const Checkpoint& ckpt) : ckpt_(ckpt) {}
+  explicit Planner(const Checkpoint& ckpt) : ckpt_(ckpt) {}
 
-  // Checks that tensor `name` has `shape`; returns it (nullptr with an error recorded otherwise).
-  Expected<const TensorInfo*> expect(const std::string& name, std::vector<int64_t> shape) {
-    PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, ckpt_.require(name));
-    if (info->shape != shape) {
-      std::string want = "[";
-      for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-      want += "]";
-      return error(StatusCode::kInvalidArgument,
-                   "%s: tensor '%s' has shape %s but config.json implies %s",
-                   ckpt_.files()[info->file]->path().c_str(), name.c_str(),
-                   info->shape_string().c_str(), want.c_str());
-    }
-    if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16)
-      return error(StatusCode::kInvalidArgument, "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16",
-                   ckpt_.files()[info->file]->path().c_str(), name.c_str(),
-                   std::string(dtype_name(info->dtype)).c_str());
-    return info;
-  }
-
-  Status matrix(Tensor* dst, const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols) {
-    Placement p{dst, {}, 0, cols, false, 0};
-    for (const auto& [name, rows] : parts) {
-      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(name, {rows, cols}));
-      if (!p.parts.empty() && info->dtype != p.parts[0]->dtype)
+  Status matrix(Tensor* dst, const std::vector<Slice>& slices, int64_t full_cols, int64_t col0 = 0,
+                int64_t cols = -1) {
+    Placement p{.dst = dst, .full_cols = full_cols, .col0 = col0,
+                .cols = cols < 0 ? full_cols : cols};
+    for (const Slice& s : slices) {
+      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(s.name, {s.full_rows, full_cols}));
+      if (!p.parts.empty() && info->dtype != p.parts[0].info->dtype)
         return error(StatusCode::kInvalidArgument, "%s: tensors '%s' and '%s' have different dtypes",
-                     ckpt_.dir().c_str(), p.parts[0]->name.c_str(), name.c_str());
-      p.parts.push_back(info);
-      p.rows += rows;
+                     ckpt_.dir().c_str(), p.parts[0].info->name.c_str(), s.name.c_str());
+      p.parts.push_back({info, s.row0, s.rows});
+      p.rows += s.rows;
     }
     add(std::move(p));
     return {};
   }
 
-  Status vector(Tensor* dst, const std::vector<std::pair<std::string, int64_t>>& parts) {
-    Placement p{dst, {}, 0, 0, true, 0};
-    for (const auto& [name, n] : parts) {
-      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(name, {n}));
-      p.parts.push_back(info);
-      p.rows += n;
+  Status vector(Tensor* dst, const std::vector<Slice>& slices) {
+    Placement p{.dst = dst, .to_f32 = true};
+    for (const Slice& s : slices) {
+      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(s.name, {s.full_rows}));
+      p.parts.push_back({info, s.row0, s.rows});
+      p.rows += s.rows;
     }
     add(std::move(p));
     return {};
@@ -77,21 +79,32 @@ class Planner {
     const auto& k = cpu::kernels();
     for (Placement& p : placements_) {
       char* dst = region.data() + p.offset;
-      DType dt = p.to_f32 ? DType::kF32 : p.parts[0]->dtype;
-      size_t row_offset = 0;
-      for (const TensorInfo* info : p.parts) {
-        if (p.to_f32 && info->dtype != DType::kF32) {
-          staging.resize(info->nbytes);
-          PONDER_RETURN_IF_ERROR(ckpt_.read(*info, 0, info->nbytes, staging.data()));
-          k.to_f32(staging.data(), info->dtype, info->numel(),
-                   reinterpret_cast<float*>(dst) + row_offset);
-        } else {
+      const DType dt = p.to_f32 ? DType::kF32 : p.parts[0].info->dtype;
+      const int64_t width = p.cols ? p.cols : 1;
+      int64_t row = 0;
+      for (const Part& part : p.parts) {
+        const size_t es = dtype_size(part.info->dtype);
+        const int64_t full = p.full_cols ? p.full_cols : 1;
+        if (p.to_f32 && part.info->dtype != DType::kF32) {
+          staging.resize(part.rows * es);
+          PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * es, part.rows * es, staging.data()));
+          k.to_f32(staging.data(), part.info->dtype, part.rows, reinterpret_cast<float*>(dst) + row);
+          *bytes_read += part.rows * es;
+        } else if (width == full) {
+          // Whole rows: one contiguous range.
+          const size_t n = part.rows * full * es;
           PONDER_RETURN_IF_ERROR(
-              ckpt_.read(*info, 0, info->nbytes, dst + row_offset * dtype_size(dt) *
-                                                       (p.cols ? p.cols : 1)));
+              ckpt_.read(*part.info, part.row0 * full * es, n, dst + row * width * es));
+          *bytes_read += n;
+        } else {
+          // A column slice: each row's share is its own range.
+          for (int64_t r = 0; r < part.rows; ++r) {
+            PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, ((part.row0 + r) * full + p.col0) * es,
+                                              width * es, dst + (row + r) * width * es));
+          }
+          *bytes_read += part.rows * width * es;
         }
-        *bytes_read += info->nbytes;
-        row_offset += static_cast<size_t>(info->shape[0]);
+        row += part.rows;
       }
       *p.dst = p.cols ? Tensor::view(dst, dt, {p.rows, p.cols}) : Tensor::view(dst, dt, {p.rows});
     }
@@ -99,9 +112,23 @@ class Planner {
   }
 
  private:
+  Expected<const TensorInfo*> expect(const std::string& name, const std::vector<int64_t>& shape) {
+    PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, ckpt_.require(name));
+    const std::string& path = ckpt_.files()[info->file]->path();
+    if (info->shape != shape)
+      return error(StatusCode::kInvalidArgument,
+                   "%s: tensor '%s' has shape %s but config.json implies %s", path.c_str(),
+                   name.c_str(), info->shape_string().c_str(), shape_text(shape).c_str());
+    if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16)
+      return error(StatusCode::kInvalidArgument,
+                   "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path.c_str(),
+                   name.c_str(), std::string(dtype_name(info->dtype)).c_str());
+    return info;
+  }
+
   void add(Placement p) {
-    DType dt = p.to_f32 ? DType::kF32 : p.parts[0]->dtype;
-    size_t bytes = static_cast<size_t>(p.rows * (p.cols ? p.cols : 1)) * dtype_size(dt);
+    const DType dt = p.to_f32 ? DType::kF32 : p.parts[0].info->dtype;
+    const size_t bytes = static_cast<size_t>(p.rows * (p.cols ? p.cols : 1)) * dtype_size(dt);
     p.offset = total_;
     total_ += (bytes + kAlign - 1) / kAlign * kAlign;
     placements_.push_back(std::move(p));
@@ -115,52 +142,76 @@ class Planner {
 }  // namespace
 
 Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& c,
-                                          const LoadOptions& options) {
+                                          const ShardSpec& shard, const LoadOptions& options) {
   ModelWeights w;
   Planner plan(ckpt);
-  const int64_t h = c.hidden_size, ffn = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
-  PONDER_RETURN_IF_ERROR(plan.matrix(&w.embed, {{"model.embed_tokens.weight", c.vocab_size}}, h));
-  w.layers.resize(c.n_layers);
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w.layers[i];
+  const ShardDims d = ShardDims::of(c, shard);
+  const int64_t h = c.hidden_size, hd = c.head_dim, ffn = c.intermediate_size;
+  const int64_t q_rows = d.n_heads * hd, q0 = d.q_head_begin * hd;
+  const int64_t kv_rows = d.n_kv_heads * hd, kv0 = d.kv_head_begin * hd;
+  const int64_t q_full = c.q_dim(), kv_full = c.kv_dim();
+  const int64_t vocab_rows = d.vocab_end - d.vocab_begin;
+  const bool bias_owner = shard.tp_rank == 0;  // row-parallel biases are added once
+
+  if (shard.first_stage || (shard.last_stage && c.tie_word_embeddings)) {
+    PONDER_RETURN_IF_ERROR(plan.matrix(
+        &w.embed, {{"model.embed_tokens.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
+  }
+  w.layers.resize(d.n_layers());
+  for (int64_t i = d.layer_begin; i < d.layer_end; ++i) {
+    LayerWeights& l = w.layers[i - d.layer_begin];
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const std::string a = p + "self_attn.", m = p + "mlp.";
-    PONDER_RETURN_IF_ERROR(plan.vector(&l.attn_norm, {{p + "input_layernorm.weight", h}}));
-    PONDER_RETURN_IF_ERROR(plan.matrix(
-        &l.wqkv, {{a + "q_proj.weight", q}, {a + "k_proj.weight", kv}, {a + "v_proj.weight", kv}}, h));
+    PONDER_RETURN_IF_ERROR(plan.vector(&l.attn_norm, {{p + "input_layernorm.weight", h, 0, h}}));
+    PONDER_RETURN_IF_ERROR(plan.matrix(&l.wqkv,
+                                       {{a + "q_proj.weight", q_full, q0, q_rows},
+                                        {a + "k_proj.weight", kv_full, kv0, kv_rows},
+                                        {a + "v_proj.weight", kv_full, kv0, kv_rows}},
+                                       h));
     if (c.qkv_bias) {
-      PONDER_RETURN_IF_ERROR(plan.vector(
-          &l.bqkv, {{a + "q_proj.bias", q}, {a + "k_proj.bias", kv}, {a + "v_proj.bias", kv}}));
+      PONDER_RETURN_IF_ERROR(plan.vector(&l.bqkv, {{a + "q_proj.bias", q_full, q0, q_rows},
+                                                   {a + "k_proj.bias", kv_full, kv0, kv_rows},
+                                                   {a + "v_proj.bias", kv_full, kv0, kv_rows}}));
     }
     if (c.qk_norm) {
-      PONDER_RETURN_IF_ERROR(plan.vector(&l.q_norm, {{a + "q_norm.weight", c.head_dim}}));
-      PONDER_RETURN_IF_ERROR(plan.vector(&l.k_norm, {{a + "k_norm.weight", c.head_dim}}));
+      PONDER_RETURN_IF_ERROR(plan.vector(&l.q_norm, {{a + "q_norm.weight", hd, 0, hd}}));
+      PONDER_RETURN_IF_ERROR(plan.vector(&l.k_norm, {{a + "k_norm.weight", hd, 0, hd}}));
     }
-    PONDER_RETURN_IF_ERROR(plan.matrix(&l.wo, {{a + "o_proj.weight", h}}, q));
-    if (c.o_bias) PONDER_RETURN_IF_ERROR(plan.vector(&l.bo, {{a + "o_proj.bias", h}}));
-    PONDER_RETURN_IF_ERROR(plan.vector(&l.mlp_norm, {{p + "post_attention_layernorm.weight", h}}));
+    PONDER_RETURN_IF_ERROR(plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, q_full, q0, q_rows));
+    if (c.o_bias && bias_owner)
+      PONDER_RETURN_IF_ERROR(plan.vector(&l.bo, {{a + "o_proj.bias", h, 0, h}}));
     PONDER_RETURN_IF_ERROR(
-        plan.matrix(&l.w_gate_up, {{m + "gate_proj.weight", ffn}, {m + "up_proj.weight", ffn}}, h));
-    PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_down, {{m + "down_proj.weight", h}}, ffn));
+        plan.vector(&l.mlp_norm, {{p + "post_attention_layernorm.weight", h, 0, h}}));
+    PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_gate_up,
+                                       {{m + "gate_proj.weight", ffn, d.ffn_begin, d.ffn},
+                                        {m + "up_proj.weight", ffn, d.ffn_begin, d.ffn}},
+                                       h));
+    PONDER_RETURN_IF_ERROR(
+        plan.matrix(&l.w_down, {{m + "down_proj.weight", h, 0, h}}, ffn, d.ffn_begin, d.ffn));
     if (c.mlp_bias) {
-      PONDER_RETURN_IF_ERROR(
-          plan.vector(&l.b_gate_up, {{m + "gate_proj.bias", ffn}, {m + "up_proj.bias", ffn}}));
-      PONDER_RETURN_IF_ERROR(plan.vector(&l.b_down, {{m + "down_proj.bias", h}}));
+      PONDER_RETURN_IF_ERROR(plan.vector(&l.b_gate_up, {{m + "gate_proj.bias", ffn, d.ffn_begin, d.ffn},
+                                                        {m + "up_proj.bias", ffn, d.ffn_begin, d.ffn}}));
+      if (bias_owner) PONDER_RETURN_IF_ERROR(plan.vector(&l.b_down, {{m + "down_proj.bias", h, 0, h}}));
     }
   }
-  PONDER_RETURN_IF_ERROR(plan.vector(&w.final_norm, {{"model.norm.weight", h}}));
-  // Tied checkpoints may still carry a copy of lm_head; the embedding is what the model uses.
-  if (!c.tie_word_embeddings) {
-    PONDER_RETURN_IF_ERROR(plan.matrix(&w.lm_head, {{"lm_head.weight", c.vocab_size}}, h));
+  if (shard.last_stage) {
+    PONDER_RETURN_IF_ERROR(plan.vector(&w.final_norm, {{"model.norm.weight", h, 0, h}}));
+    // Tied checkpoints may still carry a copy of lm_head; the embedding is what the model uses.
+    if (!c.tie_word_embeddings) {
+      PONDER_RETURN_IF_ERROR(plan.matrix(
+          &w.lm_head, {{"lm_head.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
+    }
   }
   PONDER_ASSIGN_OR_RETURN(w.storage, plan.execute(options, &w.bytes_read));
-  if (c.tie_word_embeddings) w.lm_head = w.embed;
+  if (shard.last_stage && c.tie_word_embeddings) w.lm_head = w.embed;
+  if (!shard.first_stage) w.embed = Tensor{};
   return w;
 }
 
 size_t ModelWeights::matmul_bytes() const {
-  size_t total = lm_head.nbytes();
-  for (const LayerWeights& l : layers) total += l.wqkv.nbytes() + l.wo.nbytes() + l.w_gate_up.nbytes() + l.w_down.nbytes();
+  size_t total = lm_head.empty() ? 0 : lm_head.nbytes();
+  for (const LayerWeights& l : layers)
+    total += l.wqkv.nbytes() + l.wo.nbytes() + l.w_gate_up.nbytes() + l.w_down.nbytes();
   return total;
 }
 

@@ -1,6 +1,8 @@
-// ModelWeights: a decoder's tensors loaded from a Checkpoint into one anonymous host region.
-// Matrices keep the checkpoint dtype; q/k/v are fused into one [q+2kv, hidden] matrix and
-// gate/up into one [2*ffn, hidden] matrix so each needs one matmul; norms and biases become f32.
+// ModelWeights: one rank's share of a decoder's tensors (its ShardSpec), loaded from a Checkpoint
+// into one anonymous host region by reading only the byte ranges of that share. Matrices keep the
+// checkpoint dtype; q/k/v are stacked into one matrix and gate/up into another so each needs one
+// matmul; norms and biases become f32. Shapes below are local (see ShardDims): with tp = 1 and one
+// stage they are the full model's.
 #pragma once
 
 #include <vector>
@@ -8,23 +10,24 @@
 #include "worker/host_memory.h"
 #include "worker/model/model_config.h"
 #include "worker/safetensors.h"
+#include "worker/shard.h"
 #include "worker/tensor.h"
 
 namespace ponder::worker {
 
 struct LayerWeights {
   Tensor attn_norm;  // [hidden] f32
-  Tensor wqkv;       // [q_dim + 2 * kv_dim, hidden]
-  Tensor bqkv;       // [q_dim + 2 * kv_dim] f32, or empty
+  Tensor wqkv;       // [(heads + 2 * kv_heads) * head_dim, hidden]: this rank's q, k, v rows
+  Tensor bqkv;       // [(heads + 2 * kv_heads) * head_dim] f32, or empty
   Tensor q_norm;     // [head_dim] f32 (Qwen3), or empty
   Tensor k_norm;     // [head_dim] f32 (Qwen3), or empty
-  Tensor wo;         // [hidden, q_dim]
-  Tensor bo;         // [hidden] f32, or empty
+  Tensor wo;         // [hidden, heads * head_dim]: this rank's input columns
+  Tensor bo;         // [hidden] f32 on tp rank 0 only (added once before the all-reduce), or empty
   Tensor mlp_norm;   // [hidden] f32
-  Tensor w_gate_up;  // [2 * ffn, hidden]: gate rows, then up rows
+  Tensor w_gate_up;  // [2 * ffn, hidden]: this rank's gate rows, then its up rows
   Tensor b_gate_up;  // [2 * ffn] f32, or empty
-  Tensor w_down;     // [hidden, ffn]
-  Tensor b_down;     // [hidden] f32, or empty
+  Tensor w_down;     // [hidden, ffn]: this rank's input columns
+  Tensor b_down;     // [hidden] f32 on tp rank 0 only, or empty
 };
 
 struct LoadOptions {
@@ -32,16 +35,16 @@ struct LoadOptions {
 };
 
 struct ModelWeights {
-  Tensor embed;       // [vocab, hidden]
-  std::vector<LayerWeights> layers;
-  Tensor final_norm;  // [hidden] f32
-  Tensor lm_head;     // [vocab, hidden]; the embedding when tied
+  Tensor embed;       // [vocab_end - vocab_begin, hidden] on the first stage, else empty
+  std::vector<LayerWeights> layers;  // the stage's layers, from ShardDims::layer_begin
+  Tensor final_norm;  // [hidden] f32 on the last stage
+  Tensor lm_head;     // [vocab_end - vocab_begin, hidden] on the last stage (the embedding when tied)
   HostRegion storage;
   size_t bytes_read = 0;  // checkpoint bytes read while loading
 
   // Reads every tensor the config implies; shapes must agree with config.json.
   static Expected<ModelWeights> load(const Checkpoint& checkpoint, const ModelConfig& config,
-                                     const LoadOptions& options);
+                                     const ShardSpec& shard, const LoadOptions& options);
   // Weight bytes a decode step streams: every matrix once (embedding rows excluded when untied).
   size_t matmul_bytes() const;
 };

@@ -46,7 +46,11 @@ void CpuBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Te
   const int64_t d = table.cols();
   const size_t row_bytes = static_cast<size_t>(d) * dtype_size(table.dtype);
   for (size_t i = 0; i < ids.size(); ++i) {
-    PONDER_CHECK(ids[i] >= 0 && ids[i] < table.rows(), "token id %d out of range", ids[i]);
+    PONDER_CHECK(ids[i] < table.rows(), "token id %d out of range", ids[i]);
+    if (ids[i] < 0) {
+      std::memset(out.as<float>() + i * d, 0, d * sizeof(float));
+      continue;
+    }
     const char* row = static_cast<const char*>(table.data) + row_bytes * ids[i];
     k_->to_f32(row, table.dtype, d, out.as<float>() + i * d);
   }

@@ -1,0 +1,45 @@
+// Communicator: the collectives a sharded model needs (all-reduce, all-gather, reduce-scatter,
+// broadcast, send/recv, barrier) over one group of ranks. Every call has a deadline; a missed
+// deadline is kTimeout and a failed or vanished peer is kRemote, never a hang. After either the
+// communicator is broken: later calls fail with kFailedPrecondition. Not thread-safe: one thread
+// (the engine thread of a rank) issues calls, in the same order on every rank.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace ponder::collective {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+inline Deadline deadline_in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
+
+// Element types the reductions understand.
+enum class ElementType { kF32, kBytes };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string_view backend() const = 0;  // "mpi", "nccl", "local"
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // data[count] f32, summed element-wise over all ranks, in place.
+  virtual Status all_reduce_sum(float* data, size_t count, Deadline deadline) = 0;
+  // recv[size() × bytes] = concatenation of every rank's send[bytes], in rank order.
+  virtual Status all_gather(const void* send, void* recv, size_t bytes, Deadline deadline) = 0;
+  // send[size() × count] f32 summed over ranks; this rank receives block rank() into recv[count].
+  virtual Status reduce_scatter_sum(const float* send, float* recv, size_t count,
+                                    Deadline deadline) = 0;
+  virtual Status broadcast(void* data, size_t bytes, int root, Deadline deadline) = 0;
+  virtual Status send(const void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
+  virtual Status recv(void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
+  virtual Status barrier(Deadline deadline) = 0;
+};
+
+}  // namespace ponder::collective

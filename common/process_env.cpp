@@ -1,0 +1,32 @@
+// Reading the environment once.
+#include "common/process_env.h"
+
+#include <cstdlib>
+
+namespace ponder {
+namespace {
+std::optional<int> env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0) return std::nullopt;
+  return static_cast<int>(x);
+}
+}  // namespace
+
+ProcessEnv ProcessEnv::read() {
+  ProcessEnv env;
+  env.slurm_localid = env_int("SLURM_LOCALID");
+  env.ompi_local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
+  if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) env.cuda_visible_devices = v;
+  return env;
+}
+
+int ProcessEnv::local_index() const {
+  if (slurm_localid) return *slurm_localid;
+  if (ompi_local_rank) return *ompi_local_rank;
+  return 0;
+}
+
+}  // namespace ponder

@@ -1,0 +1,21 @@
+// ProcessEnv: every environment variable ponder reads, read once at start-up into one struct.
+// Library code takes the struct; it never calls getenv itself.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace ponder {
+
+struct ProcessEnv {
+  std::optional<int> slurm_localid;           // SLURM_LOCALID: task index on its node (srun)
+  std::optional<int> ompi_local_rank;         // OMPI_COMM_WORLD_LOCAL_RANK (mpirun)
+  std::optional<std::string> cuda_visible_devices;  // CUDA_VISIBLE_DEVICES as given
+
+  static ProcessEnv read();
+  // The index of this task among the tasks of its node: SLURM_LOCALID, else the MPI local rank,
+  // else 0.
+  int local_index() const;
+};
+
+}  // namespace ponder

@@ -1,0 +1,150 @@
+// Tensor/pipeline-parallel parity under real mpirun ranks: a replica of tp × pp ranks runs every
+// prompt of a reference fixture as one batch (different lengths, split into micro-batches across
+// stages) and must produce the fixture's 32-token greedy continuations exactly, with end-of-prompt
+// logits matching both transformers and a single-rank run of the same model.
+// Usage: mpi_parity FIXTURE TP PP [STAGE_LAYERS e.g. 2,1,1]. Exit 77 (skip) when the layout does
+// not fit the model, 0 when every rank passes.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "collective/mpi_communicator.h"
+#include "common/strings.h"
+#include "worker/batch_runner.h"
+#include "worker/model/architecture.h"
+#include "worker/replica.h"
+#include "worker/safetensors.h"
+
+using namespace ponder;
+using namespace ponder::worker;
+
+namespace {
+
+double nmse(const float* got, const float* want, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return num / den;
+}
+
+// The last row of fixture logits.<i>: the logits at the end of prompt i.
+std::vector<float> fixture_last_logits(const std::string& dir, size_t i, int64_t vocab) {
+  auto file = SafetensorsFile::open(dir + "/parity.safetensors", 0);
+  for (const TensorInfo& t : (*file)->tensors()) {
+    if (t.name != "logits." + std::to_string(i)) continue;
+    std::vector<float> all(t.numel());
+    (void)(*file)->read(t.offset, t.nbytes, all.data());
+    return std::vector<float>(all.end() - vocab, all.end());
+  }
+  return {};
+}
+
+// Single-rank reference on this process: end-of-prompt logits of each prompt.
+std::vector<std::vector<float>> single_rank_logits(const std::string& dir,
+                                                   const std::vector<std::vector<int32_t>>& prompts) {
+  auto model = DecoderModel::load(dir);
+  auto backend = CpuBackend::create({.n_threads = 1});
+  auto cache = KvCache::create((*model)->kv_cache_config(64));
+  BatchRunner runner(**model, **backend, *cache);
+  std::vector<std::vector<float>> out;
+  for (const auto& p : prompts) {
+    SequenceState seq{.tokens = p};
+    SequenceState* batch[] = {&seq};
+    std::vector<float> logits;
+    (void)runner.step(batch, logits);
+    runner.release(seq);
+    out.push_back(logits);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto rt = collective::MpiRuntime::init(&argc, &argv);
+  if (!rt || argc < 4) {
+    std::fprintf(stderr, "usage: mpi_parity FIXTURE TP PP [STAGE_LAYERS]\n");
+    return 2;
+  }
+  const std::string name = argv[1];
+  const std::string dir = std::string(PONDER_TEST_DATA_DIR) + "/models/" + name;
+  ReplicaOptions options{.model_dir = dir, .tp = std::atoi(argv[2]), .pp = std::atoi(argv[3]),
+                         .kv_blocks = 64,
+                         .backend = {.n_threads = 1, .precision = MatmulPrecision::kExact},
+                         .timeout = std::chrono::seconds(60)};
+  if (argc > 4)
+    for (const std::string& n : split(argv[4], ',')) options.stage_layers.push_back(std::stoll(n));
+  auto world = collective::MpiCommunicator::world();
+
+  auto config = load_model_config(dir);
+  auto layout = collective::WorldLayout::create(
+      {.world_size = (*world)->size(), .tp = options.tp, .pp = options.pp,
+       .n_heads = config->n_heads, .n_kv_heads = config->n_kv_heads, .n_layers = config->n_layers,
+       .hidden_size = config->hidden_size, .intermediate_size = config->intermediate_size,
+       .stage_layers = options.stage_layers});
+  if (!layout) {
+    if ((*world)->rank() == 0)
+      std::printf("SKIP %s tp%d pp%d: %s\n", name.c_str(), options.tp, options.pp,
+                  layout.error().message().c_str());
+    return 77;
+  }
+
+  auto replica = Replica::create(**world, options);
+  if (!replica) {
+    std::fprintf(stderr, "FAIL replica: %s\n", replica.error().to_string().c_str());
+    return 1;
+  }
+  Replica& r = **replica;
+  r.capture_prefill_logits = true;
+  nlohmann::json meta = nlohmann::json::parse(std::ifstream(dir + "/parity.json"));
+  std::vector<std::vector<int32_t>> prompts = meta["prompts"].get<std::vector<std::vector<int32_t>>>();
+  int failures = 0;
+  if (r.is_leader()) {
+    std::vector<GenerationRequest> requests;
+    for (const auto& p : prompts)
+      requests.push_back({.prompt = p, .max_tokens = 32, .sampling = {.temperature = 0.0f},
+                          .ignore_eos = true});
+    auto gens = r.generate(requests);
+    if (!gens) {
+      std::fprintf(stderr, "FAIL generate: %s\n", gens.error().to_string().c_str());
+      return 1;
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto want = meta["greedy"][i].get<std::vector<int32_t>>();
+      if ((*gens)[i].tokens != want) {
+        std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: greedy continuation differs\n",
+                     name.c_str(), options.tp, options.pp, i);
+        ++failures;
+      }
+    }
+    Status st = r.shutdown();
+    if (!st.ok()) ++failures;
+  } else {
+    Status st = r.serve();
+    if (!st.ok()) {
+      std::fprintf(stderr, "FAIL serve: %s\n", st.to_string().c_str());
+      ++failures;
+    }
+  }
+  if (r.is_sampler()) {
+    const int64_t vocab = config->vocab_size;
+    auto single = single_rank_logits(dir, prompts);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const auto& got = r.prefill_logits().at(static_cast<int64_t>(i));
+      std::vector<float> hf = fixture_last_logits(dir, i, vocab);
+      double vs_hf = nmse(got.data(), hf.data(), vocab);
+      double vs_single = nmse(got.data(), single[i].data(), vocab);
+      if (!(vs_hf < 1e-10) || !(vs_single < 1e-10)) {
+        std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: logits NMSE %g vs transformers, %g vs single rank\n",
+                     name.c_str(), options.tp, options.pp, i, vs_hf, vs_single);
+        ++failures;
+      }
+    }
+  }
+  if (failures == 0) std::printf("rank %d: %s tp%d pp%d PASS\n", (*world)->rank(), name.c_str(), options.tp, options.pp);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,221 @@
+// Replica set-up (layout, communicators, shard loading) and the plan/execute loop.
+#include "worker/replica.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "worker/model/architecture.h"
+
+namespace ponder::worker {
+namespace {
+constexpr int kTagPlanSize = 10, kTagPlan = 11, kTagSampled = 12;
+}  // namespace
+
+Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& world,
+                                                   const ReplicaOptions& options) {
+  PONDER_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(options.model_dir));
+  PONDER_ASSIGN_OR_RETURN(
+      auto layout, collective::WorldLayout::create({.world_size = world.size(),
+                                                    .tp = options.tp,
+                                                    .pp = options.pp,
+                                                    .n_heads = config.n_heads,
+                                                    .n_kv_heads = config.n_kv_heads,
+                                                    .n_layers = config.n_layers,
+                                                    .hidden_size = config.hidden_size,
+                                                    .intermediate_size = config.intermediate_size,
+                                                    .stage_layers = options.stage_layers}));
+  std::unique_ptr<Replica> r(new Replica());
+  r->options_ = options;
+  r->role_ = layout.role(world.rank());
+  const auto& role = r->role_;
+  auto deadline = collective::deadline_in(options.timeout);
+  PONDER_ASSIGN_OR_RETURN(r->replica_, world.split(role.replica, world.rank(), deadline));
+  PONDER_ASSIGN_OR_RETURN(
+      r->tp_, world.split(role.replica * options.pp + role.stage, role.tp_rank, deadline));
+  PONDER_ASSIGN_OR_RETURN(
+      r->pp_, world.split(role.replica * options.tp + role.tp_rank, role.stage, deadline));
+  r->comms_ = {.tp = options.tp > 1 ? r->tp_.get() : nullptr,
+               .pp = options.pp > 1 ? r->pp_.get() : nullptr,
+               .timeout = options.timeout};
+  r->sampler_rank_ = (options.pp - 1) * options.tp;  // last stage, tp rank 0
+
+  ShardSpec shard{.tp_rank = role.tp_rank,
+                  .tp_size = options.tp,
+                  .layer_begin = role.layer_begin,
+                  .layer_end = role.layer_end,
+                  .first_stage = role.stage == 0,
+                  .last_stage = role.stage == options.pp - 1};
+  PONDER_ASSIGN_OR_RETURN(r->model_, DecoderModel::load(options.model_dir, options.load, shard));
+  PONDER_ASSIGN_OR_RETURN(r->backend_, CpuBackend::create(options.backend));
+  PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks)));
+  r->cache_ = std::make_unique<KvCache>(std::move(cache));
+  PONDER_LOG(kInfo, "replica",
+             "replica %d stage %d tp %d/%d: layers [%lld, %lld), %zu weight bytes read", role.replica,
+             role.stage, role.tp_rank, options.tp, (long long)role.layer_begin,
+             (long long)role.layer_end, r->model_->weights().bytes_read);
+  // Nobody starts serving before every shard is loaded.
+  PONDER_RETURN_IF_ERROR(world.barrier(collective::deadline_in(options.timeout)));
+  return r;
+}
+
+Status Replica::exchange_plan(StepPlan* plan) {
+  // Size first, then the bytes: a broadcast needs the length on every rank.
+  auto deadline = [&] { return collective::deadline_in(options_.timeout); };
+  std::vector<uint8_t> bytes;
+  uint64_t size = 0;
+  if (is_leader()) {
+    bytes = plan->encode();
+    size = bytes.size();
+  }
+  PONDER_RETURN_IF_ERROR(replica_->broadcast(&size, sizeof(size), 0, deadline()));
+  bytes.resize(size);
+  PONDER_RETURN_IF_ERROR(replica_->broadcast(bytes.data(), size, 0, deadline()));
+  if (!is_leader()) {
+    PONDER_ASSIGN_OR_RETURN(*plan, StepPlan::decode(bytes));
+  }
+  return {};
+}
+
+Expected<std::vector<SampledToken>> Replica::execute(const StepPlan& plan) {
+  std::vector<SampledToken> sampled;
+  const int64_t vocab = model_->config().vocab_size;
+  for (int64_t id : plan.finished) samplers_.erase(id);
+  for (const auto& mb : plan.micro_batches) {
+    std::vector<int32_t> tokens, rows;
+    BatchLayout batch;
+    for (const PlannedSeq& s : mb) {
+      SeqSlice slice{.token_begin = static_cast<int32_t>(tokens.size()),
+                     .n_tokens = static_cast<int32_t>(s.tokens.size()),
+                     .start_pos = s.start_pos,
+                     .block_table = s.block_table};
+      for (size_t i = 0; i < s.tokens.size(); ++i) {
+        tokens.push_back(s.tokens[i]);
+        batch.positions.push_back(s.start_pos + static_cast<int32_t>(i));
+      }
+      rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
+      batch.seqs.push_back(slice);
+    }
+    logits_.resize(rows.size() * vocab);
+    PONDER_RETURN_IF_ERROR(
+        model_->forward(*backend_, *cache_, tokens, batch, rows, logits_.data(), comms_));
+    if (!is_sampler()) continue;
+    for (size_t i = 0; i < mb.size(); ++i) {
+      const PlannedSeq& s = mb[i];
+      if (s.first) {
+        samplers_.insert_or_assign(s.seq_id, Sampler(s.sampling));
+        samplers_.at(s.seq_id).set_prompt(s.tokens);
+        if (capture_prefill_logits)
+          prefill_logits_[s.seq_id].assign(logits_.begin() + i * vocab,
+                                           logits_.begin() + (i + 1) * vocab);
+      }
+      auto it = samplers_.find(s.seq_id);
+      PONDER_CHECK(it != samplers_.end(), "no sampler for sequence %lld", (long long)s.seq_id);
+      SampleResult res = it->second.sample(std::span<float>(logits_.data() + i * vocab, vocab));
+      it->second.accept(res.token);
+      sampled.push_back({s.seq_id, res.token, res.logprob});
+    }
+  }
+  return sampled;
+}
+
+Status Replica::serve() {
+  PONDER_CHECK(!is_leader(), "the leader drives the replica; it does not serve");
+  while (true) {
+    StepPlan plan;
+    PONDER_RETURN_IF_ERROR(exchange_plan(&plan));
+    if (plan.shutdown) return {};
+    PONDER_ASSIGN_OR_RETURN(auto sampled, execute(plan));
+    if (is_sampler()) {
+      PONDER_RETURN_IF_ERROR(replica_->send(sampled.data(), sampled.size() * sizeof(SampledToken), 0,
+                                            kTagSampled, collective::deadline_in(options_.timeout)));
+    }
+  }
+}
+
+Status Replica::shutdown() {
+  PONDER_CHECK(is_leader(), "only the leader shuts a replica down");
+  StepPlan plan{.shutdown = true};
+  return exchange_plan(&plan);
+}
+
+Expected<std::vector<Generation>> Replica::generate(const std::vector<GenerationRequest>& requests) {
+  PONDER_CHECK(is_leader(), "only the leader generates");
+  struct Live {
+    std::vector<int32_t> tokens;
+    std::vector<int32_t> blocks;
+    int32_t n_cached = 0;
+    bool done = false;
+  };
+  const ModelConfig& config = model_->config();
+  std::vector<Live> live(requests.size());
+  std::vector<Generation> out(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& req = requests[i];
+    PONDER_RETURN_IF_ERROR(req.sampling.validate());
+    if (req.prompt.empty()) return error(StatusCode::kInvalidArgument, "request %zu has an empty prompt", i);
+    for (int32_t t : req.prompt)
+      if (t < 0 || t >= config.vocab_size)
+        return error(StatusCode::kInvalidArgument, "request %zu: token id %d outside [0, %lld)", i,
+                     t, (long long)config.vocab_size);
+    if (static_cast<int64_t>(req.prompt.size()) + req.max_tokens > config.max_position_embeddings)
+      return error(StatusCode::kInvalidArgument, "request %zu: prompt + max_tokens exceeds the context of %lld",
+                   i, (long long)config.max_position_embeddings);
+    live[i].tokens = req.prompt;
+  }
+  const int64_t base_id = next_seq_id_;
+  next_seq_id_ += static_cast<int64_t>(requests.size());
+  while (true) {
+    std::vector<PlannedSeq> seqs;
+    for (size_t i = 0; i < live.size(); ++i) {
+      Live& l = live[i];
+      if (l.done) continue;
+      PONDER_RETURN_IF_ERROR(cache_->reserve(l.blocks, static_cast<int64_t>(l.tokens.size())));
+      PlannedSeq s{.seq_id = base_id + static_cast<int64_t>(i),
+                   .start_pos = l.n_cached,
+                   .tokens = std::vector<int32_t>(l.tokens.begin() + l.n_cached, l.tokens.end()),
+                   .block_table = l.blocks,
+                   .first = l.n_cached == 0,
+                   .sampling = requests[i].sampling};
+      seqs.push_back(std::move(s));
+    }
+    if (seqs.empty()) break;
+    // With several stages, split the sequences into up to pp micro-batches so stages overlap.
+    StepPlan plan{.finished = std::move(pending_finished_)};
+    pending_finished_.clear();
+    const size_t n_mb = std::min<size_t>(seqs.size(), static_cast<size_t>(options_.pp));
+    plan.micro_batches.resize(n_mb);
+    for (size_t i = 0; i < seqs.size(); ++i)
+      plan.micro_batches[i * n_mb / seqs.size()].push_back(std::move(seqs[i]));
+    PONDER_RETURN_IF_ERROR(exchange_plan(&plan));
+    PONDER_ASSIGN_OR_RETURN(std::vector<SampledToken> sampled, execute(plan));
+    if (!is_sampler()) {
+      size_t n = 0;
+      for (const auto& mb : plan.micro_batches) n += mb.size();
+      sampled.resize(n);
+      PONDER_RETURN_IF_ERROR(replica_->recv(sampled.data(), n * sizeof(SampledToken), sampler_rank_,
+                                            kTagSampled, collective::deadline_in(options_.timeout)));
+    }
+    for (const SampledToken& st : sampled) {
+      const size_t i = static_cast<size_t>(st.seq_id - base_id);
+      Live& l = live[i];
+      const GenerationRequest& req = requests[i];
+      Generation& g = out[i];
+      l.n_cached = static_cast<int32_t>(l.tokens.size());
+      l.tokens.push_back(st.token);
+      g.tokens.push_back(st.token);
+      g.logprobs.push_back(st.logprob);
+      const bool eos = std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                                 st.token) != config.eos_token_ids.end();
+      if ((eos && !req.ignore_eos) || static_cast<int64_t>(g.tokens.size()) >= req.max_tokens) {
+        g.finish_reason = eos && !req.ignore_eos ? "stop" : "length";
+        l.done = true;
+        cache_->release(l.blocks);
+        pending_finished_.push_back(st.seq_id);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace ponder::worker

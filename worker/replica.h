@@ -1,0 +1,89 @@
+// Replica: one model replica spread over tp × pp MPI ranks. Every rank holds its shard
+// (ShardSpec from the WorldLayout) and executes StepPlans; the leader (stage 0, tp rank 0)
+// decides the plans and owns the sequences; the sampling rank (last stage, tp rank 0) samples and
+// sends the tokens back to the leader. Created collectively by every rank of the world.
+// Not thread-safe: each rank's engine thread drives it.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collective/mpi_communicator.h"
+#include "collective/world_layout.h"
+#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/kv_cache.h"
+#include "worker/model/decoder_model.h"
+#include "worker/step_plan.h"
+
+namespace ponder::worker {
+
+struct ReplicaOptions {
+  std::string model_dir;
+  int tp = 1;
+  int pp = 1;
+  std::vector<int64_t> stage_layers;  // empty: even split
+  int64_t kv_blocks = 1024;           // per rank, 16 tokens each
+  CpuBackendOptions backend;
+  std::chrono::milliseconds timeout{60'000};  // every collective's deadline
+  LoadOptions load;
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 16;
+  SamplingParams sampling;
+  bool ignore_eos = false;
+};
+
+struct Generation {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  std::string finish_reason;  // "stop" or "length"
+};
+
+class Replica {
+ public:
+  static Expected<std::unique_ptr<Replica>> create(collective::MpiCommunicator& world,
+                                                   const ReplicaOptions& options);
+
+  const collective::RankRole& role() const { return role_; }
+  bool is_leader() const { return role_.rank == role_.leader; }
+  bool is_sampler() const { return replica_->rank() == sampler_rank_; }
+  const DecoderModel& model() const { return *model_; }
+
+  // Leader only: runs the requests together (prefill, then decode steps until each stops).
+  Expected<std::vector<Generation>> generate(const std::vector<GenerationRequest>& requests);
+  // Leader only: tells the other ranks to return from serve().
+  Status shutdown();
+  // Every rank but the leader: executes plans until the leader shuts the replica down.
+  Status serve();
+
+  // On the sampling rank: the logits of each sequence's first sampled position (end of its
+  // prompt), by sequence id, when `capture_prefill_logits` was set (for parity tests).
+  bool capture_prefill_logits = false;
+  const std::map<int64_t, std::vector<float>>& prefill_logits() const { return prefill_logits_; }
+
+ private:
+  Replica() = default;
+  Status exchange_plan(StepPlan* plan);
+  Expected<std::vector<SampledToken>> execute(const StepPlan& plan);
+
+  ReplicaOptions options_;
+  collective::RankRole role_;
+  std::unique_ptr<collective::MpiCommunicator> replica_, tp_, pp_;
+  ShardComms comms_;
+  int sampler_rank_ = 0;  // in the replica communicator
+  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<KvCache> cache_;
+  std::map<int64_t, Sampler> samplers_;  // sampling rank only
+  std::map<int64_t, std::vector<float>> prefill_logits_;
+  int64_t next_seq_id_ = 0;               // leader: ids stay unique across generate() calls
+  std::vector<int64_t> pending_finished_;  // leader: finished ids not yet announced
+  std::vector<float> logits_;
+};
+
+}  // namespace ponder::worker
