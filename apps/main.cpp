@@ -5,6 +5,7 @@
 
 #include "apps/bench_command.h"
 #include "apps/generate_command.h"
+#include "apps/worker_command.h"
 
 namespace {
 
@@ -12,6 +13,7 @@ constexpr const char* kUsage = R"(usage: ponder COMMAND [options]   (ponder COMM
 
 commands:
   generate   run one prompt through a model and stream the continuation
+  worker     one rank of a tensor/pipeline-parallel replica (under mpirun or srun)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
 )";
 
@@ -24,6 +26,7 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
+  if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;

@@ -139,7 +139,8 @@ Status Replica::shutdown() {
   return exchange_plan(&plan);
 }
 
-Expected<std::vector<Generation>> Replica::generate(const std::vector<GenerationRequest>& requests) {
+Expected<std::vector<Generation>> Replica::generate(const std::vector<GenerationRequest>& requests,
+                                                   const TokenCallback& on_token) {
   PONDER_CHECK(is_leader(), "only the leader generates");
   struct Live {
     std::vector<int32_t> tokens;
@@ -205,6 +206,7 @@ Expected<std::vector<Generation>> Replica::generate(const std::vector<Generation
       l.tokens.push_back(st.token);
       g.tokens.push_back(st.token);
       g.logprobs.push_back(st.logprob);
+      if (on_token) on_token(i, st.token);
       const bool eos = std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
                                  st.token) != config.eos_token_ids.end();
       if ((eos && !req.ignore_eos) || static_cast<int64_t>(g.tokens.size()) >= req.max_tokens) {

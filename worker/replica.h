@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,7 +56,10 @@ class Replica {
   const DecoderModel& model() const { return *model_; }
 
   // Leader only: runs the requests together (prefill, then decode steps until each stops).
-  Expected<std::vector<Generation>> generate(const std::vector<GenerationRequest>& requests);
+  // `on_token(request index, token)` sees every token as soon as it is sampled.
+  using TokenCallback = std::function<void(size_t, int32_t)>;
+  Expected<std::vector<Generation>> generate(const std::vector<GenerationRequest>& requests,
+                                             const TokenCallback& on_token = nullptr);
   // Leader only: tells the other ranks to return from serve().
   Status shutdown();
   // Every rank but the leader: executes plans until the leader shuts the replica down.

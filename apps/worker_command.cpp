@@ -1,0 +1,71 @@
+// `ponder worker`: every rank of an mpirun job loads its shard (tp × pp layout); the replica
+// leader runs the prompt and streams the continuation, the other ranks execute its plans.
+#include "apps/worker_command.h"
+
+#include <cstdio>
+
+#include "apps/generate_options.h"
+#include "collective/mpi_communicator.h"
+#include "common/check.h"
+#include "common/log.h"
+#include "common/process_env.h"
+#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/replica.h"
+
+namespace ponder::apps {
+namespace {
+
+Status work(const GenerateOptions& o, int* argc, char*** argv) {
+  PONDER_ASSIGN_OR_RETURN(auto mpi, collective::MpiRuntime::init(argc, argv));
+  PONDER_ASSIGN_OR_RETURN(auto world, collective::MpiCommunicator::world());
+  if (world->size() % (o.tp * o.pp) != 0)
+    return error(StatusCode::kInvalidArgument, "%d ranks do not divide into replicas of tp × pp = %d",
+                 world->size(), o.tp * o.pp);
+  // Ranks on one machine share its cores unless told otherwise.
+  const ProcessEnv env = ProcessEnv::read();
+  int threads = o.threads;
+  if (threads == 0) threads = std::max(1, worker::available_cores() / env.ompi_local_size.value_or(1));
+  worker::ReplicaOptions options{.model_dir = o.model_dir,
+                                 .tp = o.tp,
+                                 .pp = o.pp,
+                                 .stage_layers = o.stage_layers,
+                                 .kv_blocks = (static_cast<int64_t>(o.prompt_ids.size()) + o.max_tokens) / 16 + 2,
+                                 .backend = {.n_threads = threads, .precision = o.precision},
+                                 .timeout = o.timeout};
+  PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
+  if (world->size() != o.tp * o.pp)
+    PONDER_LOG(kWarn, "worker", "%d ranks make %d replicas; every leader runs the same prompt",
+               world->size(), world->size() / (o.tp * o.pp));
+  if (!replica->is_leader()) return replica->serve();
+
+  GenerationPrinter printer(o);
+  const bool print = replica->role().replica == 0;
+  if (print) printer.start();
+  worker::GenerationRequest request{.prompt = o.prompt_ids, .max_tokens = o.max_tokens,
+                                    .sampling = o.sampling, .ignore_eos = o.ignore_eos};
+  auto result = replica->generate({request}, [&](size_t, int32_t token) {
+    if (print) printer.token(token);
+  });
+  Status shutdown = replica->shutdown();
+  if (!result) return result.error();
+  PONDER_RETURN_IF_ERROR(shutdown);
+  if (print) printer.finish((*result)[0].finish_reason, strformat("tp%dpp%d", o.tp, o.pp));
+  return {};
+}
+
+}  // namespace
+
+int run_worker(int argc, char** argv) {
+  auto options = parse_generate_options(argc, argv);
+  if (!options) return report_failure("worker", options.error());
+  Status st = work(*options, &argc, &argv);
+  if (!st.ok()) {
+    int code = report_failure("worker", st);
+    // A failed rank must not wait in MPI_Finalize for peers that may be gone.
+    std::fflush(stderr);
+    std::_Exit(code);
+  }
+  return 0;
+}
+
+}  // namespace ponder::apps
