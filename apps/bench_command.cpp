@@ -4,6 +4,11 @@
 #include "apps/bench_command.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -13,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/args.h"
+#include "apps/bench_distributed.h"
+#include "common/process_env.h"
 #include "bench/roofline.h"
 #include "common/check.h"
 #include "common/log.h"
@@ -35,6 +42,8 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
   --threads N            CPU threads (default: all cores)
   --precision P          exact (f32 activations) or bf16 (bf16 dot products for bf16 weights;
                          default)
+  --tp N --pp N          benchmark a tensor/pipeline-parallel replica on tp × pp ranks (started
+                         with mpirun) and report the bytes each rank communicated per token
   --compare-memory       also load the weights on 4 KiB pages and time decode at batch 1
 Prints one JSON object on stdout.
 )";
@@ -223,14 +232,53 @@ Status bench(const Args& args) {
 
 }  // namespace
 
+// Replaces this process with mpirun running `ponder bench` on tp × pp ranks (which then take the
+// distributed path because OMPI_COMM_WORLD_SIZE is set).
+Status exec_mpirun(int ranks, int argc, char** argv) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return error(StatusCode::kInternal, "cannot find the ponder binary");
+  self[n] = '\0';
+  setenv("OMPI_MCA_btl", "self,vader", 0);
+  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
+  setenv("OMPI_MCA_oob_tcp_if_include", "lo", 0);
+  std::vector<std::string> words = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
+                                    std::to_string(ranks)};
+  if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
+  words.push_back(self);
+  words.push_back("bench");
+  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
+  std::vector<char*> cargv;
+  for (auto& w : words) cargv.push_back(w.data());
+  cargv.push_back(nullptr);
+  execvp("mpirun", cargv.data());
+  return error(StatusCode::kUnavailable, "cannot start mpirun: %s", std::strerror(errno));
+}
+
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory"},
-                          {"model", "prompt-lengths", "batches", "decode-steps", "threads", "precision"});
+                          {"model", "prompt-lengths", "batches", "decode-steps", "threads",
+                           "precision", "tp", "pp"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  Status st = args ? bench(*args) : args.error();
+  Status st;
+  if (!args) {
+    st = args.error();
+  } else {
+    auto tp = args->get_int("tp", 1);
+    auto pp = args->get_int("pp", 1);
+    if (!tp || !pp) {
+      st = !tp ? tp.error() : pp.error();
+    } else if (ProcessEnv::read().ompi_world_size) {
+      st = bench_distributed(*args, &argc, &argv);
+    } else if (*tp * *pp > 1) {
+      st = exec_mpirun(static_cast<int>(*tp * *pp), argc, argv);
+    } else {
+      st = bench(*args);
+    }
+  }
   if (!st.ok()) {
     std::fprintf(stderr, "ponder bench: %s\n", st.message().c_str());
     return 2;

@@ -22,6 +22,22 @@ inline Deadline deadline_in(std::chrono::milliseconds ms) { return Clock::now() 
 // Element types the reductions understand.
 enum class ElementType { kF32, kBytes };
 
+// Payload bytes handed to each kind of collective since creation (what the caller asked to move,
+// not the wire bytes of the algorithm underneath).
+struct CommStats {
+  uint64_t all_reduce_bytes = 0;
+  uint64_t all_gather_bytes = 0;  // bytes received: size() × per-rank bytes
+  uint64_t reduce_scatter_bytes = 0;
+  uint64_t broadcast_bytes = 0;
+  uint64_t send_bytes = 0;
+  uint64_t recv_bytes = 0;
+  uint64_t calls = 0;
+  uint64_t total() const {
+    return all_reduce_bytes + all_gather_bytes + reduce_scatter_bytes + broadcast_bytes +
+           send_bytes + recv_bytes;
+  }
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -40,6 +56,12 @@ class Communicator {
   virtual Status send(const void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
   virtual Status recv(void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
   virtual Status barrier(Deadline deadline) = 0;
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
+
+ protected:
+  CommStats stats_;
 };
 
 }  // namespace ponder::collective

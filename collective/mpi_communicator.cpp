@@ -116,6 +116,8 @@ Status MpiCommunicator::wait(MPI_Request* request, const char* what, Deadline de
 Status MpiCommunicator::all_reduce_sum(float* data, size_t count, Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("all_reduce"));
   PONDER_RETURN_IF_ERROR(check_count(count, "all_reduce"));
+  stats_.all_reduce_bytes += count * sizeof(float);
+  ++stats_.calls;
   MPI_Request req;
   int rc = MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm_, &req);
   if (rc != MPI_SUCCESS) return error(StatusCode::kRemote, "MPI_Iallreduce: %s", mpi_error_text(rc).c_str());
@@ -125,6 +127,8 @@ Status MpiCommunicator::all_reduce_sum(float* data, size_t count, Deadline deadl
 Status MpiCommunicator::all_gather(const void* send, void* recv, size_t bytes, Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("all_gather"));
   PONDER_RETURN_IF_ERROR(check_count(bytes, "all_gather"));
+  stats_.all_gather_bytes += bytes * size_;
+  ++stats_.calls;
   MPI_Request req;
   const void* src = send == static_cast<char*>(recv) + rank_ * bytes ? MPI_IN_PLACE : send;
   int rc = MPI_Iallgather(src, static_cast<int>(bytes), MPI_BYTE, recv, static_cast<int>(bytes),
@@ -137,6 +141,8 @@ Status MpiCommunicator::reduce_scatter_sum(const float* send, float* recv, size_
                                            Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("reduce_scatter"));
   PONDER_RETURN_IF_ERROR(check_count(count * size_, "reduce_scatter"));
+  stats_.reduce_scatter_bytes += count * size_ * sizeof(float);
+  ++stats_.calls;
   MPI_Request req;
   int rc = MPI_Ireduce_scatter_block(send, recv, static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm_, &req);
   if (rc != MPI_SUCCESS)
@@ -149,6 +155,8 @@ Status MpiCommunicator::broadcast(void* data, size_t bytes, int root, Deadline d
   PONDER_RETURN_IF_ERROR(check_count(bytes, "broadcast"));
   if (root < 0 || root >= size_)
     return error(StatusCode::kInvalidArgument, "broadcast root %d outside a group of %d", root, size_);
+  stats_.broadcast_bytes += bytes;
+  ++stats_.calls;
   MPI_Request req;
   int rc = MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, comm_, &req);
   if (rc != MPI_SUCCESS) return error(StatusCode::kRemote, "MPI_Ibcast: %s", mpi_error_text(rc).c_str());
@@ -160,6 +168,8 @@ Status MpiCommunicator::send(const void* data, size_t bytes, int peer, int tag, 
   PONDER_RETURN_IF_ERROR(check_count(bytes, "send"));
   if (peer < 0 || peer >= size_ || peer == rank_)
     return error(StatusCode::kInvalidArgument, "send to rank %d from rank %d of %d", peer, rank_, size_);
+  stats_.send_bytes += bytes;
+  ++stats_.calls;
   MPI_Request req;
   int rc = MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_, &req);
   if (rc != MPI_SUCCESS) return error(StatusCode::kRemote, "MPI_Isend: %s", mpi_error_text(rc).c_str());
@@ -171,6 +181,8 @@ Status MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag, Deadli
   PONDER_RETURN_IF_ERROR(check_count(bytes, "recv"));
   if (peer < 0 || peer >= size_ || peer == rank_)
     return error(StatusCode::kInvalidArgument, "recv from rank %d on rank %d of %d", peer, rank_, size_);
+  stats_.recv_bytes += bytes;
+  ++stats_.calls;
   MPI_Request req;
   int rc = MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_, &req);
   if (rc != MPI_SUCCESS) return error(StatusCode::kRemote, "MPI_Irecv: %s", mpi_error_text(rc).c_str());

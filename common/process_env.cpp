@@ -20,6 +20,7 @@ ProcessEnv ProcessEnv::read() {
   env.slurm_localid = env_int("SLURM_LOCALID");
   env.ompi_local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
   env.ompi_local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  env.ompi_world_size = env_int("OMPI_COMM_WORLD_SIZE");
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) env.cuda_visible_devices = v;
   return env;
 }

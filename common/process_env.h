@@ -11,6 +11,7 @@ struct ProcessEnv {
   std::optional<int> slurm_localid;           // SLURM_LOCALID: task index on its node (srun)
   std::optional<int> ompi_local_rank;         // OMPI_COMM_WORLD_LOCAL_RANK (mpirun)
   std::optional<int> ompi_local_size;         // OMPI_COMM_WORLD_LOCAL_SIZE: ranks on this node
+  std::optional<int> ompi_world_size;         // OMPI_COMM_WORLD_SIZE: set when under mpirun
   std::optional<std::string> cuda_visible_devices;  // CUDA_VISIBLE_DEVICES as given
 
   static ProcessEnv read();

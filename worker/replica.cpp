@@ -59,6 +59,22 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
   return r;
 }
 
+collective::CommStats Replica::model_comm_stats() const {
+  collective::CommStats total;
+  for (const auto* c : {comms_.tp, comms_.pp}) {
+    if (c == nullptr) continue;
+    const collective::CommStats& s = c->stats();
+    total.all_reduce_bytes += s.all_reduce_bytes;
+    total.all_gather_bytes += s.all_gather_bytes;
+    total.reduce_scatter_bytes += s.reduce_scatter_bytes;
+    total.broadcast_bytes += s.broadcast_bytes;
+    total.send_bytes += s.send_bytes;
+    total.recv_bytes += s.recv_bytes;
+    total.calls += s.calls;
+  }
+  return total;
+}
+
 Status Replica::exchange_plan(StepPlan* plan) {
   // Size first, then the bytes: a broadcast needs the length on every rank.
   auto deadline = [&] { return collective::deadline_in(options_.timeout); };

@@ -54,6 +54,8 @@ class Replica {
   bool is_leader() const { return role_.rank == role_.leader; }
   bool is_sampler() const { return replica_->rank() == sampler_rank_; }
   const DecoderModel& model() const { return *model_; }
+  // Bytes this rank moved for the model (TP and PP collectives; plan broadcasts excluded).
+  collective::CommStats model_comm_stats() const;
 
   // Leader only: runs the requests together (prefill, then decode steps until each stops).
   // `on_token(request index, token)` sees every token as soon as it is sampled.

@@ -1,0 +1,164 @@
+// Distributed benchmark: the leader times prefill and decode through the replica; afterwards every
+// rank reports the payload bytes its TP/PP collectives moved, and the leader prints them per token
+// beside the analytical count:
+//   TP: 2 all-reduces of hidden × 4 bytes per layer per token (+1 for the vocab-parallel
+//       embedding on the first stage), the stage input all-gather (hidden × 4) on later stages,
+//       and the lm_head all-gather (tp × ceil(vocab / tp) × 4) per sampled row on the last stage;
+//   PP: hidden / tp × 4 bytes per token sent by every stage but the last, received by every stage
+//       but the first.
+#include "apps/bench_distributed.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "collective/mpi_communicator.h"
+#include "common/check.h"
+#include "common/process_env.h"
+#include "worker/replica.h"
+
+namespace ponder::apps {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::vector<int32_t> random_prompt(int64_t n, int64_t vocab, uint64_t seed) {
+  worker::Rng rng(seed);
+  std::vector<int32_t> out(n);
+  for (auto& t : out) t = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
+  return out;
+}
+
+struct Counts {
+  int64_t tokens = 0;       // tokens that went through the forward pass
+  int64_t sampled_rows = 0; // logit rows produced
+};
+
+uint64_t analytical_bytes(const worker::ModelConfig& c, const collective::RankRole& role, int tp,
+                          int pp, const Counts& n) {
+  const uint64_t h4 = c.hidden_size * 4;
+  const uint64_t layers = role.layer_end - role.layer_begin;
+  const bool first = role.stage == 0, last = role.stage == pp - 1;
+  uint64_t per_token = 0, per_row = 0;
+  if (tp > 1) {
+    per_token += (2 * layers + (first ? 1 : 0)) * h4;
+    if (!first) per_token += h4;
+    if (last) per_row += tp * ((c.vocab_size + tp - 1) / tp) * 4;
+  }
+  if (pp > 1) {
+    if (!last) per_token += h4 / tp;
+    if (!first) per_token += h4 / tp;
+  }
+  return per_token * n.tokens + per_row * n.sampled_rows;
+}
+
+}  // namespace
+
+Status bench_distributed(const Args& args, int* argc, char*** argv) {
+  PONDER_ASSIGN_OR_RETURN(std::string dir, args.require("model"));
+  PONDER_ASSIGN_OR_RETURN(int64_t tp, args.get_int("tp", 1));
+  PONDER_ASSIGN_OR_RETURN(int64_t pp, args.get_int("pp", 1));
+  PONDER_ASSIGN_OR_RETURN(auto prompt_lengths, args.get_int_list("prompt-lengths"));
+  if (prompt_lengths.empty()) prompt_lengths = {128, 512};
+  PONDER_ASSIGN_OR_RETURN(auto batches, args.get_int_list("batches"));
+  if (batches.empty()) batches = {1, 4};
+  PONDER_ASSIGN_OR_RETURN(int64_t steps, args.get_int("decode-steps", 32));
+  PONDER_ASSIGN_OR_RETURN(auto precision,
+                          worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
+  PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
+
+  PONDER_ASSIGN_OR_RETURN(auto mpi, collective::MpiRuntime::init(argc, argv));
+  PONDER_ASSIGN_OR_RETURN(auto world, collective::MpiCommunicator::world());
+  const ProcessEnv env = ProcessEnv::read();
+  if (threads == 0) threads = std::max(1, worker::available_cores() / env.ompi_local_size.value_or(1));
+  int64_t max_len = 16 + steps + 1;
+  for (int32_t n : prompt_lengths) max_len = std::max<int64_t>(max_len, n + 1);
+  int64_t max_batch = 1;
+  for (int32_t b : batches) max_batch = std::max<int64_t>(max_batch, b);
+  worker::ReplicaOptions options{
+      .model_dir = dir, .tp = static_cast<int>(tp), .pp = static_cast<int>(pp),
+      .kv_blocks = max_batch * (max_len / 16 + 2),
+      .backend = {.n_threads = static_cast<int>(threads), .precision = precision}};
+  PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
+  const auto& c = replica->model().config();
+
+  json prefill = json::array(), decode = json::array();
+  Counts counts;
+  if (replica->is_leader()) {
+    for (int32_t n : prompt_lengths) {
+      double best = 1e30;
+      for (int rep = 0; rep < 2; ++rep) {
+        auto t0 = Clock::now();
+        PONDER_ASSIGN_OR_RETURN(auto gens, replica->generate({{.prompt = random_prompt(n, c.vocab_size, rep),
+                                                               .max_tokens = 1, .sampling = {.temperature = 0}}}));
+        best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+        counts.tokens += n;
+        counts.sampled_rows += 1;
+      }
+      prefill.push_back({{"prompt_tokens", n}, {"tokens_per_s", n / best}});
+    }
+    for (int32_t b : batches) {
+      std::vector<worker::GenerationRequest> reqs;
+      for (int32_t i = 0; i < b; ++i)
+        reqs.push_back({.prompt = random_prompt(16, c.vocab_size, 100 + i), .max_tokens = steps + 1,
+                        .sampling = {.temperature = 0}, .ignore_eos = true});
+      Clock::time_point first;
+      int64_t seen = 0;
+      PONDER_ASSIGN_OR_RETURN(auto gens, replica->generate(reqs, [&](size_t, int32_t) {
+        if (++seen == b) first = Clock::now();  // every sequence has its first token
+      }));
+      double s = std::chrono::duration<double>(Clock::now() - first).count();
+      decode.push_back({{"batch", b}, {"tokens_per_s", b * steps / s}});
+      counts.tokens += b * (16 + steps);
+      counts.sampled_rows += b * (steps + 1);
+    }
+    PONDER_RETURN_IF_ERROR(replica->shutdown());
+  } else {
+    PONDER_RETURN_IF_ERROR(replica->serve());
+  }
+  // Every rank's byte counts to the leader (world rank 0 leads replica 0).
+  const collective::CommStats mine = replica->model_comm_stats();
+  std::vector<uint64_t> all(world->size() * 2);
+  uint64_t pair[2] = {mine.total(), mine.calls};
+  PONDER_RETURN_IF_ERROR(world->all_gather(pair, all.data(), sizeof(pair),
+                                           collective::deadline_in(std::chrono::seconds(60))));
+  int64_t shared[2] = {counts.tokens, counts.sampled_rows};
+  PONDER_RETURN_IF_ERROR(world->broadcast(shared, sizeof(shared), 0,
+                                          collective::deadline_in(std::chrono::seconds(60))));
+  counts = {shared[0], shared[1]};
+  if (world->rank() != 0) return {};
+
+  auto layout = collective::WorldLayout::create({.world_size = world->size(), .tp = int(tp), .pp = int(pp),
+                                                 .n_heads = c.n_heads, .n_kv_heads = c.n_kv_heads,
+                                                 .n_layers = c.n_layers, .hidden_size = c.hidden_size,
+                                                 .intermediate_size = c.intermediate_size});
+  json ranks = json::array();
+  for (int r = 0; r < world->size(); ++r) {
+    collective::RankRole role = layout->role(r);
+    const uint64_t predicted = analytical_bytes(c, role, int(tp), int(pp), counts);
+    ranks.push_back({{"rank", r},
+                     {"stage", role.stage},
+                     {"tp_rank", role.tp_rank},
+                     {"bytes", all[2 * r]},
+                     {"collective_calls", all[2 * r + 1]},
+                     {"bytes_per_token", double(all[2 * r]) / counts.tokens},
+                     {"analytical_bytes", predicted},
+                     {"analytical_bytes_per_token", double(predicted) / counts.tokens}});
+  }
+  json out = {{"model", dir},
+              {"layout", strformat("tp%lldpp%lld", (long long)tp, (long long)pp)},
+              {"ranks", world->size()},
+              {"threads_per_rank", threads},
+              {"precision", worker::matmul_precision_name(precision)},
+              {"prefill", prefill},
+              {"decode", decode},
+              {"tokens_processed", counts.tokens},
+              {"logit_rows", counts.sampled_rows},
+              {"communication", ranks}};
+  std::printf("%s\n", out.dump(2).c_str());
+  return {};
+}
+
+}  // namespace ponder::apps
