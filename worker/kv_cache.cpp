@@ -1,6 +1,8 @@
 // Paged KV cache pool and block allocation.
 #include "worker/kv_cache.h"
 
+#include <cstring>
+
 #include "common/check.h"
 
 namespace ponder::worker {
@@ -19,8 +21,7 @@ Expected<KvCache> KvCache::create(const KvCacheConfig& config) {
   PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(2 * half, /*huge_pages=*/true));
   cache.k_base_ = reinterpret_cast<float*>(cache.storage_.data());
   cache.v_base_ = reinterpret_cast<float*>(cache.storage_.data() + half);
-  cache.free_.reserve(config.n_blocks);
-  for (int64_t b = config.n_blocks - 1; b >= 0; --b) cache.free_.push_back(static_cast<int32_t>(b));
+  cache.pool_ = BlockPool(static_cast<int32_t>(config.n_blocks), static_cast<int32_t>(config.block_size));
   return cache;
 }
 
@@ -32,16 +33,23 @@ Status KvCache::reserve(std::vector<int32_t>& table, int64_t n_tokens) {
     return error(StatusCode::kResourceExhausted,
                  "KV cache full: %lld more blocks needed, %lld free of %lld", (long long)missing,
                  (long long)blocks_free(), (long long)config_.n_blocks);
-  for (int64_t i = 0; i < missing; ++i) {
-    table.push_back(free_.back());
-    free_.pop_back();
-  }
+  for (int64_t i = 0; i < missing; ++i) table.push_back(*pool_.allocate());
   return {};
 }
 
 void KvCache::release(std::vector<int32_t>& table) {
-  for (int32_t b : table) free_.push_back(b);
+  for (int32_t b : table) pool_.release(b);
   table.clear();
+}
+
+void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
+  const size_t bytes = static_cast<size_t>(n_slots * config_.head_dim) * sizeof(float);
+  for (int layer = 0; layer < config_.n_layers; ++layer) {
+    for (int64_t h = 0; h < config_.n_kv_heads; ++h) {
+      std::memcpy(k(layer, dst, h), k(layer, src, h), bytes);
+      std::memcpy(v(layer, dst, h), v(layer, src, h), bytes);
+    }
+  }
 }
 
 }  // namespace ponder::worker

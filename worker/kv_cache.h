@@ -1,12 +1,15 @@
 // KvCache: paged key/value storage. A pool of fixed-size blocks (block_size tokens each) per layer,
-// and a free list; sequences own block tables (lists of block ids). Not thread-safe: the engine
-// thread owns it. Layout per layer: [n_blocks, n_kv_heads, block_size, head_dim] f32 for K and V.
+// whose ids a BlockPool hands out (reference counts and a prefix cache for the replica engine;
+// reserve/release for simple callers); sequences own block tables (lists of block ids). Not
+// thread-safe: the engine thread owns it. Layout per layer: [n_blocks, n_kv_heads, block_size,
+// head_dim] f32 for K and V.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/status.h"
+#include "worker/engine/block_pool.h"
 #include "worker/host_memory.h"
 
 namespace ponder::worker {
@@ -27,8 +30,12 @@ class KvCache {
 
   const KvCacheConfig& config() const { return config_; }
   int64_t block_size() const { return config_.block_size; }
-  int64_t blocks_free() const { return static_cast<int64_t>(free_.size()); }
-  int64_t blocks_used() const { return config_.n_blocks - blocks_free(); }
+  int64_t blocks_free() const { return pool_.blocks_free(); }
+  int64_t blocks_used() const { return pool_.blocks_used(); }
+  BlockPool& pool() { return pool_; }
+  // Copies the first `n_slots` positions of block `src` into block `dst`, every layer (the
+  // copy-on-write of a shared partial block).
+  void copy_block(int32_t src, int32_t dst, int64_t n_slots);
 
   // Grows `table` until it covers `n_tokens` positions; kResourceExhausted when blocks run out
   // (the table then keeps what it had).
@@ -48,7 +55,7 @@ class KvCache {
   HostRegion storage_;
   float* k_base_ = nullptr;
   float* v_base_ = nullptr;
-  std::vector<int32_t> free_;
+  BlockPool pool_{1, 1};
 };
 
 }  // namespace ponder::worker

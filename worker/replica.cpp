@@ -9,7 +9,7 @@
 
 namespace ponder::worker {
 namespace {
-constexpr int kTagPlanSize = 10, kTagPlan = 11, kTagSampled = 12;
+constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14;
 }  // namespace
 
 Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& world,
@@ -50,6 +50,8 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
   PONDER_ASSIGN_OR_RETURN(r->backend_, CpuBackend::create(options.backend));
   PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks)));
   r->cache_ = std::make_unique<KvCache>(std::move(cache));
+  r->runner_ = std::make_unique<PlanRunner>(*r->model_, *r->backend_, *r->cache_, r->comms_,
+                                            r->replica_->rank() == r->sampler_rank_);
   PONDER_LOG(kInfo, "replica",
              "replica %d stage %d tp %d/%d: layers [%lld, %lld), %zu weight bytes read", role.replica,
              role.stage, role.tp_rank, options.tp, (long long)role.layer_begin,
@@ -93,46 +95,42 @@ Status Replica::exchange_plan(StepPlan* plan) {
   return {};
 }
 
-Expected<std::vector<SampledToken>> Replica::execute(const StepPlan& plan) {
-  std::vector<SampledToken> sampled;
-  const int64_t vocab = model_->config().vocab_size;
-  for (int64_t id : plan.finished) samplers_.erase(id);
-  for (const auto& mb : plan.micro_batches) {
-    std::vector<int32_t> tokens, rows;
-    BatchLayout batch;
-    for (const PlannedSeq& s : mb) {
-      SeqSlice slice{.token_begin = static_cast<int32_t>(tokens.size()),
-                     .n_tokens = static_cast<int32_t>(s.tokens.size()),
-                     .start_pos = s.start_pos,
-                     .block_table = s.block_table};
-      for (size_t i = 0; i < s.tokens.size(); ++i) {
-        tokens.push_back(s.tokens[i]);
-        batch.positions.push_back(s.start_pos + static_cast<int32_t>(i));
-      }
-      rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
-      batch.seqs.push_back(slice);
-    }
-    logits_.resize(rows.size() * vocab);
-    PONDER_RETURN_IF_ERROR(
-        model_->forward(*backend_, *cache_, tokens, batch, rows, logits_.data(), comms_));
-    if (!is_sampler()) continue;
-    for (size_t i = 0; i < mb.size(); ++i) {
-      const PlannedSeq& s = mb[i];
-      if (s.first) {
-        samplers_.insert_or_assign(s.seq_id, Sampler(s.sampling));
-        samplers_.at(s.seq_id).set_prompt(s.tokens);
-        if (capture_prefill_logits)
-          prefill_logits_[s.seq_id].assign(logits_.begin() + i * vocab,
-                                           logits_.begin() + (i + 1) * vocab);
-      }
-      auto it = samplers_.find(s.seq_id);
-      PONDER_CHECK(it != samplers_.end(), "no sampler for sequence %lld", (long long)s.seq_id);
-      SampleResult res = it->second.sample(std::span<float>(logits_.data() + i * vocab, vocab));
-      it->second.accept(res.token);
-      sampled.push_back({s.seq_id, res.token, res.logprob});
-    }
-  }
-  return sampled;
+Status Replica::send_result(const StepResult& result) {
+  auto deadline = [&] { return collective::deadline_in(options_.timeout); };
+  uint64_t sizes[2] = {result.sampled.size(), result.scores.size()};
+  PONDER_RETURN_IF_ERROR(replica_->send(sizes, sizeof(sizes), 0, kTagResultSize, deadline()));
+  if (sizes[0] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->send(result.sampled.data(), sizes[0] * sizeof(SampledToken), 0,
+                                          kTagSampled, deadline()));
+  if (sizes[1] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->send(result.scores.data(), sizes[1] * sizeof(ScoredToken), 0,
+                                          kTagScores, deadline()));
+  return {};
+}
+
+Expected<StepResult> Replica::receive_result() {
+  auto deadline = [&] { return collective::deadline_in(options_.timeout); };
+  StepResult result;
+  uint64_t sizes[2] = {0, 0};
+  PONDER_RETURN_IF_ERROR(replica_->recv(sizes, sizeof(sizes), sampler_rank_, kTagResultSize, deadline()));
+  result.sampled.resize(sizes[0]);
+  result.scores.resize(sizes[1]);
+  if (sizes[0] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->recv(result.sampled.data(), sizes[0] * sizeof(SampledToken),
+                                          sampler_rank_, kTagSampled, deadline()));
+  if (sizes[1] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->recv(result.scores.data(), sizes[1] * sizeof(ScoredToken),
+                                          sampler_rank_, kTagScores, deadline()));
+  return result;
+}
+
+Expected<StepResult> Replica::step(const StepPlan& plan) {
+  PONDER_CHECK(is_leader(), "only the leader steps the replica");
+  StepPlan copy = plan;
+  PONDER_RETURN_IF_ERROR(exchange_plan(&copy));
+  PONDER_ASSIGN_OR_RETURN(StepResult result, runner_->run(plan));
+  if (is_sampler()) return result;
+  return receive_result();
 }
 
 Status Replica::serve() {
@@ -141,11 +139,8 @@ Status Replica::serve() {
     StepPlan plan;
     PONDER_RETURN_IF_ERROR(exchange_plan(&plan));
     if (plan.shutdown) return {};
-    PONDER_ASSIGN_OR_RETURN(auto sampled, execute(plan));
-    if (is_sampler()) {
-      PONDER_RETURN_IF_ERROR(replica_->send(sampled.data(), sampled.size() * sizeof(SampledToken), 0,
-                                            kTagSampled, collective::deadline_in(options_.timeout)));
-    }
+    PONDER_ASSIGN_OR_RETURN(StepResult result, runner_->run(plan));
+    if (is_sampler()) PONDER_RETURN_IF_ERROR(send_result(result));
   }
 }
 
@@ -204,16 +199,8 @@ Expected<std::vector<Generation>> Replica::generate(const std::vector<Generation
     plan.micro_batches.resize(n_mb);
     for (size_t i = 0; i < seqs.size(); ++i)
       plan.micro_batches[i * n_mb / seqs.size()].push_back(std::move(seqs[i]));
-    PONDER_RETURN_IF_ERROR(exchange_plan(&plan));
-    PONDER_ASSIGN_OR_RETURN(std::vector<SampledToken> sampled, execute(plan));
-    if (!is_sampler()) {
-      size_t n = 0;
-      for (const auto& mb : plan.micro_batches) n += mb.size();
-      sampled.resize(n);
-      PONDER_RETURN_IF_ERROR(replica_->recv(sampled.data(), n * sizeof(SampledToken), sampler_rank_,
-                                            kTagSampled, collective::deadline_in(options_.timeout)));
-    }
-    for (const SampledToken& st : sampled) {
+    PONDER_ASSIGN_OR_RETURN(StepResult result, step(plan));
+    for (const SampledToken& st : result.sampled) {
       const size_t i = static_cast<size_t>(st.seq_id - base_id);
       Live& l = live[i];
       const GenerationRequest& req = requests[i];

@@ -15,6 +15,8 @@
 #include "collective/mpi_communicator.h"
 #include "collective/world_layout.h"
 #include "worker/backend/cpu/cpu_backend.h"
+#include "worker/engine/plan_runner.h"
+#include "worker/engine/step_executor.h"
 #include "worker/kv_cache.h"
 #include "worker/model/decoder_model.h"
 #include "worker/step_plan.h"
@@ -45,7 +47,7 @@ struct Generation {
   std::string finish_reason;  // "stop" or "length"
 };
 
-class Replica {
+class Replica final : public StepExecutor {
  public:
   static Expected<std::unique_ptr<Replica>> create(collective::MpiCommunicator& world,
                                                    const ReplicaOptions& options);
@@ -56,6 +58,13 @@ class Replica {
   const DecoderModel& model() const { return *model_; }
   // Bytes this rank moved for the model (TP and PP collectives; plan broadcasts excluded).
   collective::CommStats model_comm_stats() const;
+
+  // StepExecutor, on the leader: broadcasts the plan, runs its own part, and collects what the
+  // sampling rank drew.
+  const ModelConfig& config() const override { return model_->config(); }
+  KvCache& cache() override { return *cache_; }
+  int stages() const override { return options_.pp; }
+  Expected<StepResult> step(const StepPlan& plan) override;
 
   // Leader only: runs the requests together (prefill, then decode steps until each stops).
   // `on_token(request index, token)` sees every token as soon as it is sampled.
@@ -68,14 +77,14 @@ class Replica {
   Status serve();
 
   // On the sampling rank: the logits of each sequence's first sampled position (end of its
-  // prompt), by sequence id, when `capture_prefill_logits` was set (for parity tests).
-  bool capture_prefill_logits = false;
-  const std::map<int64_t, std::vector<float>>& prefill_logits() const { return prefill_logits_; }
+  // prompt), by sequence id, when runner().capture_first_logits is set (for parity tests).
+  PlanRunner& runner() { return *runner_; }
 
  private:
   Replica() = default;
   Status exchange_plan(StepPlan* plan);
-  Expected<std::vector<SampledToken>> execute(const StepPlan& plan);
+  Status send_result(const StepResult& result);
+  Expected<StepResult> receive_result();
 
   ReplicaOptions options_;
   collective::RankRole role_;
@@ -85,11 +94,9 @@ class Replica {
   std::unique_ptr<DecoderModel> model_;
   std::unique_ptr<CpuBackend> backend_;
   std::unique_ptr<KvCache> cache_;
-  std::map<int64_t, Sampler> samplers_;  // sampling rank only
-  std::map<int64_t, std::vector<float>> prefill_logits_;
+  std::unique_ptr<PlanRunner> runner_;
   int64_t next_seq_id_ = 0;               // leader: ids stay unique across generate() calls
   std::vector<int64_t> pending_finished_;  // leader: finished ids not yet announced
-  std::vector<float> logits_;
 };
 
 }  // namespace ponder::worker

@@ -24,6 +24,10 @@ Status SamplingParams::validate() const {
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f))
     return error(StatusCode::kInvalidArgument, "frequency_penalty must be in [-2, 2] (got %g)",
                  frequency_penalty);
+  for (const auto& [t, bias] : logit_bias)
+    if (!(bias >= -100.0f && bias <= 100.0f))
+      return error(StatusCode::kInvalidArgument, "logit_bias for token %d must be in [-100, 100] (got %g)",
+                   t, bias);
   if (top_logprobs < 0 || top_logprobs > 20)
     return error(StatusCode::kInvalidArgument, "top_logprobs must be in [0, 20] (got %d)",
                  top_logprobs);
@@ -92,6 +96,8 @@ void Sampler::accept(int32_t token) { ++output_counts_[token]; }
 
 void Sampler::apply_penalties(std::span<float> logits) const {
   const int32_t vocab = static_cast<int32_t>(logits.size());
+  for (const auto& [t, bias] : params_.logit_bias)
+    if (t >= 0 && t < vocab) logits[t] += bias;
   if (params_.repetition_penalty != 1.0f) {
     auto penalize = [&](int32_t t) {
       if (t < 0 || t >= vocab) return;
@@ -112,17 +118,23 @@ void Sampler::apply_penalties(std::span<float> logits) const {
   }
 }
 
-SampleResult Sampler::sample(std::span<float> logits) {
+bool Sampler::modifies_logits() const {
+  return params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+         params_.frequency_penalty != 0.0f || !params_.logit_bias.empty();
+}
+
+SampleResult Sampler::sample(std::span<float> logits, std::span<const int32_t> suppress) {
   SampleResult result;
   const float lse = log_sum_exp(logits);
   top_logprobs(logits, params_.top_logprobs, lse, &result.top);
   // Penalties work on a copy so that `logits` keeps the raw values the logprobs report.
   std::span<float> work = logits;
-  if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
-      params_.frequency_penalty != 0.0f) {
+  if (modifies_logits() || !suppress.empty()) {
     penalized_.assign(logits.begin(), logits.end());
     work = penalized_;
     apply_penalties(work);
+    for (int32_t t : suppress)
+      if (t >= 0 && t < static_cast<int32_t>(work.size())) work[t] = -INFINITY;
   }
   const int32_t vocab = static_cast<int32_t>(work.size());
   if (params_.temperature == 0.0f) {

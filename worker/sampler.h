@@ -23,6 +23,7 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   // [-2, 2]; generated tokens only
   uint64_t seed = 0;
   int32_t top_logprobs = 0;         // alternatives to report, [0, 20]
+  std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logits before sampling
 
   // kInvalidArgument naming the first field that is out of range.
   Status validate() const;
@@ -56,12 +57,15 @@ class Sampler {
   // Tokens the repetition penalty also covers (the prompt).
   void set_prompt(std::span<const int32_t> prompt);
   // Picks the next token; `logits` [vocab] is used as scratch and modified.
-  SampleResult sample(std::span<float> logits);
+  // Tokens in `suppress` cannot be drawn this time (their logits become -inf after the logprobs
+  // are taken).
+  SampleResult sample(std::span<float> logits, std::span<const int32_t> suppress = {});
   // Records a generated token for the penalties (sample() does not, so callers may override).
   void accept(int32_t token);
 
  private:
   void apply_penalties(std::span<float> logits) const;
+  bool modifies_logits() const;
   SamplingParams params_;
   Rng rng_;
   std::unordered_map<int32_t, int32_t> output_counts_;

@@ -13,14 +13,33 @@
 
 namespace ponder::worker {
 
+// A sequence that starts from another's logits: n-way sampling forks after the shared prompt.
+struct ForkedSeq {
+  int64_t seq_id = 0;
+  SamplingParams sampling;
+};
+
 struct PlannedSeq {
   int64_t seq_id = 0;
   int32_t start_pos = 0;              // position of tokens[0]
   std::vector<int32_t> tokens;        // tokens to run this step (uncached)
   std::vector<int32_t> block_table;   // KV blocks covering [0, start_pos + tokens.size())
-  bool first = false;                 // first step of this sequence: `sampling` is set and
-                                      // `tokens` is the whole prompt
-  SamplingParams sampling;
+  bool first = false;                 // the sampling rank creates this sequence's sampler now
+  SamplingParams sampling;            // set when `first`
+  std::vector<int32_t> history;       // when `first`: tokens before this step (for penalties)
+  bool sample = true;                 // draw a token after the last one (false mid-prefill)
+  std::vector<int32_t> suppress;      // tokens that cannot be drawn this step
+  std::vector<ForkedSeq> forks;       // also draw a first token for each of these
+  // Prefill-only scoring: the logprob of tokens[i] given everything before it, for
+  // i in [score_from, tokens.size()) (row i − 1 of this step, so score_from >= 1).
+  int32_t score_from = -1;
+};
+
+// Copy-on-write of a shared partial block: the first `slots` positions of `src` go to `dst`.
+struct BlockCopy {
+  int32_t src = 0;
+  int32_t dst = 0;
+  int32_t slots = 0;
 };
 
 struct StepPlan {
@@ -28,6 +47,7 @@ struct StepPlan {
   bool shutdown = false;
   std::vector<std::vector<PlannedSeq>> micro_batches;  // run in order; PP stages overlap them
   std::vector<int64_t> finished;                       // sequences whose samplers can go
+  std::vector<BlockCopy> block_copies;                 // done on every rank before the forward
 
   std::vector<uint8_t> encode() const;
   static Expected<StepPlan> decode(std::span<const uint8_t> bytes);
@@ -38,6 +58,18 @@ struct SampledToken {
   int64_t seq_id = 0;
   int32_t token = 0;
   float logprob = 0.0f;
+};
+
+// A prefill-only score: logprob of the token at `position` of sequence `seq_id`.
+struct ScoredToken {
+  int64_t seq_id = 0;
+  int32_t position = 0;
+  float logprob = 0.0f;
+};
+
+struct StepResult {
+  std::vector<SampledToken> sampled;
+  std::vector<ScoredToken> scores;
 };
 
 }  // namespace ponder::worker

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   Replica& r = **replica;
-  r.capture_prefill_logits = true;
+  r.runner().capture_first_logits = true;
   nlohmann::json meta = nlohmann::json::parse(std::ifstream(dir + "/parity.json"));
   std::vector<std::vector<int32_t>> prompts = meta["prompts"].get<std::vector<std::vector<int32_t>>>();
   int failures = 0;
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
     const int64_t vocab = config->vocab_size;
     auto single = single_rank_logits(dir, prompts);
     for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto& got = r.prefill_logits().at(static_cast<int64_t>(i));
+      const auto& got = r.runner().first_logits().at(static_cast<int64_t>(i));
       std::vector<float> hf = fixture_last_logits(dir, i, vocab);
       double vs_hf = nmse(got.data(), hf.data(), vocab);
       double vs_single = nmse(got.data(), single[i].data(), vocab);
