@@ -1,0 +1,303 @@
+// The replica engine on a real (tiny) model in this process: continuous batching gives every
+// request exactly what it gets alone; blocks never leak; prefix cache, n-way forks, thinking
+// budgets, stop conditions, cancellation and prefill-only scoring behave as documented.
+#include "worker/engine/engine.h"
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/model/decoder_model.h"
+
+namespace ponder::worker {
+namespace {
+
+const std::string kModel = std::string(PONDER_TEST_DATA_DIR) + "/models/qwen3_f32";
+
+struct Collected {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  std::vector<float> scores;
+  std::string finish_reason;
+  std::string stop_string;
+  Usage usage;
+  int outputs = 0;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(/*blocks=*/256, {}); }
+
+  void make(int64_t blocks, EngineOptions options) {
+    engine_.reset();
+    executor_.reset();
+    if (!model_) model_ = std::move(*DecoderModel::load(kModel));
+    if (!backend_) backend_ = std::move(*CpuBackend::create({.n_threads = 1}));
+    cache_ = std::make_unique<KvCache>(std::move(*KvCache::create(model_->kv_cache_config(blocks))));
+    executor_ = std::make_unique<LocalExecutor>(*model_, *backend_, *cache_);
+    engine_ = std::make_unique<Engine>(*executor_, std::move(options));
+  }
+
+  // Enqueues; outputs land in results_[{request id, index}].
+  int64_t submit(EngineRequest r) {
+    auto id = engine_->enqueue(std::move(r), [this](const EngineOutput& out) {
+      Collected& c = results_[{out.request_id, out.index}];
+      c.tokens.insert(c.tokens.end(), out.tokens.begin(), out.tokens.end());
+      c.logprobs.insert(c.logprobs.end(), out.logprobs.begin(), out.logprobs.end());
+      ++c.outputs;
+      if (out.finished) {
+        c.finish_reason = out.finish_reason;
+        c.stop_string = out.stop_string;
+        c.usage = out.usage;
+        c.scores = out.scores;
+      }
+    });
+    EXPECT_TRUE(id.has_value()) << id.error().to_string();
+    return *id;
+  }
+  void drain() {
+    for (int i = 0; i < 100000; ++i) {
+      auto worked = engine_->step();
+      ASSERT_TRUE(worked.has_value()) << worked.error().to_string();
+      if (!*worked && engine_->idle()) return;
+    }
+    FAIL() << "engine did not drain";
+  }
+  Collected alone(const EngineRequest& r, int index = 0) {
+    results_.clear();
+    int64_t id = submit(r);
+    drain();
+    return results_.at({id, index});
+  }
+
+  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<LocalExecutor> executor_;
+  std::unique_ptr<Engine> engine_;
+  std::map<std::pair<int64_t, int32_t>, Collected> results_;
+};
+
+std::vector<int32_t> random_prompt(std::mt19937& gen, int len, int vocab) {
+  std::uniform_int_distribution<int> d(0, vocab - 1);
+  std::vector<int32_t> p(len);
+  for (auto& t : p) t = d(gen);
+  return p;
+}
+
+TEST_F(EngineTest, BusyBatchOfMixedRequestsMatchesEachRequestAloneAndLeaksNothing) {
+  std::mt19937 gen(7);
+  const int vocab = static_cast<int>(model_->config().vocab_size);
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 64; ++i) {
+    EngineRequest r;
+    // Shared prefixes for some, so the prefix cache is exercised inside the batch.
+    r.prompt = random_prompt(gen, 1 + gen() % 45, vocab);
+    if (i % 5 == 0 && i > 0) r.prompt = reqs[i - 5].prompt, r.prompt.push_back(gen() % vocab);
+    r.max_tokens = 1 + gen() % 24;
+    r.n = i % 7 == 0 ? 3 : 1;
+    r.ignore_eos = true;
+    if (i % 2) r.sampling = {.temperature = 0.9f, .top_p = 0.95f, .seed = uint64_t(i)};
+    else r.sampling = {.temperature = 0.0f};
+    reqs.push_back(r);
+  }
+  // Alone, each on a fresh engine state.
+  std::vector<std::vector<Collected>> want;
+  for (const auto& r : reqs) {
+    std::vector<Collected> samples;
+    for (int k = 0; k < r.n; ++k) {
+      EngineRequest single = r;
+      single.n = 1;
+      single.sampling.seed = r.sampling.seed + k;  // sample k of n reproduces alone with seed + k
+      samples.push_back(alone(single));
+    }
+    want.push_back(samples);
+  }
+  // Together, with a small step budget (chunked prefill) and a small cache (preemption).
+  make(/*blocks=*/14, {.token_budget = 24});
+  results_.clear();
+  std::vector<int64_t> ids;
+  for (const auto& r : reqs) ids.push_back(submit(r));
+  drain();
+  EXPECT_GT(engine_->stats().preemptions, 0) << "the cache was meant to be too small";
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    for (int k = 0; k < reqs[i].n; ++k) {
+      const Collected& got = results_.at({ids[i], k});
+      EXPECT_EQ(got.tokens, want[i][k].tokens) << "request " << i << " sample " << k;
+      EXPECT_EQ(got.finish_reason, "length");
+    }
+  }
+  EXPECT_EQ(cache_->pool().blocks_used(), 0) << "blocks leaked";
+  for (int32_t b = 0; b < cache_->pool().n_blocks(); ++b) ASSERT_EQ(cache_->pool().refcount(b), 0);
+}
+
+TEST_F(EngineTest, NWayForkPrefillsThePromptOnce) {
+  std::mt19937 gen(3);
+  EngineRequest r{.prompt = random_prompt(gen, 37, 300), .n = 8,
+                  .sampling = {.temperature = 1.0f, .seed = 11}, .max_tokens = 6, .ignore_eos = true};
+  results_.clear();
+  int64_t id = submit(r);
+  drain();
+  // 37 prompt tokens once, then each sample runs its 5 fed-back tokens.
+  EXPECT_EQ(engine_->stats().tokens_processed, 37 + 8 * 5);
+  std::set<std::vector<int32_t>> distinct;
+  for (int k = 0; k < 8; ++k) {
+    const Collected& c = results_.at({id, k});
+    EXPECT_EQ(c.tokens.size(), 6u);
+    EXPECT_EQ(c.usage.prompt_tokens, 37);
+    distinct.insert(c.tokens);
+  }
+  EXPECT_GT(distinct.size(), 4u) << "samples should differ";
+  EXPECT_EQ(cache_->pool().blocks_used(), 0);
+}
+
+TEST_F(EngineTest, PrefixCacheHitIsCountedAndSkipsRecompute) {
+  std::mt19937 gen(5);
+  EngineRequest r{.prompt = random_prompt(gen, 64, 300), .sampling = {.temperature = 0.0f},
+                  .max_tokens = 4, .ignore_eos = true};
+  Collected first = alone(r);
+  const int64_t processed = engine_->stats().tokens_processed;
+  Collected second = alone(r);
+  EXPECT_EQ(first.usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(second.usage.cached_prompt_tokens, 48);  // 3 full blocks; the 4th holds the last token
+  EXPECT_EQ(engine_->stats().tokens_processed - processed, 64 - 48 + 3);
+  EXPECT_EQ(second.tokens, first.tokens);
+  EXPECT_GE(engine_->stats().prefix_cache_hits, 3);
+}
+
+TEST_F(EngineTest, ThinkingBudgetCapsExactlyAndBudgetForcingExtends) {
+  const int32_t end = 7, wait = 9;
+  make(256, {.think_end = {end}, .wait_tokens = {wait}});
+  EngineRequest r{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 12,
+                  .ignore_eos = true, .thinking = true, .max_thinking_tokens = 5};
+  // The model never chooses the delimiter here: make sure of it.
+  r.sampling.logit_bias = {{end, -100.0f}};
+  Collected capped = alone(r);
+  ASSERT_EQ(capped.tokens.size(), 12u);
+  EXPECT_EQ(capped.tokens[5], end);  // inserted after exactly 5 thinking tokens
+  EXPECT_TRUE(std::isnan(capped.logprobs[5]));
+  EXPECT_EQ(capped.usage.thinking_tokens, 6);  // 5 + the delimiter
+  EXPECT_EQ(capped.usage.answer_tokens, 6);
+
+  // The model wants to stop thinking at once (bias); extend_thinking replaces that twice.
+  EngineRequest e{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 6,
+                  .ignore_eos = true, .thinking = true, .extend_thinking = 2};
+  e.sampling.logit_bias = {{end, 100.0f}};
+  Collected extended = alone(e);
+  EXPECT_EQ(extended.tokens, (std::vector<int32_t>{wait, wait, end, end, end, end}));
+  EXPECT_EQ(extended.usage.thinking_tokens, 3);
+
+  // min_thinking_tokens: the delimiter cannot be drawn before 4 thinking tokens.
+  EngineRequest m{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 8,
+                  .ignore_eos = true, .thinking = true, .min_thinking_tokens = 4};
+  m.sampling.logit_bias = {{end, 100.0f}};
+  Collected minimum = alone(m);
+  EXPECT_NE(minimum.tokens[3], end);
+  EXPECT_EQ(minimum.tokens[4], end);
+  EXPECT_EQ(minimum.usage.thinking_tokens, 5);
+}
+
+TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
+  const int32_t x = 42;
+  EngineRequest r{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,
+                  .stop_token_ids = {x}};
+  r.sampling.logit_bias = {{x, 100.0f}};
+  Collected stopped = alone(r);
+  EXPECT_EQ(stopped.tokens, (std::vector<int32_t>{x}));
+  EXPECT_EQ(stopped.finish_reason, "stop");
+  r.min_tokens = 3;
+  Collected later = alone(r);
+  ASSERT_EQ(later.tokens.size(), 4u);
+  EXPECT_NE(later.tokens[2], x);
+  EXPECT_EQ(later.tokens[3], x);
+
+  make(256, {.token_bytes = [](int32_t t) { return "<" + std::to_string(t) + ">"; }});
+  EngineRequest s{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,
+                  .stop = {"2><42"}};
+  s.sampling.logit_bias = {{x, 100.0f}};
+  Collected by_string = alone(s);  // "<42><42>" holds "2><42" across the token boundary
+  EXPECT_EQ(by_string.tokens.size(), 2u);
+  EXPECT_EQ(by_string.finish_reason, "stop");
+  EXPECT_EQ(by_string.stop_string, "2><42");
+}
+
+TEST_F(EngineTest, CancelFreesBlocksAtOnce) {
+  results_.clear();
+  int64_t id = submit({.prompt = std::vector<int32_t>(40, 3), .max_tokens = 100, .ignore_eos = true});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(engine_->step().has_value());
+  EXPECT_GT(cache_->pool().blocks_used(), 0);
+  engine_->cancel(id);
+  ASSERT_TRUE(engine_->step().has_value());
+  EXPECT_EQ(cache_->pool().blocks_used(), 0);
+  EXPECT_EQ(results_.at({id, 0}).finish_reason, "cancelled");
+  EXPECT_TRUE(engine_->idle());
+}
+
+TEST_F(EngineTest, ScoringReturnsTheLogprobsGenerationWouldHave) {
+  EngineRequest g{.prompt = {10, 20, 30, 40}, .sampling = {.temperature = 0.0f}, .max_tokens = 8,
+                  .ignore_eos = true};
+  Collected gen = alone(g);
+  EngineRequest s{.prompt = g.prompt, .score = gen.tokens};
+  Collected scored = alone(s);
+  EXPECT_EQ(scored.finish_reason, "scored");
+  ASSERT_EQ(scored.scores.size(), gen.tokens.size());
+  for (size_t i = 0; i < gen.tokens.size(); ++i) EXPECT_NEAR(scored.scores[i], gen.logprobs[i], 1e-4);
+  EXPECT_TRUE(scored.tokens.empty());
+}
+
+TEST_F(EngineTest, AccountingAndValidation) {
+  Collected c = alone({.prompt = {1, 2, 3, 4}, .max_tokens = 5, .ignore_eos = true});
+  EXPECT_EQ(c.usage.prompt_tokens, 4);
+  EXPECT_EQ(c.usage.completion_tokens, 5);
+  EXPECT_EQ(c.usage.answer_tokens, 5);
+  const auto& cfg = model_->config();
+  // 8 tokens through the forward pass (4 prompt + 4 fed back), 5 of them producing logits.
+  const double lm = double(cfg.vocab_size) * cfg.hidden_size;
+  double want = 0;
+  for (int p = 0; p < 8; ++p)
+    want += 2 * (double(cfg.matmul_params()) - lm) + 4.0 * cfg.n_layers * cfg.q_dim() * (p + 1);
+  want += 5 * 2 * lm;
+  EXPECT_NEAR(c.usage.flops, want, want * 1e-9);
+
+  auto bad = [&](EngineRequest r) { return engine_->enqueue(r, nullptr).error().message(); };
+  EXPECT_NE(bad({.prompt = {}}).find("prompt"), std::string::npos);
+  EXPECT_NE(bad({.prompt = {1}, .n = 0}).find("n must be"), std::string::npos);
+  EXPECT_NE(bad({.prompt = {99999}}).find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(bad({.prompt = {1}, .stop = {"x"}}).find("stop strings need a tokenizer"), std::string::npos);
+  EXPECT_NE(bad({.prompt = {1}, .max_thinking_tokens = 3}).find("end-of-thinking"), std::string::npos);
+}
+
+TEST_F(EngineTest, RandomizedBlockAccountingNeverLeaks) {
+  std::mt19937 gen(99);
+  make(/*blocks=*/24, {.token_budget = 20});
+  results_.clear();
+  std::vector<int64_t> live;
+  for (int op = 0; op < 3000; ++op) {
+    const int what = gen() % 10;
+    if (what < 3) {
+      EngineRequest r{.prompt = random_prompt(gen, 1 + gen() % 30, 300),
+                      .n = static_cast<int32_t>(1 + gen() % 3),
+                      .sampling = {.temperature = 1.0f, .seed = uint64_t(op)},
+                      .max_tokens = 1 + static_cast<int64_t>(gen() % 12), .ignore_eos = true};
+      if (gen() % 4 == 0) r.prompt = std::vector<int32_t>(17, 5);  // shared prefixes
+      live.push_back(submit(r));
+    } else if (what < 4 && !live.empty()) {
+      engine_->cancel(live[gen() % live.size()]);
+    } else {
+      ASSERT_TRUE(engine_->step().has_value());
+    }
+    // Held blocks never exceed the pool, and every reference belongs to a live sequence.
+    ASSERT_LE(cache_->pool().blocks_used(), cache_->pool().n_blocks());
+  }
+  drain();
+  EXPECT_EQ(cache_->pool().blocks_used(), 0);
+  for (int32_t b = 0; b < cache_->pool().n_blocks(); ++b) ASSERT_EQ(cache_->pool().refcount(b), 0);
+  for (const auto& [key, c] : results_) EXPECT_FALSE(c.finish_reason.empty());
+}
+
+}  // namespace
+}  // namespace ponder::worker

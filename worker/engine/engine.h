@@ -1,0 +1,115 @@
+// Engine: the replica's serving loop — continuous batching over a paged KV cache with prefix
+// sharing, n-way forks, thinking budgets, stop conditions, prefill-only scoring and per-request
+// accounting — on top of a StepExecutor (this process, or tp × pp MPI ranks). Executor-style
+// API: enqueue → id, outputs streamed to a callback, cancel, stats.
+//
+// Threading: enqueue(), cancel() and stats() may be called from any thread; step() and run()
+// belong to one engine thread, which is also the thread that calls the output callbacks.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "worker/engine/request.h"
+#include "worker/engine/scheduler.h"
+#include "worker/engine/step_executor.h"
+
+namespace ponder::worker {
+
+struct EngineOptions {
+  int32_t token_budget = 512;   // tokens per step (decode tokens + prefill chunks)
+  int32_t max_running = 256;    // sequences running at once
+  int32_t max_n = 64;           // largest n a request may ask for
+  std::vector<int32_t> eos_token_ids;  // empty: the model's config.json eos_token_id
+  std::vector<int32_t> think_end;      // the model's end-of-thinking delimiter, e.g. "</think>"
+  std::vector<int32_t> wait_tokens;    // what extend_thinking inserts, e.g. "\nWait"
+  // Bytes of a token's text, for stop strings; requests with stop strings need it.
+  std::function<std::string(int32_t)> token_bytes;
+};
+
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t waiting = 0;
+  int64_t running = 0;
+  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_free = 0;
+  int64_t prefix_cache_queries = 0;  // full prompt blocks looked up
+  int64_t prefix_cache_hits = 0;
+  int64_t preemptions = 0;
+  int64_t tokens_processed = 0;      // through the forward pass
+  int64_t tokens_generated = 0;
+  int64_t last_step_tokens = 0;      // batch size of the latest step, in tokens
+  int64_t last_step_sequences = 0;
+};
+
+class Engine {
+ public:
+  using OutputFn = std::function<void(const EngineOutput&)>;
+
+  Engine(StepExecutor& executor, EngineOptions options);
+  ~Engine();
+
+  // Validates the request (kInvalidArgument naming the field) and queues it.
+  Expected<int64_t> enqueue(EngineRequest request, OutputFn on_output);
+  // Ends the request with finish_reason "cancelled"; its blocks are freed at the start of the
+  // next step. Unknown or finished ids are ignored.
+  void cancel(int64_t request_id);
+  EngineStats stats() const;
+
+  // Runs one step: admits, schedules, executes, emits outputs. Returns false when there was
+  // nothing to do. An executor error fails every live request with finish_reason "error" and is
+  // returned.
+  Expected<bool> step();
+  // Steps until `stop` is set, sleeping while idle.
+  Status run(const std::atomic<bool>& stop);
+  bool idle() const;
+
+ private:
+  struct Request;
+  struct Seq;
+
+  Status validate(const EngineRequest& r) const;
+  void drain_inbox();
+  void lookup_prefix(Seq& s);
+  void preempt(Seq& s);
+  void fork(Seq& parent, std::vector<ForkedSeq>* forks);
+  void on_token(Seq& s, int32_t token, float logprob);
+  void check_stop(Seq& s);
+  void finish(Seq& s, const std::string& reason);
+  void emit(Seq& s);
+  void register_full_blocks(Seq& s);
+  std::vector<int32_t> suppressed(const Seq& s) const;
+  void fail_all(const Status& status);
+  void retire();  // erases requests whose sequences all finished
+  double token_flops(int64_t position, bool logits) const;
+
+  StepExecutor& executor_;
+  EngineOptions options_;
+  KvCache& cache_;
+  BlockPool& pool_;
+
+  mutable std::mutex inbox_mu_;
+  std::vector<std::unique_ptr<Request>> inbox_;
+  std::vector<int64_t> cancels_;
+  std::atomic<int64_t> next_request_id_{1};
+  std::atomic<bool> has_work_{false};
+
+  std::map<int64_t, std::unique_ptr<Request>> requests_;
+  std::list<Seq*> waiting_;   // queue order; preempted sequences go back to the front
+  std::list<Seq*> running_;   // arrival order, oldest first
+  int64_t next_seq_id_ = 1;
+  int64_t next_arrival_ = 0;
+  std::vector<int64_t> finished_seqs_;   // samplers to drop with the next plan
+  std::vector<int64_t> retired_;         // requests to erase at the end of the step
+  std::vector<BlockCopy> pending_copies_;
+  EngineStats stats_;
+  mutable std::mutex stats_mu_;
+};
+
+}  // namespace ponder::worker

@@ -1,0 +1,57 @@
+// What a caller asks of the replica engine and what it gets back, incrementally.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "worker/sampler.h"
+
+namespace ponder::worker {
+
+struct EngineRequest {
+  std::vector<int32_t> prompt;  // token ids, used as given (never re-tokenized)
+  int32_t n = 1;                // samples; they share the prompt's KV blocks. Sample i draws with
+                                // seed + i, so `n = 1, seed = S + i` reproduces it alone.
+  SamplingParams sampling;
+  int64_t max_tokens = 16;
+  int64_t min_tokens = 0;       // EOS and stop tokens cannot be drawn before this many
+  std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop;  // stop strings, matched across token boundaries
+  bool ignore_eos = false;
+  // Thinking budget (needs EngineOptions::think_end): generation starts inside the thinking
+  // block when `thinking` (the chat template opened it).
+  bool thinking = false;
+  int64_t max_thinking_tokens = -1;  // at this many, the engine inserts the end delimiter
+  int64_t min_thinking_tokens = 0;   // the end delimiter cannot be drawn before this many
+  int32_t extend_thinking = 0;       // s1 budget forcing: replace the first N end delimiters
+                                     // the model draws by EngineOptions::wait_tokens
+  // Prefill-only scoring: the logprob of each of these tokens after the prompt; nothing is
+  // generated.
+  std::vector<int32_t> score;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
+  int64_t completion_tokens = 0;
+  int64_t thinking_tokens = 0;       // completion tokens inside the thinking block
+  int64_t answer_tokens = 0;
+  double flops = 0;                  // forward FLOPs spent on this sample (matmuls + attention)
+};
+
+struct EngineOutput {
+  int64_t request_id = 0;
+  int32_t index = 0;               // which of the n samples
+  std::vector<int32_t> tokens;     // new since this sample's previous output
+  std::vector<float> logprobs;     // per new token (NaN for tokens the engine inserted)
+  std::vector<float> scores;       // scoring requests: one logprob per `score` token
+  bool finished = false;
+  std::string finish_reason;       // "stop", "length", "cancelled", "scored", "error"
+  std::string stop_string;         // the stop string that ended it, if any
+  int64_t stop_text_offset = -1;   // byte offset of that string in the sample's text
+  Usage usage;                     // on the final output
+  std::string error;               // finish_reason "error": what went wrong
+};
+
+}  // namespace ponder::worker
