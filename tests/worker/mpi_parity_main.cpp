@@ -13,6 +13,7 @@
 #include "collective/mpi_communicator.h"
 #include "common/strings.h"
 #include "worker/batch_runner.h"
+#include "worker/engine/engine.h"
 #include "worker/model/architecture.h"
 #include "worker/replica.h"
 #include "worker/safetensors.h"
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   const std::string dir = std::string(PONDER_TEST_DATA_DIR) + "/models/" + name;
   ReplicaOptions options{.model_dir = dir, .tp = std::atoi(argv[2]), .pp = std::atoi(argv[3]),
-                         .kv_blocks = 64,
+                         .kv_blocks = 256,
                          .backend = {.n_threads = 1, .precision = MatmulPrecision::kExact},
                          .timeout = std::chrono::seconds(60)};
   if (argc > 4)
@@ -120,6 +121,42 @@ int main(int argc, char** argv) {
                      name.c_str(), options.tp, options.pp, i);
         ++failures;
       }
+    }
+    // The replica engine on the same ranks: a mixed batch (greedy and seeded n = 2 samples,
+    // different lengths) must give what the engine gives on one process.
+    auto engine_outputs = [&](StepExecutor& executor) {
+      Engine engine(executor, {.token_budget = 16});
+      std::map<std::pair<int64_t, int32_t>, std::vector<int32_t>> out;
+      std::vector<int64_t> ids;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        EngineRequest req{.prompt = prompts[i], .n = 2,
+                          .sampling = {.temperature = i % 2 ? 0.8f : 0.0f, .seed = 3 + i},
+                          .max_tokens = 12, .ignore_eos = true};
+        auto id = engine.enqueue(req, [&out](const EngineOutput& o) {
+          auto& v = out[{o.request_id, o.index}];
+          v.insert(v.end(), o.tokens.begin(), o.tokens.end());
+        });
+        if (!id) std::fprintf(stderr, "FAIL enqueue: %s\n", id.error().to_string().c_str());
+      }
+      while (!engine.idle()) {
+        auto worked = engine.step();
+        if (!worked) {
+          std::fprintf(stderr, "FAIL engine step: %s\n", worked.error().to_string().c_str());
+          break;
+        }
+      }
+      return out;
+    };
+    auto distributed = engine_outputs(r);
+    auto model1 = DecoderModel::load(dir);
+    auto backend1 = CpuBackend::create({.n_threads = 1, .precision = MatmulPrecision::kExact});
+    auto cache1 = KvCache::create((*model1)->kv_cache_config(256));
+    LocalExecutor local(**model1, **backend1, *cache1);
+    auto single = engine_outputs(local);
+    if (distributed != single || distributed.size() != prompts.size() * 2) {
+      std::fprintf(stderr, "FAIL %s tp%d pp%d: engine outputs differ from one process\n",
+                   name.c_str(), options.tp, options.pp);
+      ++failures;
     }
     Status st = r.shutdown();
     if (!st.ok()) ++failures;

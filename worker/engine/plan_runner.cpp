@@ -57,7 +57,7 @@ Expected<StepResult> PlanRunner::run(const StepPlan& plan) {
       }
       if (!s.sample) continue;
       std::span<float> r(logits_.data() + row * vocab, vocab);
-      if (capture_first_logits && s.first) first_logits_[s.seq_id].assign(r.begin(), r.end());
+      if (capture_first_logits && s.first) first_logits_.try_emplace(s.seq_id, r.begin(), r.end());
       auto draw = [&](int64_t seq_id, Sampler& sampler) {
         SampleResult res = sampler.sample(r, s.suppress);
         sampler.accept(res.token);

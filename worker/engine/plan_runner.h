@@ -23,7 +23,8 @@ class PlanRunner {
   Expected<StepResult> run(const StepPlan& plan);
 
   // On the sampling rank: the logits at the end of each sequence's first sampled step, by
-  // sequence id, when `capture_first_logits` is set (parity tests).
+  // sequence id, when `capture_first_logits` is set (parity tests; the first capture of an id
+  // stays).
   bool capture_first_logits = false;
   const std::map<int64_t, std::vector<float>>& first_logits() const { return first_logits_; }
 

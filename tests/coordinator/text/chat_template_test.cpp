@@ -3,14 +3,14 @@
 // (tests/data/chat_templates/<family>/golden.json); loading rules and error reporting.
 #include "coordinator/text/chat_template.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace ponder::text {
 namespace {
@@ -41,7 +41,8 @@ std::vector<GoldenCase> golden_cases() {
   std::sort(dirs.begin(), dirs.end());
   for (const fs::path& dir : dirs) {
     const ordered_json golden = load_json(dir / "golden.json");
-    for (const auto& c : golden.at("cases")) cases.push_back({dir.filename().string(), c.at("name")});
+    for (const auto& c : golden.at("cases"))
+      cases.push_back({dir.filename().string(), c.at("name")});
   }
   return cases;
 }
@@ -59,11 +60,13 @@ TEST_P(GoldenChatTest, MatchesTransformers) {
   ASSERT_NE(c, nullptr);
   Expected<ChatTemplate> tmpl = ChatTemplate::load(kFixtures / g.family);
   ASSERT_TRUE(tmpl.has_value()) << tmpl.error().to_string();
-  Expected<std::string> out = tmpl->render(c->at("messages"), c->at("add_generation_prompt").get<bool>(),
-                                           c->at("kwargs"), c->at("tools"));
+  Expected<std::string> out =
+      tmpl->render(c->at("messages"), c->at("add_generation_prompt").get<bool>(), c->at("kwargs"),
+                   c->at("tools"));
   if (c->contains("error")) {
     EXPECT_FALSE(out.has_value()) << "transformers raised " << c->at("error")
-                                  << " but ponder rendered:\n" << *out;
+                                  << " but ponder rendered:\n"
+                                  << *out;
     return;
   }
   ASSERT_TRUE(out.has_value()) << out.error().to_string();
@@ -100,11 +103,10 @@ TEST(ChatTemplateLoad, ReadsSpecialTokensFromStringsAndAddedTokens) {
 }
 
 TEST(ChatTemplateLoad, PicksDefaultAndToolUseFromNamedTemplates) {
-  ordered_json config = {
-      {"bos_token", "<s>"},
-      {"chat_template",
-       {{{"name", "tool_use"}, {"template", "TOOLS{{ tools | length }}"}},
-        {{"name", "default"}, {"template", "{{ bos_token }}DEFAULT"}}}}};
+  ordered_json config = {{"bos_token", "<s>"},
+                         {"chat_template",
+                          {{{"name", "tool_use"}, {"template", "TOOLS{{ tools | length }}"}},
+                           {{"name", "default"}, {"template", "{{ bos_token }}DEFAULT"}}}}};
   Expected<ChatTemplate> tmpl = ChatTemplate::from_config(config);
   ASSERT_TRUE(tmpl.has_value()) << tmpl.error().to_string();
   EXPECT_TRUE(tmpl->has_tool_use_template());
@@ -117,12 +119,15 @@ TEST(ChatTemplateLoad, PicksDefaultAndToolUseFromNamedTemplates) {
 TEST(ChatTemplateLoad, ChatTemplateJinjaFileTakesPrecedence) {
   fs::path dir = fs::temp_directory_path() / ("ponder_chat_template_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  std::ofstream(dir / "tokenizer_config.json") << R"({"eos_token": "</s>", "chat_template": "CONFIG"})";
-  std::ofstream(dir / "chat_template.jinja") << "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}\n";
+  std::ofstream(dir / "tokenizer_config.json")
+      << R"({"eos_token": "</s>", "chat_template": "CONFIG"})";
+  std::ofstream(dir / "chat_template.jinja")
+      << "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}\n";
   Expected<ChatTemplate> tmpl = ChatTemplate::load(dir);
   ASSERT_TRUE(tmpl.has_value()) << tmpl.error().to_string();
-  EXPECT_EQ(tmpl->render(ordered_json::parse(R"([{"role": "user", "content": "x"}])"), false).value(),
-            "x</s>");
+  EXPECT_EQ(
+      tmpl->render(ordered_json::parse(R"([{"role": "user", "content": "x"}])"), false).value(),
+      "x</s>");
   fs::remove_all(dir);
 }
 
@@ -138,7 +143,8 @@ TEST(ChatTemplateLoad, MissingOrBrokenTemplatesAreReported) {
   ASSERT_FALSE(broken.has_value());
   EXPECT_NE(broken.error().message().find("model/x.json"), std::string::npos);
   EXPECT_NE(broken.error().message().find("line 2"), std::string::npos) << broken.error().message();
-  Expected<ChatTemplate> bad_token = ChatTemplate::from_config({{"chat_template", "x"}, {"bos_token", 5}});
+  Expected<ChatTemplate> bad_token =
+      ChatTemplate::from_config({{"chat_template", "x"}, {"bos_token", 5}});
   ASSERT_FALSE(bad_token.has_value());
   EXPECT_NE(bad_token.error().message().find("bos_token"), std::string::npos);
 }
@@ -173,7 +179,8 @@ TEST(ChatTemplateRender, TemplateExceptionsReachTheCaller) {
 
 TEST(ChatTemplateRender, ReasoningAliasesReachTemplates) {
   Expected<ChatTemplate> tmpl = ChatTemplate::from_config(
-      {{"chat_template", "{% for m in messages %}[{{ m.reasoning_content }}|{{ m.thinking }}]{% endfor %}"}});
+      {{"chat_template",
+        "{% for m in messages %}[{{ m.reasoning_content }}|{{ m.thinking }}]{% endfor %}"}});
   ASSERT_TRUE(tmpl.has_value());
   ordered_json messages = ordered_json::parse(R"([
     {"role": "assistant", "content": "a", "reasoning": "r1"},

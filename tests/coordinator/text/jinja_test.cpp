@@ -1,12 +1,12 @@
 // Jinja interpreter tests: every construct case of tests/data/chat_templates/jinja_cases.json
 // (expected output rendered by Python's jinja2) byte for byte, plus error reporting.
+#include <gtest/gtest.h>
+
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "coordinator/text/jinja/py_string.h"
 #include "coordinator/text/jinja/template.h"
@@ -94,13 +94,16 @@ TEST_P(JinjaConstructTest, MatchesJinja2) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, JinjaConstructTest, testing::ValuesIn(case_names()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 TEST(JinjaFixtures, CoverEveryConstructTheBriefNames) {
   EXPECT_GE(construct_cases().at("cases").size(), 80u);
 }
 
-std::string render_or_error(std::string_view source, const ordered_json& vars = ordered_json::object(),
+std::string render_or_error(std::string_view source,
+                            const ordered_json& vars = ordered_json::object(),
                             TemplateOptions options = {}) {
   Expected<Template> tmpl = Template::parse(source, std::move(options));
   if (!tmpl) return "ERROR " + tmpl.error().message();
@@ -146,7 +149,8 @@ TEST(JinjaErrors, SyntaxErrorsNameTheLine) {
 
 TEST(JinjaErrors, RaiseExceptionCarriesTheTemplatesMessage) {
   std::string msg = render_or_error("x\n{{ raise_exception('Roles must alternate') }}");
-  EXPECT_NE(msg.find("template raised an exception: Roles must alternate"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("template raised an exception: Roles must alternate"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
 }
 
@@ -175,7 +179,8 @@ TEST(JinjaTemplate, RendersRepeatedlyAndFromPlainJson) {
 }
 
 TEST(JinjaValue, FromJsonKeepsOrderAndTypes) {
-  ordered_json j = ordered_json::parse(R"({"z": 1, "a": [true, null, 1.5, "s"], "big": 18446744073709551615})");
+  ordered_json j =
+      ordered_json::parse(R"({"z": 1, "a": [true, null, 1.5, "s"], "big": 18446744073709551615})");
   Value v = Value::from_json(j);
   ASSERT_TRUE(v.is_dict());
   EXPECT_EQ(v.str(), "{'z': 1, 'a': [True, None, 1.5, 's'], 'big': 1.8446744073709552e+19}");

@@ -2,11 +2,11 @@
 // equals the one-shot result for every split of the output at every byte position.
 #include "coordinator/text/reasoning_parser.h"
 
+#include <gtest/gtest.h>
+
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace ponder::text {
 namespace {
@@ -49,21 +49,19 @@ struct Sample {
 
 std::vector<Sample> samples() {
   return {
-      {"qwen3_thinking", think_tags(),
-       "<think>\nLet me add: 2+2.\n</think>\n\nThe answer is 4.", "Let me add: 2+2.",
-       "The answer is 4."},
+      {"qwen3_thinking", think_tags(), "<think>\nLet me add: 2+2.\n</think>\n\nThe answer is 4.",
+       "Let me add: 2+2.", "The answer is 4."},
       {"qwen3_no_thinking", think_tags(), "The answer is 4.", "", "The answer is 4."},
       {"qwen3_empty_think", think_tags(), "<think>\n\n</think>\n\nHi!", "", "Hi!"},
       {"r1_prefilled", r1_style(), "Okay, so 2+2.\nThat is 4.\n</think>\n\n**4**",
        "Okay, so 2+2.\nThat is 4.", "**4**"},
       {"r1_never_closes", r1_style(), "Hmm, é 中文 😀 and </thi", "Hmm, é 中文 😀 and </thi", ""},
-      {"unclosed_after_start", think_tags(), "<think>\nstill thinking 😀\n\n",
-       "still thinking 😀", ""},
+      {"unclosed_after_start", think_tags(), "<think>\nstill thinking 😀\n\n", "still thinking 😀",
+       ""},
       {"only_start", think_tags(), "<think>", "", ""},
       {"content_before_start", think_tags(), "Sure. <think>hmm</think>Done", "hmm", "Sure. Done"},
       {"whitespace_before_start", think_tags(), " \n\n<think>x</think>\ny", "x", "y"},
-      {"stray_end_is_content", think_tags(), "no tags </think> here", "",
-       "no tags </think> here"},
+      {"stray_end_is_content", think_tags(), "no tags </think> here", "", "no tags </think> here"},
       {"second_block_is_content", think_tags(), "<think>a</think>b<think>c</think>d", "a",
        "b<think>c</think>d"},
       {"near_misses", think_tags(), "<think><thin</thin</think></think>x", "<thin</thin",
@@ -73,8 +71,8 @@ std::vector<Sample> samples() {
        "c\n"},
       {"s1_style", s1_style(), "<|im_start|>think\nStep 1: 2+2.\n<|im_start|>answer\nAnswer: 4",
        "Step 1: 2+2.", "Answer: 4"},
-      {"s1_partial_end", s1_style(), "<|im_start|>think\nStep<|im_start|>ans", "Step<|im_start|>ans",
-       ""},
+      {"s1_partial_end", s1_style(), "<|im_start|>think\nStep<|im_start|>ans",
+       "Step<|im_start|>ans", ""},
       {"cjk_delimiters", cjk_delimiters(), "【思考】推理😀【回答】答案【回", "推理😀", "答案【回"},
       {"exact_bytes", exact_bytes(), "<think>\nA\n</think>\n\nB", "\nA\n", "\n\nB"},
       {"exact_bytes_whitespace_before", exact_bytes(), " <think>A</think>", "A", " "},
@@ -218,11 +216,13 @@ TEST(ReasoningConfig, ValidatesAndParsesFromJson) {
   EXPECT_EQ(s1->start, "<|im_start|>think");
   EXPECT_FALSE(s1->starts_in_reasoning);
 
-  Expected<ReasoningConfig> unknown = ReasoningConfig::from_json({{"begin", "<think>"}}, "models.yaml");
+  Expected<ReasoningConfig> unknown =
+      ReasoningConfig::from_json({{"begin", "<think>"}}, "models.yaml");
   ASSERT_FALSE(unknown.has_value());
   EXPECT_NE(unknown.error().message().find("models.yaml"), std::string::npos);
   EXPECT_NE(unknown.error().message().find("'begin'"), std::string::npos);
-  Expected<ReasoningConfig> wrong_type = ReasoningConfig::from_json({{"starts_in_reasoning", "yes"}});
+  Expected<ReasoningConfig> wrong_type =
+      ReasoningConfig::from_json({{"starts_in_reasoning", "yes"}});
   ASSERT_FALSE(wrong_type.has_value());
   EXPECT_NE(wrong_type.error().message().find("starts_in_reasoning"), std::string::npos);
   EXPECT_FALSE(ReasoningConfig::from_json({{"end", ""}}).has_value());
