@@ -9,6 +9,7 @@
 #include "apps/bench_distributed.h"
 
 #include <chrono>
+#include <functional>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "collective/mpi_communicator.h"
 #include "common/check.h"
 #include "common/process_env.h"
+#include "worker/engine/engine.h"
 #include "worker/replica.h"
 
 namespace ponder::apps {
@@ -87,12 +89,22 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   json prefill = json::array(), decode = json::array();
   Counts counts;
   if (replica->is_leader()) {
+    // The prefill runs as one step: the budget covers the longest prompt.
+    int32_t budget = 16 * static_cast<int32_t>(max_batch);
+    for (int32_t n : prompt_lengths) budget = std::max(budget, n);
+    worker::Engine engine(*replica, {.token_budget = budget});
+    std::function<void(const worker::EngineOutput&)> on_output;
+    auto run = [&](const std::vector<worker::EngineRequest>& reqs) -> Status {
+      for (const auto& r : reqs) PONDER_RETURN_IF_ERROR(status_of(engine.enqueue(r, on_output)));
+      while (!engine.idle()) PONDER_RETURN_IF_ERROR(status_of(engine.step()));
+      return {};
+    };
     for (int32_t n : prompt_lengths) {
       double best = 1e30;
       for (int rep = 0; rep < 2; ++rep) {
         auto t0 = Clock::now();
-        PONDER_ASSIGN_OR_RETURN(auto gens, replica->generate({{.prompt = random_prompt(n, c.vocab_size, rep),
-                                                               .max_tokens = 1, .sampling = {.temperature = 0}}}));
+        PONDER_RETURN_IF_ERROR(run({{.prompt = random_prompt(n, c.vocab_size, rep),
+                                     .sampling = {.temperature = 0}, .max_tokens = 1}}));
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
         counts.tokens += n;
         counts.sampled_rows += 1;
@@ -100,15 +112,17 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
       prefill.push_back({{"prompt_tokens", n}, {"tokens_per_s", n / best}});
     }
     for (int32_t b : batches) {
-      std::vector<worker::GenerationRequest> reqs;
+      std::vector<worker::EngineRequest> reqs;
       for (int32_t i = 0; i < b; ++i)
-        reqs.push_back({.prompt = random_prompt(16, c.vocab_size, 100 + i), .max_tokens = steps + 1,
-                        .sampling = {.temperature = 0}, .ignore_eos = true});
+        reqs.push_back({.prompt = random_prompt(16, c.vocab_size, 100 + i),
+                        .sampling = {.temperature = 0}, .max_tokens = steps + 1, .ignore_eos = true});
       Clock::time_point first;
       int64_t seen = 0;
-      PONDER_ASSIGN_OR_RETURN(auto gens, replica->generate(reqs, [&](size_t, int32_t) {
-        if (++seen == b) first = Clock::now();  // every sequence has its first token
-      }));
+      on_output = [&](const worker::EngineOutput& out) {
+        if (!out.tokens.empty() && out.index == 0 && ++seen == b) first = Clock::now();
+      };
+      PONDER_RETURN_IF_ERROR(run(reqs));
+      on_output = nullptr;
       double s = std::chrono::duration<double>(Clock::now() - first).count();
       decode.push_back({{"batch", b}, {"tokens_per_s", b * steps / s}});
       counts.tokens += b * (16 + steps);

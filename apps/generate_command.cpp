@@ -17,7 +17,7 @@
 #include "collective/world_layout.h"
 #include "common/check.h"
 #include "common/log.h"
-#include "worker/batch_runner.h"
+#include "worker/engine/engine.h"
 #include "worker/model/architecture.h"
 #include "worker/model/decoder_model.h"
 
@@ -30,41 +30,14 @@ Status generate(const GenerateOptions& o) {
                                             {.n_threads = o.threads, .precision = o.precision}));
   const auto& config = model->config();
   const int64_t total = static_cast<int64_t>(o.prompt_ids.size()) + o.max_tokens;
-  if (total > config.max_position_embeddings)
-    return error(StatusCode::kInvalidArgument,
-                 "prompt (%zu tokens) + --max-tokens (%lld) exceeds the model's context of %lld",
-                 o.prompt_ids.size(), (long long)o.max_tokens,
-                 (long long)config.max_position_embeddings);
   PONDER_ASSIGN_OR_RETURN(auto cache,
-                          worker::KvCache::create(model->kv_cache_config(total / 16 + 1)));
+                          worker::KvCache::create(model->kv_cache_config(total / 16 + 2)));
   PONDER_LOG(kInfo, "generate", "%s: %s, %lld layers, %.1f M parameters, %s kernels, %d threads",
              o.model_dir.c_str(), config.architecture.c_str(), (long long)config.n_layers,
              config.total_params() / 1e6, backend->isa(), backend->n_threads());
-
-  worker::BatchRunner runner(*model, *backend, cache);
-  worker::Sampler sampler(o.sampling);
-  worker::SequenceState seq{.tokens = o.prompt_ids};
-  sampler.set_prompt(o.prompt_ids);
-  worker::SequenceState* batch[] = {&seq};
-  std::vector<float> logits;
-  std::string finish_reason = "length";
-  GenerationPrinter printer(o);
-  printer.start();
-  for (int64_t i = 0; i < o.max_tokens; ++i) {
-    PONDER_RETURN_IF_ERROR(runner.step(batch, logits));
-    worker::SampleResult r = sampler.sample(logits);
-    sampler.accept(r.token);
-    seq.tokens.push_back(r.token);
-    printer.token(r.token);
-    const bool eos = std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
-                               r.token) != config.eos_token_ids.end();
-    if (eos && !o.ignore_eos) {
-      finish_reason = "stop";
-      break;
-    }
-  }
-  printer.finish(finish_reason, "tp1pp1");
-  return {};
+  worker::LocalExecutor executor(*model, *backend, cache);
+  worker::Engine engine(executor, {});
+  return run_generation(engine, o, "tp1pp1");
 }
 
 // Replaces this process with `mpirun -np tp×pp <this binary> worker <the same options>`, with

@@ -129,6 +129,27 @@ void GenerationPrinter::finish(const std::string& finish_reason, const std::stri
                n_prompt, prefill_tps, generated_.size(), decode_tps);
 }
 
+Status run_generation(worker::Engine& engine, const GenerateOptions& o, const std::string& layout) {
+  GenerationPrinter printer(o);
+  std::string finish_reason;
+  printer.start();
+  worker::EngineRequest request{.prompt = o.prompt_ids,
+                                .sampling = o.sampling,
+                                .max_tokens = o.max_tokens,
+                                .ignore_eos = o.ignore_eos};
+  PONDER_ASSIGN_OR_RETURN(int64_t id, engine.enqueue(request, [&](const worker::EngineOutput& out) {
+    for (int32_t t : out.tokens) printer.token(t);
+    if (out.finished) finish_reason = out.finish_reason;
+  }));
+  (void)id;
+  while (!engine.idle()) {
+    PONDER_ASSIGN_OR_RETURN(bool worked, engine.step());
+    (void)worked;
+  }
+  printer.finish(finish_reason, layout);
+  return {};
+}
+
 int report_failure(const char* command, const Status& status) {
   if (status.code() == StatusCode::kCancelled) return 0;  // --help
   std::fprintf(stderr, "ponder %s: %s\n", command, status.message().c_str());

@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "worker/backend/cpu/cpu_backend.h"
+#include "worker/engine/engine.h"
 #include "worker/sampler.h"
 
 namespace ponder::apps {
@@ -48,6 +49,11 @@ class GenerationPrinter {
   std::vector<int32_t> generated_;
   Clock::time_point start_, first_token_;
 };
+
+// Runs the options' prompt through `engine` (on the replica leader), streaming tokens with a
+// GenerationPrinter; `layout` labels the JSON output.
+Status run_generation(worker::Engine& engine, const GenerateOptions& options,
+                      const std::string& layout);
 
 // Prints "ponder <command>: message" and maps the status to an exit code.
 int report_failure(const char* command, const Status& status);

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/process_env.h"
 #include "worker/backend/cpu/cpu_backend.h"
+#include "worker/engine/engine.h"
 #include "worker/replica.h"
 
 namespace ponder::apps {
@@ -34,22 +35,18 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
                                  .timeout = o.timeout};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   if (world->size() != o.tp * o.pp)
-    PONDER_LOG(kWarn, "worker", "%d ranks make %d replicas; every leader runs the same prompt",
+    PONDER_LOG(kWarn, "worker", "%d ranks make %d replicas; only the first runs the prompt",
                world->size(), world->size() / (o.tp * o.pp));
   if (!replica->is_leader()) return replica->serve();
 
-  GenerationPrinter printer(o);
-  const bool print = replica->role().replica == 0;
-  if (print) printer.start();
-  worker::GenerationRequest request{.prompt = o.prompt_ids, .max_tokens = o.max_tokens,
-                                    .sampling = o.sampling, .ignore_eos = o.ignore_eos};
-  auto result = replica->generate({request}, [&](size_t, int32_t token) {
-    if (print) printer.token(token);
-  });
+  // Replica 0's leader runs the prompt; other replicas' leaders only release their ranks.
+  worker::Engine engine(*replica, {});
+  Status st = replica->role().replica == 0
+                  ? run_generation(engine, o, strformat("tp%dpp%d", o.tp, o.pp))
+                  : Status();
   Status shutdown = replica->shutdown();
-  if (!result) return result.error();
+  PONDER_RETURN_IF_ERROR(st);
   PONDER_RETURN_IF_ERROR(shutdown);
-  if (print) printer.finish((*result)[0].finish_reason, strformat("tp%dpp%d", o.tp, o.pp));
   return {};
 }
 

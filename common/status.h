@@ -48,6 +48,12 @@ class [[nodiscard]] Status {
 template <class T>
 using Expected = tl::expected<T, Status>;
 
+// The Status of an Expected: ok, or its error.
+template <class T>
+Status status_of(const Expected<T>& e) {
+  return e ? Status() : e.error();
+}
+
 // printf-style message; returns the unexpected value so `return error(...)` works for any
 // Expected<T> and, through the implicit conversion below, for Status.
 [[gnu::format(printf, 2, 3)]] tl::unexpected<Status> error(StatusCode code, const char* fmt, ...);

@@ -1,12 +1,11 @@
-// Replica: one model replica spread over tp × pp MPI ranks. Every rank holds its shard
-// (ShardSpec from the WorldLayout) and executes StepPlans; the leader (stage 0, tp rank 0)
-// decides the plans and owns the sequences; the sampling rank (last stage, tp rank 0) samples and
-// sends the tokens back to the leader. Created collectively by every rank of the world.
+// Replica: one model replica spread over tp × pp MPI ranks, as a StepExecutor for the engine.
+// Every rank holds its shard (ShardSpec from the WorldLayout) and executes StepPlans; the leader
+// (stage 0, tp rank 0) runs the Engine, which decides the plans and owns the sequences; the
+// sampling rank (last stage, tp rank 0) samples and sends the tokens back to the leader. Created collectively by every rank of the world.
 // Not thread-safe: each rank's engine thread drives it.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,19 +33,6 @@ struct ReplicaOptions {
   LoadOptions load;
 };
 
-struct GenerationRequest {
-  std::vector<int32_t> prompt;
-  int64_t max_tokens = 16;
-  SamplingParams sampling;
-  bool ignore_eos = false;
-};
-
-struct Generation {
-  std::vector<int32_t> tokens;
-  std::vector<float> logprobs;
-  std::string finish_reason;  // "stop" or "length"
-};
-
 class Replica final : public StepExecutor {
  public:
   static Expected<std::unique_ptr<Replica>> create(collective::MpiCommunicator& world,
@@ -66,11 +52,6 @@ class Replica final : public StepExecutor {
   int stages() const override { return options_.pp; }
   Expected<StepResult> step(const StepPlan& plan) override;
 
-  // Leader only: runs the requests together (prefill, then decode steps until each stops).
-  // `on_token(request index, token)` sees every token as soon as it is sampled.
-  using TokenCallback = std::function<void(size_t, int32_t)>;
-  Expected<std::vector<Generation>> generate(const std::vector<GenerationRequest>& requests,
-                                             const TokenCallback& on_token = nullptr);
   // Leader only: tells the other ranks to return from serve().
   Status shutdown();
   // Every rank but the leader: executes plans until the leader shuts the replica down.
@@ -95,8 +76,6 @@ class Replica final : public StepExecutor {
   std::unique_ptr<CpuBackend> backend_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<PlanRunner> runner_;
-  int64_t next_seq_id_ = 0;               // leader: ids stay unique across generate() calls
-  std::vector<int64_t> pending_finished_;  // leader: finished ids not yet announced
 };
 
 }  // namespace ponder::worker

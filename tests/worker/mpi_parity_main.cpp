@@ -105,23 +105,6 @@ int main(int argc, char** argv) {
   std::vector<std::vector<int32_t>> prompts = meta["prompts"].get<std::vector<std::vector<int32_t>>>();
   int failures = 0;
   if (r.is_leader()) {
-    std::vector<GenerationRequest> requests;
-    for (const auto& p : prompts)
-      requests.push_back({.prompt = p, .max_tokens = 32, .sampling = {.temperature = 0.0f},
-                          .ignore_eos = true});
-    auto gens = r.generate(requests);
-    if (!gens) {
-      std::fprintf(stderr, "FAIL generate: %s\n", gens.error().to_string().c_str());
-      return 1;
-    }
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      auto want = meta["greedy"][i].get<std::vector<int32_t>>();
-      if ((*gens)[i].tokens != want) {
-        std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: greedy continuation differs\n",
-                     name.c_str(), options.tp, options.pp, i);
-        ++failures;
-      }
-    }
     // The replica engine on the same ranks: a mixed batch (greedy and seeded n = 2 samples,
     // different lengths) must give what the engine gives on one process.
     auto engine_outputs = [&](StepExecutor& executor) {
@@ -147,6 +130,30 @@ int main(int argc, char** argv) {
       }
       return out;
     };
+    // Greedy continuations of every prompt, batched, against transformers.
+    {
+      Engine engine(r, {.token_budget = 64});
+      std::map<int64_t, std::vector<int32_t>> greedy;
+      std::vector<int64_t> ids;
+      for (const auto& p : prompts) {
+        auto id = engine.enqueue({.prompt = p, .sampling = {.temperature = 0.0f}, .max_tokens = 32,
+                                  .ignore_eos = true},
+                                 [&](const EngineOutput& o) {
+                                   auto& v = greedy[o.request_id];
+                                   v.insert(v.end(), o.tokens.begin(), o.tokens.end());
+                                 });
+        ids.push_back(id ? *id : -1);
+      }
+      while (!engine.idle())
+        if (!engine.step()) break;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        if (greedy[ids[i]] != meta["greedy"][i].get<std::vector<int32_t>>()) {
+          std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: greedy continuation differs\n",
+                       name.c_str(), options.tp, options.pp, i);
+          ++failures;
+        }
+      }
+    }
     auto distributed = engine_outputs(r);
     auto model1 = DecoderModel::load(dir);
     auto backend1 = CpuBackend::create({.n_threads = 1, .precision = MatmulPrecision::kExact});
@@ -171,7 +178,8 @@ int main(int argc, char** argv) {
     const int64_t vocab = config->vocab_size;
     auto single = single_rank_logits(dir, prompts);
     for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto& got = r.runner().first_logits().at(static_cast<int64_t>(i));
+      // Engine sequence ids start at 1, in enqueue order.
+      const auto& got = r.runner().first_logits().at(static_cast<int64_t>(i) + 1);
       std::vector<float> hf = fixture_last_logits(dir, i, vocab);
       double vs_hf = nmse(got.data(), hf.data(), vocab);
       double vs_single = nmse(got.data(), single[i].data(), vocab);

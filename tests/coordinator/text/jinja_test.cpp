@@ -166,6 +166,17 @@ TEST(JinjaErrors, RunawayRecursionFails) {
   EXPECT_NE(msg.find("RecursionError"), std::string::npos) << msg;
 }
 
+TEST(JinjaErrors, PathologicalNestingFailsCleanly) {
+  std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+  EXPECT_NE(render_or_error(deep).find("nested more than"), std::string::npos);
+  std::string chain = "{{ 'a'";
+  for (int i = 0; i < 5000; ++i) chain += " ~ 'a'";
+  chain += " }}";
+  EXPECT_NE(render_or_error(chain).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(render_or_error("{{ 'x' * 10000000000 }}").find("too large"), std::string::npos);
+  EXPECT_NE(render_or_error("{{ range(1000000) | length }}").find("MAX_RANGE"), std::string::npos);
+}
+
 TEST(JinjaTemplate, RendersRepeatedlyAndFromPlainJson) {
   Expected<Template> tmpl = Template::parse("{% for m in messages %}{{ m.role }};{% endfor %}");
   ASSERT_TRUE(tmpl.has_value());
