@@ -19,6 +19,7 @@
 
 #include "apps/args.h"
 #include "apps/bench_distributed.h"
+#include "apps/bench_offline.h"
 #include "common/process_env.h"
 #include "bench/roofline.h"
 #include "common/check.h"
@@ -44,6 +45,10 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
                          default)
   --tp N --pp N          benchmark a tensor/pipeline-parallel replica on tp × pp ranks (started
                          with mpirun) and report the bytes each rank communicated per token
+  --offline              serving throughput instead: --requests N (256) with lengths drawn from
+                         --prompt-range LO,HI (128,512) and --output-range LO,HI (64,256),
+                         all at once through the engine (--token-budget 512, --kv-gib 4); then
+                         n=16 samples of one prompt against 16 separate requests
   --compare-memory       also load the weights on 4 KiB pages and time decode at batch 1
 Prints one JSON object on stdout.
 )";
@@ -256,9 +261,10 @@ Status exec_mpirun(int ranks, int argc, char** argv) {
 }
 
 int run_bench(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, {"help", "compare-memory"},
+  auto args = Args::parse(argc, argv, {"help", "compare-memory", "offline"},
                           {"model", "prompt-lengths", "batches", "decode-steps", "threads",
-                           "precision", "tp", "pp"});
+                           "precision", "tp", "pp", "requests", "prompt-range", "output-range",
+                           "token-budget", "kv-gib"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -273,6 +279,8 @@ int run_bench(int argc, char** argv) {
       st = !tp ? tp.error() : pp.error();
     } else if (ProcessEnv::read().ompi_world_size) {
       st = bench_distributed(*args, &argc, &argv);
+    } else if (args->has("offline")) {
+      st = bench_offline(*args);
     } else if (*tp * *pp > 1) {
       st = exec_mpirun(static_cast<int>(*tp * *pp), argc, argv);
     } else {

@@ -43,7 +43,13 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   run_chunk(0);
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // Spin for the common case (workers finish within microseconds); then sleep, so that a worker
+  // descheduled by a busy machine is not starved by our spinning.
+  for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i)
+    _mm_pause();
+  for (int p = pending_.load(std::memory_order_acquire); p != 0;
+       p = pending_.load(std::memory_order_acquire))
+    pending_.wait(p, std::memory_order_acquire);
   job_ = nullptr;
 }
 
@@ -62,7 +68,7 @@ void ThreadPool::worker_loop(int thread) {
     seen = gen;
     if (stop_) return;
     run_chunk(thread);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 
