@@ -21,7 +21,10 @@ run bench_15m $ponder bench --model /tmp/ponder-models/15m
 run bench_125m $ponder bench --model /tmp/ponder-models/125m
 run bench_085b $ponder bench --model /tmp/ponder-models/0.85b --compare-memory
 run bench_085b_exact $ponder bench --model /tmp/ponder-models/0.85b --precision exact --batches 1,16
-for layout in "--tp 1" "--tp 2" "--pp 2"; do
+# The replica path on 1, then 2 ranks (the 1-rank run goes through mpirun so it takes the same path).
+run dist_125m_tp1 scripts/mpirun.sh -np 1 $ponder bench --model /tmp/ponder-models/125m \
+  --prompt-lengths 128 --batches 1,4
+for layout in "--tp 2" "--pp 2"; do
   name=dist_125m_$(echo "$layout" | tr -d ' -')
   run "$name" $ponder bench --model /tmp/ponder-models/125m $layout --prompt-lengths 128 --batches 1,4
 done
