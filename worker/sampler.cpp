@@ -144,56 +144,75 @@ SampleResult Sampler::sample(std::span<float> logits, std::span<const int32_t> s
     }
     result.token = best;
   } else {
-    candidates_.clear();
+    // Probabilities at this temperature, then truncation and the draw, all walking candidates
+    // in one fixed order (most likely first, lower id on ties). The order is built lazily: only
+    // as far as the walk goes (a few hundred tokens, not the whole vocabulary, in practice).
     const float inv_t = 1.0f / params_.temperature;
-    for (int32_t i = 0; i < vocab; ++i) candidates_.push_back({work[i] * inv_t, i});
-    auto by_logit = [](const auto& a, const auto& b) {
+    candidates_.resize(vocab);
+    float max_logit = -INFINITY;
+    for (int32_t i = 0; i < vocab; ++i) max_logit = std::max(max_logit, work[i] * inv_t);
+    for (int32_t i = 0; i < vocab; ++i)
+      candidates_[i] = {std::exp(work[i] * inv_t - max_logit), i};
+    auto by_prob = [](const auto& a, const auto& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
-    size_t keep = candidates_.size();
-    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
-      keep = static_cast<size_t>(params_.top_k);
-      std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), by_logit);
-      candidates_.resize(keep);
-    } else {
-      std::sort(candidates_.begin(), candidates_.end(), by_logit);
-    }
-    // Softmax over the survivors (sorted, most likely first).
-    const float max_logit = candidates_[0].first;
+    size_t n = candidates_.size(), sorted = 0;
+    // Makes [0, want) the `want` most likely candidates, in order.
+    auto sort_prefix = [&](size_t want) {
+      want = std::min(want, candidates_.size());
+      if (want <= sorted) return;
+      if (want < candidates_.size())
+        std::nth_element(candidates_.begin() + sorted, candidates_.begin() + want,
+                         candidates_.end(), by_prob);
+      std::sort(candidates_.begin() + sorted, candidates_.begin() + want, by_prob);
+      sorted = want;
+    };
+    auto at = [&](size_t i) -> const std::pair<float, int32_t>& {
+      if (i >= sorted) sort_prefix(std::max<size_t>(2 * sorted, 1024));
+      return candidates_[i];
+    };
+    auto mass_of_prefix = [&](size_t count) {
+      double m = 0.0;
+      for (size_t i = 0; i < count; ++i) m += candidates_[i].first;
+      return m;
+    };
     double total = 0.0;
-    for (auto& c : candidates_) {
-      c.first = std::exp(c.first - max_logit);
-      total += c.first;
+    for (const auto& c : candidates_) total += c.first;
+    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+      n = static_cast<size_t>(params_.top_k);
+      sort_prefix(n);
+      total = mass_of_prefix(n);
     }
     // top-p: the smallest prefix whose mass reaches top_p (always at least one token).
     if (params_.top_p < 1.0f) {
       double mass = 0.0;
-      size_t n = 0;
-      while (n < candidates_.size()) {
-        mass += candidates_[n].first / total;
-        ++n;
+      size_t i = 0;
+      while (i < n) {
+        mass += at(i).first / total;
+        ++i;
         if (mass >= params_.top_p) break;
       }
-      candidates_.resize(n);
+      n = i;
+      total = mass_of_prefix(n);
     }
     // min-p relative to the most likely token.
     if (params_.min_p > 0.0f) {
-      const float threshold = params_.min_p * candidates_[0].first;
-      size_t n = 1;
-      while (n < candidates_.size() && candidates_[n].first >= threshold) ++n;
-      candidates_.resize(n);
+      const float threshold = params_.min_p * at(0).first;
+      size_t i = 1;
+      while (i < n && at(i).first >= threshold) ++i;
+      n = i;
+      total = mass_of_prefix(n);
     }
-    double kept = 0.0;
-    for (const auto& c : candidates_) kept += c.first;
-    double u = rng_.uniform() * kept;
-    result.token = candidates_.back().second;
-    for (const auto& c : candidates_) {
-      u -= c.first;
+    double u = rng_.uniform() * total;
+    result.token = -1;
+    for (size_t i = 0; i < n; ++i) {
+      u -= at(i).first;
       if (u < 0.0) {
-        result.token = c.second;
+        result.token = at(i).second;
         break;
       }
     }
+    if (result.token < 0) result.token = at(n - 1).second;  // rounding left u at the very end
   }
   result.logprob = logits[result.token] - lse;
   return result;

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/strings.h"
 #include "worker/backend/cpu/cpu_backend.h"
 #include "worker/model/decoder_model.h"
 
@@ -215,7 +216,7 @@ TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
   EXPECT_NE(later.tokens[2], x);
   EXPECT_EQ(later.tokens[3], x);
 
-  make(256, {.token_bytes = [](int32_t t) { return "<" + std::to_string(t) + ">"; }});
+  make(256, {.token_bytes = [](int32_t t) { return strformat("<%d>", t); }});
   EngineRequest s{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,
                   .stop = {"2><42"}};
   s.sampling.logit_bias = {{x, 100.0f}};
