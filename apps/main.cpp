@@ -5,6 +5,7 @@
 
 #include "apps/bench_command.h"
 #include "apps/generate_command.h"
+#include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
 
 namespace {
@@ -13,6 +14,7 @@ constexpr const char* kUsage = R"(usage: ponder COMMAND [options]   (ponder COMM
 
 commands:
   generate   run one prompt through a model and stream the continuation
+  tokenize   token ids of each line of a file (or --decode ids back to text)
   worker     one rank of a tensor/pipeline-parallel replica (under mpirun or srun)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
 )";
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
+  if (command == "tokenize") return ponder::apps::run_tokenize(argc - 2, argv + 2);
   if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);

@@ -1,0 +1,37 @@
+// TemplateError: the exception the Jinja lexer, parser and evaluator throw internally. It never
+// leaves the jinja module: Template::parse / Template::render turn it into a ponder::Status.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace ponder::text::jinja {
+
+// Where in the template source something is: 1-based line and column (in code points).
+struct Location {
+  int line = 0;
+  int column = 0;
+};
+
+class TemplateError : public std::runtime_error {
+ public:
+  explicit TemplateError(std::string message, Location location = {})
+      : std::runtime_error(message), message_(std::move(message)), location_(location) {}
+
+  const std::string& message() const { return message_; }
+  const Location& location() const { return location_; }
+  bool has_location() const { return location_.line > 0; }
+  void set_location(Location location) { location_ = location; }
+  // True for errors raised on purpose by the template (raise_exception).
+  bool raised_by_template() const { return raised_by_template_; }
+  void set_raised_by_template() { raised_by_template_ = true; }
+
+ private:
+  std::string message_;
+  Location location_;
+  bool raised_by_template_ = false;
+};
+
+[[noreturn]] inline void fail(std::string message) { throw TemplateError(std::move(message)); }
+
+}  // namespace ponder::text::jinja
