@@ -2,19 +2,30 @@
 #include "apps/generate_options.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/args.h"
 #include "common/check.h"
+#include "coordinator/text/chat_template.h"
 
 namespace ponder::apps {
 
-const char* const kGenerateUsage = R"(usage: ponder generate --model DIR --prompt-ids 1,2,3 [options]
-       mpirun -np N ponder worker --model DIR --prompt-ids 1,2,3 --tp T --pp P [options]
+const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]
+       mpirun -np N ponder worker --model DIR --prompt ... --tp T --pp P [options]
 
-  --model DIR          Hugging Face model directory (config.json + safetensors)
-  --prompt-ids LIST    prompt as comma-separated token ids
+  --model DIR          Hugging Face model directory (config.json + safetensors, and
+                       tokenizer.json + tokenizer_config.json for text)
+  --prompt TEXT        prompt text (BOS added when the tokenizer says so)
+  --chat               render --prompt as a user message through the model's chat template
+                       (add_generation_prompt); thinking and answer are printed separately
+  --system TEXT        system message, with --chat
+  --chat-template-kwargs JSON   extra template variables, e.g. '{"enable_thinking": false}'
+  --prompt-ids LIST    prompt as comma-separated token ids (used exactly as given)
+  --max-thinking-tokens N   insert the end-of-thinking delimiter after N thinking tokens
+  --min-thinking-tokens N   the delimiter cannot be drawn before N thinking tokens
+  --extend-thinking N  replace the first N end-of-thinking delimiters by "Wait" (s1)
   --max-tokens N       tokens to generate (default 64)
   --temperature T      0 = greedy (default 0)
   --top-k K  --top-p P  --min-p P
@@ -33,8 +44,10 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR --promp
 
 Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
-      Args args, Args::parse(argc, argv, {"json", "ignore-eos", "help"},
+      Args args, Args::parse(argc, argv, {"json", "ignore-eos", "help", "chat"},
                              {"model", "prompt", "prompt-ids", "max-tokens", "temperature",
+                              "system", "chat-template-kwargs", "max-thinking-tokens",
+                              "min-thinking-tokens", "extend-thinking",
                               "top-k", "top-p", "min-p", "repetition-penalty", "presence-penalty",
                               "frequency-penalty", "seed", "threads", "precision", "tp", "pp",
                               "stage-layers", "timeout-ms"}));
@@ -44,13 +57,24 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   }
   GenerateOptions o;
   PONDER_ASSIGN_OR_RETURN(o.model_dir, args.require("model"));
-  if (args.has("prompt"))
-    return error(StatusCode::kInvalidArgument,
-                 "--prompt needs the tokenizer, which is not built into this ponder yet; "
-                 "use --prompt-ids");
+  o.prompt_text = args.get("prompt");
   PONDER_ASSIGN_OR_RETURN(o.prompt_ids, args.get_int_list("prompt-ids"));
-  if (o.prompt_ids.empty())
-    return error(StatusCode::kInvalidArgument, "give a prompt with --prompt-ids 1,2,3");
+  if (o.prompt_text.has_value() == !o.prompt_ids.empty())
+    return error(StatusCode::kInvalidArgument, "give exactly one of --prompt TEXT and --prompt-ids 1,2,3");
+  o.chat = args.has("chat");
+  if (o.chat && !o.prompt_text)
+    return error(StatusCode::kInvalidArgument, "--chat renders --prompt TEXT through the chat template");
+  o.system = args.get("system").value_or("");
+  if (auto kw = args.get("chat-template-kwargs")) {
+    auto parsed = nlohmann::ordered_json::parse(*kw, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object())
+      return error(StatusCode::kInvalidArgument, "--chat-template-kwargs: expected a JSON object");
+    o.chat_template_kwargs = std::move(parsed);
+  }
+  PONDER_ASSIGN_OR_RETURN(o.max_thinking_tokens, args.get_int("max-thinking-tokens", -1));
+  PONDER_ASSIGN_OR_RETURN(o.min_thinking_tokens, args.get_int("min-thinking-tokens", 0));
+  PONDER_ASSIGN_OR_RETURN(int64_t extend, args.get_int("extend-thinking", 0));
+  o.extend_thinking = static_cast<int32_t>(extend);
   PONDER_ASSIGN_OR_RETURN(o.max_tokens, args.get_int("max-tokens", 64));
   if (o.max_tokens < 1) return error(StatusCode::kInvalidArgument, "--max-tokens must be >= 1");
   worker::SamplingParams& s = o.sampling;
@@ -90,36 +114,132 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   return o;
 }
 
-GenerationPrinter::GenerationPrinter(const GenerateOptions& options) : options_(options) {}
+Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
+  PreparedPrompt p;
+  const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(o.model_dir) / "tokenizer.json");
+  if (!has_tokenizer) {
+    if (o.prompt_text)
+      return error(StatusCode::kNotFound, "%s has no tokenizer.json: give --prompt-ids instead of --prompt",
+                   o.model_dir.c_str());
+    p.ids = o.prompt_ids;
+    return p;
+  }
+  PONDER_ASSIGN_OR_RETURN(text::Tokenizer tok, text::Tokenizer::load(o.model_dir));
+  std::string rendered;
+  if (o.chat) {
+    PONDER_ASSIGN_OR_RETURN(text::ChatTemplate tmpl, text::ChatTemplate::load(o.model_dir));
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    messages.push_back({{"role", "user"}, {"content", *o.prompt_text}});
+    PONDER_ASSIGN_OR_RETURN(rendered, tmpl.render(messages, true, o.chat_template_kwargs));
+    p.ids = tok.encode(rendered);  // the template writes BOS itself
+  } else if (o.prompt_text) {
+    if (tok.add_bos_token() && tok.bos_token()) p.ids.push_back(tok.bos_token()->id);
+    tok.encode(*o.prompt_text, &p.ids);
+    rendered = *o.prompt_text;
+  } else {
+    p.ids = o.prompt_ids;
+  }
+  auto open = tok.token_id("<think>"), close = tok.token_id("</think>");
+  if (open && close) {
+    p.reasoning = text::ReasoningConfig{};
+    p.think_end = {*close};
+    p.wait_tokens = tok.encode("\nWait");
+    p.starts_in_thinking = o.chat && text::prompt_opens_reasoning(rendered, *p.reasoning);
+    p.reasoning->starts_in_reasoning = p.starts_in_thinking;
+  }
+  p.tokenizer = std::move(tok);
+  return p;
+}
+
+worker::EngineOptions engine_options(const PreparedPrompt& p) {
+  worker::EngineOptions e;
+  e.think_end = p.think_end;
+  e.wait_tokens = p.wait_tokens;
+  if (p.tokenizer) {
+    text::Tokenizer tok = *p.tokenizer;
+    e.token_bytes = [tok](int32_t t) { return tok.decode(std::span<const int32_t>(&t, 1)); };
+  }
+  return e;
+}
+
+GenerationPrinter::GenerationPrinter(const GenerateOptions& options, const PreparedPrompt& prompt)
+    : options_(options), prompt_(prompt) {
+  if (prompt.tokenizer) decoder_.emplace(*prompt.tokenizer);
+  if (prompt.tokenizer && prompt.reasoning && options.chat) parser_.emplace(*prompt.reasoning);
+}
 
 void GenerationPrinter::start() { start_ = Clock::now(); }
 
+void GenerationPrinter::print(const text::ReasoningSplit& delta) {
+  all_.reasoning += delta.reasoning;
+  all_.content += delta.content;
+  if (options_.json) return;
+  if (!delta.reasoning.empty()) {
+    if (!said_thinking_) std::fputs("── thinking ──\n", stdout);
+    said_thinking_ = true;
+    std::fputs(delta.reasoning.c_str(), stdout);
+  }
+  if (!delta.content.empty()) {
+    if (!said_answer_) std::fputs(said_thinking_ ? "\n── answer ──\n" : "── answer ──\n", stdout);
+    said_answer_ = true;
+    std::fputs(delta.content.c_str(), stdout);
+  }
+  std::fflush(stdout);
+}
+
 void GenerationPrinter::token(int32_t token) {
   if (generated_.empty()) first_token_ = Clock::now();
-  if (!options_.json) {
-    std::printf("%s%d", generated_.empty() ? "" : " ", token);
+  generated_.push_back(token);
+  if (!decoder_) {
+    if (!options_.json) {
+      std::printf("%s%d", generated_.size() == 1 ? "" : " ", token);
+      std::fflush(stdout);
+    }
+    return;
+  }
+  std::string piece = decoder_->push(token);
+  text_ += piece;
+  if (parser_) {
+    print(parser_->feed(piece));
+  } else if (!options_.json) {
+    std::fputs(piece.c_str(), stdout);
     std::fflush(stdout);
   }
-  generated_.push_back(token);
 }
 
 void GenerationPrinter::finish(const std::string& finish_reason, const std::string& layout) {
+  if (decoder_) {
+    std::string rest = decoder_->flush();
+    text_ += rest;
+    if (parser_) {
+      print(parser_->feed(rest));
+      print(parser_->finish());
+    } else if (!options_.json) {
+      std::fputs(rest.c_str(), stdout);
+    }
+  }
   auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
   const Clock::time_point end = Clock::now();
   const double prefill_s = seconds(first_token_ - start_);
   const double decode_s = seconds(end - first_token_);
-  const size_t n_prompt = options_.prompt_ids.size();
+  const size_t n_prompt = prompt_.ids.size();
   const double prefill_tps = n_prompt / prefill_s;
   const double decode_tps = generated_.size() > 1 ? (generated_.size() - 1) / decode_s : 0.0;
   if (options_.json) {
     nlohmann::json out = {
         {"model", options_.model_dir},
         {"layout", layout},
-        {"prompt_ids", options_.prompt_ids},
+        {"prompt_ids", prompt_.ids},
         {"token_ids", generated_},
         {"finish_reason", finish_reason},
         {"usage", {{"prompt_tokens", n_prompt}, {"completion_tokens", generated_.size()}}},
         {"timings", {{"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps}}}};
+    if (decoder_) out["text"] = text_;
+    if (parser_) {
+      out["reasoning_content"] = all_.reasoning;
+      out["content"] = all_.content;
+    }
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("\n");
@@ -129,14 +249,19 @@ void GenerationPrinter::finish(const std::string& finish_reason, const std::stri
                n_prompt, prefill_tps, generated_.size(), decode_tps);
 }
 
-Status run_generation(worker::Engine& engine, const GenerateOptions& o, const std::string& layout) {
-  GenerationPrinter printer(o);
+Status run_generation(worker::Engine& engine, const GenerateOptions& o, const PreparedPrompt& p,
+                      const std::string& layout) {
+  GenerationPrinter printer(o, p);
   std::string finish_reason;
   printer.start();
-  worker::EngineRequest request{.prompt = o.prompt_ids,
+  worker::EngineRequest request{.prompt = p.ids,
                                 .sampling = o.sampling,
                                 .max_tokens = o.max_tokens,
-                                .ignore_eos = o.ignore_eos};
+                                .ignore_eos = o.ignore_eos,
+                                .thinking = p.starts_in_thinking,
+                                .max_thinking_tokens = o.max_thinking_tokens,
+                                .min_thinking_tokens = o.min_thinking_tokens,
+                                .extend_thinking = o.extend_thinking};
   PONDER_ASSIGN_OR_RETURN(int64_t id, engine.enqueue(request, [&](const worker::EngineOutput& out) {
     for (int32_t t : out.tokens) printer.token(t);
     if (out.finished) finish_reason = out.finish_reason;

@@ -4,11 +4,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 #include "worker/backend/cpu/cpu_backend.h"
+#include "coordinator/text/reasoning_parser.h"
+#include "coordinator/text/tokenizer.h"
 #include "worker/engine/engine.h"
 #include "worker/sampler.h"
 
@@ -18,7 +24,14 @@ extern const char* const kGenerateUsage;
 
 struct GenerateOptions {
   std::string model_dir;
-  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> prompt_ids;  // --prompt-ids, or filled from the text by prepare_prompt()
+  std::optional<std::string> prompt_text;
+  bool chat = false;                // render --prompt through the model's chat template
+  std::string system;               // optional system message with --chat
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
+  int64_t max_thinking_tokens = -1;
+  int64_t min_thinking_tokens = 0;
+  int32_t extend_thinking = 0;
   int64_t max_tokens = 64;
   worker::SamplingParams sampling{.temperature = 0.0f};
   bool ignore_eos = false;
@@ -34,18 +47,40 @@ struct GenerateOptions {
 // argv excludes the program and subcommand. Returns kCancelled after printing help for --help.
 Expected<GenerateOptions> parse_generate_options(int argc, char** argv);
 
-// Streams generated tokens to stdout as they come (or collects them for --json) and prints the
-// summary: timings to stderr, and with --json one object to stdout.
+// What the text options turn into: prompt ids, the tokenizer (when the model has one), and the
+// thinking set-up (delimiters, whether the prompt leaves the reasoning block open).
+struct PreparedPrompt {
+  std::vector<int32_t> ids;
+  std::optional<text::Tokenizer> tokenizer;
+  std::optional<text::ReasoningConfig> reasoning;  // set when the vocabulary has <think>/</think>
+  std::vector<int32_t> think_end, wait_tokens;
+  bool starts_in_thinking = false;
+};
+
+// Tokenizes --prompt (rendering the chat template with --chat); with --prompt-ids, loads the
+// tokenizer too when the model has one, to print text.
+Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& options);
+
+// Streams the continuation to stdout as it comes — text when there is a tokenizer (thinking and
+// answer under their own headings with --chat), token ids otherwise — or collects it for --json;
+// then prints the summary: timings to stderr, and with --json one object to stdout.
 class GenerationPrinter {
  public:
-  explicit GenerationPrinter(const GenerateOptions& options);
+  GenerationPrinter(const GenerateOptions& options, const PreparedPrompt& prompt);
   void start();               // before the prompt is run
   void token(int32_t token);  // each generated token, in order
   void finish(const std::string& finish_reason, const std::string& layout);
 
  private:
   using Clock = std::chrono::steady_clock;
+  void print(const text::ReasoningSplit& delta);
   const GenerateOptions& options_;
+  const PreparedPrompt& prompt_;
+  std::optional<text::StreamDecoder> decoder_;
+  std::optional<text::ReasoningParser> parser_;
+  std::string text_;
+  text::ReasoningSplit all_;
+  bool said_thinking_ = false, said_answer_ = false;
   std::vector<int32_t> generated_;
   Clock::time_point start_, first_token_;
 };
@@ -53,7 +88,10 @@ class GenerationPrinter {
 // Runs the options' prompt through `engine` (on the replica leader), streaming tokens with a
 // GenerationPrinter; `layout` labels the JSON output.
 Status run_generation(worker::Engine& engine, const GenerateOptions& options,
-                      const std::string& layout);
+                      const PreparedPrompt& prompt, const std::string& layout);
+
+// Engine options for a prepared prompt (thinking delimiters, token bytes for stop strings).
+worker::EngineOptions engine_options(const PreparedPrompt& prompt);
 
 // Prints "ponder <command>: message" and maps the status to an exit code.
 int report_failure(const char* command, const Status& status);

@@ -22,6 +22,8 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
   if (world->size() % (o.tp * o.pp) != 0)
     return error(StatusCode::kInvalidArgument, "%d ranks do not divide into replicas of tp × pp = %d",
                  world->size(), o.tp * o.pp);
+  // Every rank tokenizes (cheap) so that all size their KV cache alike.
+  PONDER_ASSIGN_OR_RETURN(PreparedPrompt prompt, prepare_prompt(o));
   // Ranks on one machine share its cores unless told otherwise.
   const ProcessEnv env = ProcessEnv::read();
   int threads = o.threads;
@@ -30,7 +32,7 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
                                  .tp = o.tp,
                                  .pp = o.pp,
                                  .stage_layers = o.stage_layers,
-                                 .kv_blocks = (static_cast<int64_t>(o.prompt_ids.size()) + o.max_tokens) / 16 + 2,
+                                 .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + o.max_tokens) / 16 + 2,
                                  .backend = {.n_threads = threads, .precision = o.precision},
                                  .timeout = o.timeout};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
@@ -40,9 +42,9 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
   if (!replica->is_leader()) return replica->serve();
 
   // Replica 0's leader runs the prompt; other replicas' leaders only release their ranks.
-  worker::Engine engine(*replica, {});
+  worker::Engine engine(*replica, engine_options(prompt));
   Status st = replica->role().replica == 0
-                  ? run_generation(engine, o, strformat("tp%dpp%d", o.tp, o.pp))
+                  ? run_generation(engine, o, prompt, strformat("tp%dpp%d", o.tp, o.pp))
                   : Status();
   Status shutdown = replica->shutdown();
   PONDER_RETURN_IF_ERROR(st);
