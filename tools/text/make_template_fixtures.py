@@ -111,6 +111,8 @@ def construct_cases():
     add("macro_scope_and_recursion", "{% set x = 1 %}{% macro show() %}{{ x }}{% endmacro %}{% set x = 2 %}{{ show() }}{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * fact(n - 1) | int }}{% endif %}{% endmacro %}{{ fact(5) }}")
     add("macro_missing_param", "{% macro m(a, b) %}[{{ a }}][{{ b }}]{% endmacro %}{{ m(1) }}")
     add("call_block", "{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}inside {{ n }}{% endcall %}")
+    add("call_block_with_args", "{% macro each(xs) %}{% for x in xs %}{{ caller(x, loop.index) }}{% endfor %}{% endmacro %}{% call(item, i) each(words) %}[{{ i }}:{{ item }}]{% endcall %}")
+    add("generation_tag", "{% for m in msgs %}{% generation %}<{{ m.role }}>{% set inner = 1 %}{% endgeneration %}{% endfor %}[{{ inner }}]", env="hf")
     add("filter_block", "{% filter upper %}quiet {{ n }}{% endfilter %}")
     add("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]")
     add("tests", "{{ missing is defined }} {{ n is defined }} {{ nil is none }} {{ n is number }} {{ f is float }} {{ n is integer }} {{ t is integer }} {{ t is boolean }} {{ 'a' is string }} {{ d is mapping }} {{ xs is iterable }} {{ 'a' is iterable }} {{ n is iterable }} {{ missing is iterable }} {{ xs is sequence }} {{ d is sequence }}")

@@ -1,6 +1,6 @@
-// ChatTemplate tests: real chat templates (Llama-3, Llama-3.1, Qwen3, DeepSeek-V3, DeepSeek-R1)
-// rendered for many conversations and compared byte for byte with transformers + jinja2
-// (tests/data/chat_templates/<family>/golden.json); loading rules and error reporting.
+// ChatTemplate tests: real chat templates rendered for many conversations and compared byte for
+// byte with transformers + jinja2 (tests/data/chat_templates/<family>/golden.json); loading,
+// errors.
 #include "coordinator/text/chat_template.h"
 
 #include <gtest/gtest.h>
