@@ -1,0 +1,1 @@
+# Experiments on ponder: task suites and (later) the test-time-scaling runner.

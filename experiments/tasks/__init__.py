@@ -1,0 +1,1 @@
+# Task suites (problems, splits, answer checkers) for ponder's experiments.

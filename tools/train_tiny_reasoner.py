@@ -1,0 +1,758 @@
+#!/usr/bin/env python3
+# Trains ponder's bundled tiny reasoning model (models/tiny-reasoner/) from scratch on the CPU:
+# arithmetic problems with worked <think> solutions, byte-level BPE, Qwen3ForCausalLM, bf16.
+"""Train the tiny reasoner, or rewrite its model card.
+
+  # the full run (default settings: 3000 steps, ~0.71 s/step on 2 idle cores, ~37 min in all):
+  /work/refenv/bin/python tools/train_tiny_reasoner.py --out models/tiny-reasoner
+
+  # a smoke run: a few dozen steps, 1 thread, into a scratch folder
+  /work/refenv/bin/python tools/train_tiny_reasoner.py --out /tmp/tr-smoke --steps 40 \\
+      --threads 1 --sanity-eval 4
+
+  # after measuring accuracy with ponder (python3 -m experiments.tasks.arith grade ... --out e.json)
+  /work/refenv/bin/python tools/train_tiny_reasoner.py --out models/tiny-reasoner --card-only \\
+      --eval-json e.json
+
+What it does, deterministically from --seed (bit-identical on the same machine, thread count and
+library versions):
+  1. draws train-split problems from experiments/tasks/arith.py (an endless stream; no
+     validation or test question can appear) and trains a byte-level BPE on their text with the
+     `tokenizers` library (Qwen2/3 pre-tokenizer: digits are always single tokens);
+  2. renders each problem with the model's own chat template: prompt
+     "<|im_start|>user\\n{question}<|im_end|>\\n<|im_start|>assistant\\n<think>\\n", completion
+     "{working}\\n</think>\\n\\n\\\\boxed{answer}<|im_end|>" (a share of examples use the
+     enable_thinking=false prompt, whose completion is only "\\\\boxed{answer}<|im_end|>"); loss on
+     completion tokens only;
+  3. trains a Qwen3ForCausalLM (bf16 autocast, fp32 master weights) with AdamW, linear warmup
+     and cosine decay, on length-bucketed batches of about --batch-tokens padded tokens;
+  4. writes config.json, model.safetensors (bf16), generation_config.json, tokenizer.json,
+     tokenizer_config.json (with the chat template), train_log.json and README.md (model card)
+     to --out, after a greedy sanity check with transformers on validation problems.
+
+The accuracy table of the card is filled from --eval-json (kept as eval_results.json in the
+model folder), which must come from ponder itself; the sanity check is only a smoke signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import pathlib
+import random
+import re
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from experiments.tasks import arith  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Model, tokenizer and chat format
+
+MODEL_CONFIG = dict(  # 4.8 M parameters with the 289-token vocabulary (embeddings tied)
+    hidden_size=256,
+    intermediate_size=768,
+    num_hidden_layers=6,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=64,
+    max_position_embeddings=1024,
+    rms_norm_eps=1e-6,
+    rope_theta=10000.0,
+)
+
+VOCAB_TARGET = 512  # BPE trainer limit; the task text runs out of merges before it (see card)
+ENDOFTEXT, IM_START, IM_END, THINK, THINK_END = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END, THINK, THINK_END]  # ids 0-4, in this order
+# Qwen2/Qwen3's pre-tokenizer split: contractions, letter runs, single digits, punctuation runs,
+# newlines, spaces.
+PRETOKENIZE_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+                     r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+# ChatML; the generation prompt opens the thinking block ("<think>\n") unless
+# enable_thinking=false, which closes an empty one ("<think>\n\n</think>\n\n") as Qwen3 does.
+# Assistant turns after the last user message keep their reasoning (from reasoning_content or
+# from "<think>...</think>" in content); earlier ones are rendered without it.
+CHAT_TEMPLATE = """\
+{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+{%- endif %}
+{%- set ns = namespace(last_user=-1) %}
+{%- for message in messages %}
+    {%- if message.role == 'user' %}
+        {%- set ns.last_user = loop.index0 %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.role == 'assistant' %}
+        {%- set content = message.content if message.content is string else '' %}
+        {%- set reasoning = '' %}
+        {%- if message.reasoning_content is defined and message.reasoning_content is string %}
+            {%- set reasoning = message.reasoning_content %}
+        {%- elif '</think>' in content %}
+            {%- set reasoning = content.split('</think>')[0].split('<think>')[-1] %}
+            {%- set content = content.split('</think>')[-1] %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_user and (loop.last or reasoning) %}
+            {{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' }}
+            {{- content.lstrip('\\n') }}
+        {%- else %}
+            {{- '<|im_start|>assistant\\n' + content.lstrip('\\n') }}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif not (loop.first and message.role == 'system') %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- else %}
+        {{- '<think>\\n' }}
+    {%- endif %}
+{%- endif %}
+"""
+
+
+def completion_text(p: arith.Problem, thinking: bool) -> str:
+    """What the model is trained to write after the generation prompt."""
+    answer = f"\\boxed{{{p.answer}}}{IM_END}"
+    return f"{p.solution}\n{THINK_END}\n\n{answer}" if thinking else answer
+
+
+def tokenizer_corpus(n: int, seed: int):
+    """The text between special tokens of n chat-formatted train problems (thinking and not),
+    i.e. exactly the pieces the pre-tokenizer sees at encoding time."""
+    stream = arith.train_stream(seed=seed + 1)
+    specials = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
+    for i in range(n):
+        p = next(stream)
+        text = (f"{IM_START}user\n{p.question}{IM_END}\n{IM_START}assistant\n"
+                + (f"{THINK}\n" if i % 10 else f"{THINK}\n\n{THINK_END}\n\n")
+                + completion_text(p, thinking=i % 10 != 0) + "\n")
+        yield from (piece for piece in specials.split(text) if piece)
+
+
+def train_tokenizer(n_texts: int, seed: int):
+    """Byte-level BPE (Qwen3's normalizer, pre-tokenizer and decoder) trained on task text; the
+    special tokens take ids 0-4; <think> and </think> are added tokens that are not special (they
+    survive skip_special_tokens, as in Qwen3)."""
+    from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
+                            processors, trainers)
+
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False,
+                                              use_regex=False)
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_TARGET, min_frequency=2,
+                                  special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(tokenizer_corpus(n_texts, seed), trainer=trainer)
+    spec = json.loads(tok.to_str())
+    for added in spec["added_tokens"]:
+        if added["content"] in (THINK, THINK_END):
+            added["special"] = False
+    tok = Tokenizer.from_str(json.dumps(spec))
+    for i, t in enumerate(SPECIAL_TOKENS):
+        assert tok.token_to_id(t) == i, (t, tok.token_to_id(t))
+    return tok
+
+
+def tokenizer_config() -> dict:
+    added = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
+                      "single_word": False, "special": t not in (THINK, THINK_END)}
+             for i, t in enumerate(SPECIAL_TOKENS)}
+    return {
+        "add_bos_token": False,
+        "add_prefix_space": False,
+        "added_tokens_decoder": added,
+        "additional_special_tokens": [IM_START, IM_END],
+        "bos_token": None,
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": IM_END,
+        "errors": "replace",
+        "model_max_length": MODEL_CONFIG["max_position_embeddings"],
+        "pad_token": ENDOFTEXT,
+        "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None,
+    }
+
+
+def write_tokenizer(tok, out: pathlib.Path) -> None:
+    tok.save(str(out / "tokenizer.json"))
+    with open(out / "tokenizer_config.json", "w", encoding="utf-8") as f:
+        json.dump(tokenizer_config(), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+class ChatFormat:
+    """Prompt texts cut from the chat template itself (rendered around a placeholder), checked
+    against full renderings of whole conversations."""
+
+    def __init__(self, hf_tokenizer):
+        self.hf = hf_tokenizer
+        marker = "\u0000QUESTION\u0000"
+        self.parts = {}
+        for thinking in (True, False):
+            text = hf_tokenizer.apply_chat_template(
+                [{"role": "user", "content": marker}], tokenize=False,
+                add_generation_prompt=True, enable_thinking=thinking)
+            self.parts[thinking] = tuple(text.split(marker))
+
+    def prompt(self, question: str, thinking: bool) -> str:
+        before, after = self.parts[thinking]
+        return before + question + after
+
+    def check(self, problems) -> None:
+        for i, p in enumerate(problems):
+            thinking = i % 2 == 0
+            content = (f"{THINK}\n{p.solution}\n{THINK_END}\n\n\\boxed{{{p.answer}}}" if thinking
+                       else f"\\boxed{{{p.answer}}}")
+            whole = self.hf.apply_chat_template(
+                [{"role": "user", "content": p.question},
+                 {"role": "assistant", "content": content}], tokenize=False)
+            mine = self.prompt(p.question, thinking) + completion_text(p, thinking) + "\n"
+            assert whole == mine, (whole, mine)
+
+
+def load_hf_tokenizer(folder: pathlib.Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+class Batches:
+    """Endless length-bucketed batches from the train stream: a pool of examples is sorted by
+    length and cut into batches of at most `batch_tokens` padded tokens, which are shuffled.
+    (Examples are similar in length within a batch, so batches are mostly of one level, and the
+    short enable_thinking=false examples make about one batch of their own per pool.)"""
+
+    def __init__(self, fmt: ChatFormat, tok, args):
+        self.fmt, self.tok, self.args = fmt, tok, args
+        self.stream = arith.train_stream(seed=args.seed, weights=args.level_weights)
+        self.rng = random.Random(f"batches/{args.seed}")
+        self.pending: list = []
+        self.seen = {lv: 0 for lv in arith.LEVELS}
+        self.seen_no_think = 0
+        self.tokens_real = 0
+        self.dropped = 0
+
+    def encode(self, problems, thinking_flags):
+        prompts = [self.fmt.prompt(p.question, t) for p, t in zip(problems, thinking_flags)]
+        comps = [completion_text(p, t) for p, t in zip(problems, thinking_flags)]
+        ep = self.tok.encode_batch(prompts, add_special_tokens=False)
+        ec = self.tok.encode_batch(comps, add_special_tokens=False)
+        return [(a.ids, b.ids) for a, b in zip(ep, ec)]
+
+    def _fill(self):
+        a = self.args
+        pool = int(a.pool_batches * a.batch_tokens / 140) + 1
+        problems = [next(self.stream) for _ in range(pool)]
+        flags = [self.rng.random() >= a.no_think_fraction for _ in problems]
+        examples = []
+        for p, t, (pi, ci) in zip(problems, flags, self.encode(problems, flags)):
+            if len(pi) + len(ci) > a.max_len:
+                self.dropped += 1
+                continue
+            examples.append((pi, ci, p.difficulty, t))
+        examples.sort(key=lambda e: len(e[0]) + len(e[1]))
+        batches, cur = [], []
+        for e in examples:
+            n = len(e[0]) + len(e[1])
+            if cur and (len(cur) + 1) * n > a.batch_tokens:
+                batches.append(cur)
+                cur = []
+            cur.append(e)
+        batches.append(cur)  # the longest examples, a partial batch
+        self.rng.shuffle(batches)
+        self.pending = batches
+
+    def next(self):
+        import torch
+
+        while not self.pending:
+            self._fill()
+        batch = self.pending.pop()
+        width = max(len(p) + len(c) for p, c, _, _ in batch)
+        ids = torch.full((len(batch), width), 0, dtype=torch.long)  # <|endoftext|> as padding
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, (p, c, level, thinking) in enumerate(batch):
+            seq = p + c
+            ids[row, :len(seq)] = torch.tensor(seq)
+            labels[row, len(p):len(seq)] = torch.tensor(c)
+            self.seen[level] += 1
+            self.seen_no_think += not thinking
+            self.tokens_real += len(seq)
+        return ids, labels
+
+
+def validation_batches(fmt: ChatFormat, tok, n_per_level: int, max_batch: int = 32):
+    import torch
+
+    problems = [p for lv in arith.LEVELS for p in arith.make_split("validation", lv, n_per_level)]
+    encoded = []
+    for p in problems:
+        pi = tok.encode(fmt.prompt(p.question, True), add_special_tokens=False).ids
+        ci = tok.encode(completion_text(p, True), add_special_tokens=False).ids
+        encoded.append((pi, ci))
+    out = []
+    for i in range(0, len(encoded), max_batch):
+        chunk = encoded[i:i + max_batch]
+        width = max(len(p) + len(c) for p, c in chunk)
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        for row, (p, c) in enumerate(chunk):
+            ids[row, :len(p) + len(c)] = torch.tensor(p + c)
+            labels[row, len(p):len(p) + len(c)] = torch.tensor(c)
+        out.append((ids, labels))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def build_model(vocab_size: int, seed: int):
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    c = dict(MODEL_CONFIG)
+    rope_theta = c.pop("rope_theta")
+    config = Qwen3Config(
+        vocab_size=vocab_size, tie_word_embeddings=True, max_window_layers=c["num_hidden_layers"],
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        bos_token_id=SPECIAL_TOKENS.index(ENDOFTEXT), eos_token_id=SPECIAL_TOKENS.index(IM_END),
+        pad_token_id=SPECIAL_TOKENS.index(ENDOFTEXT), **c)
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    model.config.architectures = ["Qwen3ForCausalLM"]
+    return model
+
+
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def evaluate_loss(model, batches) -> float:
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for ids, labels in batches:
+            n = int((labels[:, 1:] != -100).sum())
+            total += float(model(input_ids=ids, labels=labels).loss) * n
+            count += n
+    model.train()
+    return total / count
+
+
+def train(args, out: pathlib.Path) -> dict:
+    import torch
+    import tokenizers
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    random.seed(args.seed)
+    t_start = time.time()
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(args.tokenizer_texts, args.seed)
+    write_tokenizer(tok, out)
+    hf_tok = load_hf_tokenizer(out)
+    fmt = ChatFormat(hf_tok)
+    fmt.check(arith.make_split("validation", 4, 4) + arith.make_split("validation", 2, 4))
+    vocab_size = tok.get_vocab_size()
+    print(f"tokenizer: {vocab_size} tokens ({time.time() - t_start:.1f} s)", flush=True)
+
+    model = build_model(vocab_size, args.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params / 1e6:.2f} M parameters", flush=True)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    data = Batches(fmt, tok, args)
+    val = validation_batches(fmt, tok, args.val_per_level)
+
+    history, window, tokens_padded = [], [], 0
+    t_train = t_window = time.time()  # s/step is measured per log window, evaluation included
+    model.train()
+    for step in range(args.steps):
+        lr = lr_at(step, args)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ids, labels = data.next()
+        tokens_padded += ids.numel()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        window.append(float(loss.detach()))
+        last = step + 1 == args.steps
+        if (step + 1) % args.log_every == 0 or last:
+            elapsed = time.time() - t_train
+            entry = {"step": step + 1, "loss": sum(window) / len(window), "lr": lr,
+                     "grad_norm": grad_norm, "tokens": data.tokens_real, "elapsed_s": elapsed}
+            window = []
+            if (step + 1) % args.eval_every == 0 or last:
+                entry["val_loss"] = evaluate_loss(model, val)
+            history.append(entry)
+            now = time.time()
+            prev_step = history[-2]["step"] if len(history) > 1 else 0
+            step_s = (now - t_window) / (step + 1 - prev_step)
+            t_window = now
+            eta = (args.steps - step - 1) * elapsed / (step + 1)
+            print(f"step {step + 1:5d}/{args.steps}  loss {entry['loss']:.4f}"
+                  + (f"  val {entry['val_loss']:.4f}" if "val_loss" in entry else "")
+                  + f"  lr {lr:.2e}  |g| {grad_norm:.2f}  {tokens_padded / elapsed:.0f} tok/s"
+                  f"  {step_s:.2f} s/step  eta {eta / 60:.1f} min", flush=True)
+    train_s = time.time() - t_train
+
+    sanity = sanity_eval(model, hf_tok, args.sanity_eval) if args.sanity_eval else {}
+    model = model.to(torch.bfloat16)
+    model.config.dtype = "bfloat16"
+    model.save_pretrained(str(out), safe_serialization=True)
+    write_generation_config(out)
+
+    log = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "tools/train_tiny_reasoner.py " + " ".join(args.argv),
+        "args": {k: v for k, v in vars(args).items() if k not in ("argv", "eval_json")},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]},
+        "model": {"parameters": n_params, "vocab_size": vocab_size, **MODEL_CONFIG},
+        "special_token_ids": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "data": {"examples_per_level": {str(k): v for k, v in data.seen.items()},
+                 "no_think_examples": data.seen_no_think, "tokens": data.tokens_real,
+                 "tokens_padded": tokens_padded, "dropped_too_long": data.dropped},
+        "train_seconds": train_s,
+        "total_seconds": time.time() - t_start,
+        "tokens_per_second_padded": tokens_padded / train_s,
+        "steps_per_second": args.steps / train_s,
+        "history": history,
+        "sanity_eval": sanity,
+    }
+    with open(out / "train_log.json", "w", encoding="utf-8") as f:
+        json.dump(log, f, indent=1)
+        f.write("\n")
+    return log
+
+
+def write_generation_config(out: pathlib.Path) -> None:
+    gen = {
+        "bos_token_id": SPECIAL_TOKENS.index(ENDOFTEXT),
+        "eos_token_id": [SPECIAL_TOKENS.index(IM_END), SPECIAL_TOKENS.index(ENDOFTEXT)],
+        "pad_token_id": SPECIAL_TOKENS.index(ENDOFTEXT),
+        "do_sample": True,
+        "temperature": 0.8,
+        "top_p": 1.0,
+        "top_k": 0,
+        "max_new_tokens": 512,
+    }
+    with open(out / "generation_config.json", "w", encoding="utf-8") as f:
+        json.dump(gen, f, indent=2)
+        f.write("\n")
+
+
+def sanity_eval(model, hf_tok, n_per_level: int) -> dict:
+    """Greedy accuracy with transformers on validation problems (a smoke signal only)."""
+    import torch
+
+    model.eval()
+    hf_tok.padding_side = "left"
+    result = {}
+    t0 = time.time()
+    for lv in arith.LEVELS:
+        problems = arith.make_split("validation", lv, n_per_level)
+        prompts = [hf_tok.apply_chat_template([{"role": "user", "content": p.question}],
+                                              tokenize=False, add_generation_prompt=True)
+                   for p in problems]
+        enc = hf_tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            gen = model.generate(**enc, max_new_tokens=448, do_sample=False,
+                                 eos_token_id=SPECIAL_TOKENS.index(IM_END),
+                                 pad_token_id=SPECIAL_TOKENS.index(ENDOFTEXT))
+        texts = hf_tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        correct = sum(arith.is_correct(t, p.answer) for t, p in zip(texts, problems))
+        result[str(lv)] = {"n": len(problems), "greedy": correct / len(problems)}
+        print(f"sanity eval level {lv}: {correct}/{len(problems)} greedy correct"
+              f"  e.g. {problems[0].question!r} -> {texts[0][-40:]!r}", flush=True)
+    result["engine"] = "transformers' generate (bf16 autocast, CPU) on validation problems"
+    result["seconds"] = time.time() - t0
+    model.train()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Model card
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}%" if isinstance(x, (int, float)) else "—"
+
+
+def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
+    m, d, a = log["model"], log["data"], log["args"]
+    ids = log["special_token_ids"]
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags: [qwen3, reasoning, arithmetic, tiny, ponder]",
+        "---",
+        "",
+        "# tiny-reasoner",
+        "",
+        f"A {m['parameters'] / 1e6:.1f} M-parameter `Qwen3ForCausalLM` trained from scratch by "
+        "`tools/train_tiny_reasoner.py` on ponder's arithmetic suite (`experiments/tasks/`). It "
+        "thinks before it answers, R1-style: step-by-step working inside `<think>…</think>`, then "
+        "`\\boxed{answer}`. It exists so that ponder's tests and test-time-scaling experiments run "
+        "on a model that reasons; it knows nothing but this arithmetic.",
+        "",
+        "## Format",
+        "",
+        "ChatML with a thinking block (`tokenizer_config.json` → `chat_template`). With "
+        "`add_generation_prompt` the prompt ends with `<|im_start|>assistant\\n<think>\\n`: the "
+        "thinking block is already open and the model writes the working, `\\n</think>\\n\\n`, "
+        "the answer and `<|im_end|>`. With `enable_thinking=false` the prompt ends with "
+        "`<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n` and the model answers at once "
+        f"(trained on {100 * a['no_think_fraction']:.0f}% of examples; expect low accuracy). "
+        "A reasoning parser must start inside the reasoning for thinking prompts "
+        "(`starts_in_reasoning`, like DeepSeek-R1). Use no system prompt; the user message is "
+        "exactly the task's `question`.",
+        "",
+        "```",
+        "<|im_start|>user",
+        "What is 12 + 7 * 8 - 5?<|im_end|>",
+        "<|im_start|>assistant",
+        "<think>",
+        arith.make_problem([12, 7, 8, 5], ["+", "*", "-"], 4).solution,
+        "</think>",
+        "",
+        "\\boxed{63}<|im_end|>",
+        "```",
+        "",
+        "| token | id | special (skipped by skip_special_tokens) |",
+        "|---|---|---|",
+    ]
+    for t, i in ids.items():
+        cell = t.replace("|", "\\|")  # a bare | would end the table cell, even in backticks
+        lines.append(f"| `{cell}` | {i} | {'no' if t in (THINK, THINK_END) else 'yes'} |")
+    lines += [
+        "",
+        "`eos_token_id` in generation_config.json: `<|im_end|>` and `<|endoftext|>`; padding: "
+        f"`<|endoftext|>`. Tokenizer: byte-level BPE with Qwen3's NFC normalizer, pre-tokenizer "
+        f"(digits are single tokens) and decoder, trained on the chat-formatted "
+        f"text of {a['tokenizer_texts']} train problems; "
+        f"{m['vocab_size']} tokens (256 bytes, 5 specials, the rest merges of the task's words and "
+        "punctuation; the trainer's limit of 512 is not reached).",
+        "",
+        "## Data",
+        "",
+        "Problems from `experiments/tasks/arith.py`, train split only (a question's split is "
+        "fixed by a hash of its text, so no validation or test question is ever trained on), "
+        f"drawn as an endless stream seeded by `--seed {a['seed']}`; level weights "
+        + ", ".join(f"{k}:{v:g}" for k, v in a["level_weights"].items()) + ".",
+        "",
+        "| level | problems | examples seen |",
+        "|---|---|---|",
+    ]
+    for lv, desc in arith.LEVELS.items():
+        lines.append(f"| {lv} | {desc} | {d['examples_per_level'].get(str(lv), 0)} |")
+    lines += [
+        "",
+        f"{d['no_think_examples']} of the examples used the enable_thinking=false prompt. "
+        f"{d['tokens']:,} tokens in all ({d['tokens_padded']:,} with padding); loss on the "
+        "assistant's tokens only.",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {m['parameters']:,} (embeddings tied) |",
+        f"| layers | {m['num_hidden_layers']} |",
+        f"| hidden / intermediate | {m['hidden_size']} / {m['intermediate_size']} |",
+        f"| attention heads / kv heads / head dim | {m['num_attention_heads']} / "
+        f"{m['num_key_value_heads']} / {m['head_dim']} |",
+        f"| vocabulary | {m['vocab_size']} |",
+        f"| max positions (trained up to) | {m['max_position_embeddings']} ({a['max_len']}) |",
+        f"| rope theta | {m['rope_theta']:g} |",
+        "| weights | bf16 safetensors |",
+        "",
+        "## Training",
+        "",
+        f"`{log['command']}` — AdamW (β 0.9/0.95, weight decay {a['weight_decay']} on matrices), "
+        f"peak lr {a['lr']:g} after {a['warmup']} warmup steps, cosine to {a['min_lr']:g}, "
+        f"gradient clip {a['clip']}, {a['steps']} steps of ≤ {a['batch_tokens']} padded tokens "
+        f"(length-bucketed), bf16 autocast with fp32 weights, {a['threads']} CPU thread(s): "
+        f"{log['train_seconds'] / 60:.1f} min of training "
+        f"({log['tokens_per_second_padded']:.0f} padded tokens/s), "
+        f"{log['total_seconds'] / 60:.1f} min in all. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in log["versions"].items()) + ".",
+        "",
+        "| step | train loss | validation loss | lr |",
+        "|---|---|---|---|",
+    ]
+    window = []
+    for h in log["history"]:
+        window.append(h["loss"])
+        if h["step"] % a.get("card_every", 100) == 0 or h is log["history"][-1]:
+            val = f"{h['val_loss']:.4f}" if "val_loss" in h else ""
+            lines.append(f"| {h['step']} | {sum(window) / len(window):.4f} | {val} "
+                         f"| {h['lr']:.2e} |")
+            window = []
+    lines += ["", "Train loss: mean over the steps since the previous row; validation loss "
+              f"(every {a['eval_every']} steps): {a['val_per_level']} validation problems per "
+              "level, thinking mode, assistant tokens.", ""]
+    lines += ["## Accuracy", ""]
+    if evals and evals.get("levels"):
+        cols = ["greedy", "pass@1"]
+        extra = sorted({k for v in evals["levels"].values() for k in v
+                        if k.startswith(("maj@", "pass@")) and k != "pass@1"},
+                       key=lambda k: (k.split("@")[0] != "maj", int(k.split("@")[1])))
+        cols += extra
+        lines += [f"Measured with ponder on the test split (`tests/data/tasks/`): "
+                  f"{evals.get('note') or 'settings not recorded'}.", "",
+                  "| level | n | " + " | ".join(cols) + " |",
+                  "|---|---|" + "---|" * len(cols)]
+        for lv in sorted(evals["levels"], key=int):
+            v = evals["levels"][lv]
+            lines.append(f"| {lv} | {v.get('n', '')} | "
+                         + " | ".join(_pct(v.get(c)) for c in cols) + " |")
+    else:
+        lines += ["Pending: measured with ponder on the test split (`tests/data/tasks/`), then "
+                  "filled in by `tools/train_tiny_reasoner.py --card-only --eval-json FILE`.", "",
+                  "| level | n | greedy | pass@1 | maj@16 | pass@16 |", "|---|---|---|---|---|---|"]
+        for lv in arith.LEVELS:
+            lines.append(f"| {lv} | 300 | — | — | — | — |")
+    s = log.get("sanity_eval") or {}
+    if s:
+        lines += ["", "Sanity check at the end of training, " + s.get("engine", "") + ": greedy "
+                  + ", ".join(f"level {lv} {_pct(s[lv]['greedy'])} of {s[lv]['n']}"
+                              for lv in sorted(k for k in s if k.isdigit())) + "."]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "/work/refenv/bin/python " + log["command"],
+        "python3 -m experiments.tasks.arith grade --tasks tests/data/tasks/arith_test_l*.jsonl \\",
+        "    --greedy greedy.jsonl --sampled sampled.jsonl --k 16 --note '...' --out eval.json",
+        "/work/refenv/bin/python tools/train_tiny_reasoner.py --out models/tiny-reasoner "
+        "--card-only --eval-json eval.json",
+        "```",
+        "",
+    ]
+    with open(out / "README.md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+def card_only(args, out: pathlib.Path) -> None:
+    with open(out / "train_log.json", encoding="utf-8") as f:
+        log = json.load(f)
+    evals = None
+    if args.eval_json:
+        with open(args.eval_json, encoding="utf-8") as f:
+            evals = json.load(f)
+        with open(out / "eval_results.json", "w", encoding="utf-8") as f:
+            json.dump(evals, f, indent=2)
+            f.write("\n")
+    elif (out / "eval_results.json").exists():
+        with open(out / "eval_results.json", encoding="utf-8") as f:
+            evals = json.load(f)
+    write_card(out, log, evals)
+    print(f"wrote {out / 'README.md'}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "models" / "tiny-reasoner"))
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per step")
+    p.add_argument("--max-len", type=int, default=512, help="longest example, in tokens")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--no-think-fraction", type=float, default=0.1)
+    p.add_argument("--level-weights", default="1:1,2:1,3:1,4:1.2",
+                   help="level:weight,... for drawing training problems")
+    p.add_argument("--tokenizer-texts", type=int, default=20000)
+    p.add_argument("--pool-batches", type=int, default=32, help="batches per bucketing pool")
+    p.add_argument("--val-per-level", type=int, default=50)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--card-every", type=int, default=100, help="steps between loss table rows")
+    p.add_argument("--sanity-eval", type=int, default=50,
+                   help="validation problems per level for the greedy check (0: none)")
+    p.add_argument("--card-only", action="store_true",
+                   help="only rewrite README.md from train_log.json (+ --eval-json)")
+    p.add_argument("--eval-json", help="accuracy JSON from `experiments.tasks.arith grade`")
+    args = p.parse_args(argv)
+    args.argv = list(argv)
+    try:
+        args.level_weights = {int(k): float(v) for k, v in
+                              (item.split(":") for item in args.level_weights.split(","))}
+    except ValueError:
+        p.error(f"--level-weights: expected level:weight,..., got {args.level_weights!r}")
+    if not set(args.level_weights) <= set(arith.LEVELS):
+        p.error(f"--level-weights: levels are {sorted(arith.LEVELS)}")
+    if args.eval_every % args.log_every or args.card_every % args.log_every:
+        p.error("--eval-every and --card-every must be multiples of --log-every")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    if args.card_only:
+        card_only(args, out)
+        return 0
+    log = train(args, out)
+    if args.eval_json:
+        card_only(args, out)
+    else:
+        stale = out / "eval_results.json"
+        if stale.exists():
+            stale.unlink()  # accuracy of an earlier model
+        write_card(out, log, None)
+    print(f"wrote {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
