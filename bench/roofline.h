@@ -6,8 +6,8 @@
 
 namespace ponder::bench {
 
-// Best-of-`passes` read bandwidth in bytes/s over [data, data + bytes) with `threads` threads,
-// each streaming a contiguous share.
+// Best read bandwidth in bytes/s over [data, data + bytes) with `threads` threads, each streaming
+// a contiguous share, over `passes` passes of several access patterns (1, 4, 8 streams).
 double read_bandwidth(const char* data, size_t bytes, int threads, int passes = 5);
 
 // Peak f32 FMA throughput (FLOP/s, 2 per FMA lane) with `threads` threads, using the widest
