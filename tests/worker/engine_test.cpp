@@ -288,16 +288,55 @@ TEST_F(EngineTest, RandomizedBlockAccountingNeverLeaks) {
       live.push_back(submit(r));
     } else if (what < 4 && !live.empty()) {
       engine_->cancel(live[gen() % live.size()]);
+    } else if (what < 5 && !live.empty()) {
+      // Beam-style: fork or prune samples of running requests (errors for finished ones are fine).
+      const int64_t id = live[gen() % live.size()];
+      if (gen() % 2) {
+        (void)engine_->fork(id, 0, 1 + gen() % 2);
+      } else {
+        (void)engine_->prune(id, static_cast<int32_t>(gen() % 4));
+      }
     } else {
       ASSERT_TRUE(engine_->step().has_value());
     }
-    // Held blocks never exceed the pool, and every reference belongs to a live sequence.
+    // Held blocks never exceed the pool.
     ASSERT_LE(cache_->pool().blocks_used(), cache_->pool().n_blocks());
   }
   drain();
   EXPECT_EQ(cache_->pool().blocks_used(), 0);
   for (int32_t b = 0; b < cache_->pool().n_blocks(); ++b) ASSERT_EQ(cache_->pool().refcount(b), 0);
   for (const auto& [key, c] : results_) EXPECT_FALSE(c.finish_reason.empty());
+}
+
+}  // namespace
+}  // namespace ponder::worker
+
+namespace ponder::worker {
+namespace {
+
+TEST_F(EngineTest, BeamStyleForkAndPruneOfARunningSample) {
+  EngineRequest r{.prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3},
+                  .sampling = {.temperature = 0.0f}, .max_tokens = 12, .ignore_eos = true};
+  Collected whole = alone(r);
+  results_.clear();
+  int64_t id = submit(r);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine_->step().has_value());
+  const size_t before = results_.at({id, 0}).tokens.size();
+  ASSERT_GT(before, 0u);
+  auto forked = engine_->fork(id, 0, 2);
+  ASSERT_TRUE(forked.has_value()) << forked.error().to_string();
+  EXPECT_EQ(*forked, (std::vector<int32_t>{1, 2}));
+  ASSERT_TRUE(engine_->prune(id, 2).ok());
+  EXPECT_EQ(engine_->prune(id, 2).code(), StatusCode::kNotFound);
+  drain();
+  // Greedy children continue exactly as the parent does.
+  const Collected& parent = results_.at({id, 0});
+  const Collected& child = results_.at({id, 1});
+  EXPECT_EQ(parent.tokens, whole.tokens);
+  EXPECT_EQ(child.tokens, std::vector<int32_t>(whole.tokens.begin() + before, whole.tokens.end()));
+  EXPECT_EQ(results_.at({id, 2}).finish_reason, "pruned");
+  EXPECT_EQ(cache_->pool().blocks_used(), 0);
+  EXPECT_EQ(engine_->fork(id, 0, 1).error().code(), StatusCode::kNotFound);  // finished
 }
 
 }  // namespace

@@ -245,6 +245,73 @@ void Engine::fork(Seq& parent, std::vector<ForkedSeq>* forks) {
   }
 }
 
+Expected<Engine::Seq*> Engine::find_live(int64_t request_id, int32_t index) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end())
+    return error(StatusCode::kNotFound, "request %lld is not running", (long long)request_id);
+  for (auto& s : it->second->seqs)
+    if (s->index == index && !s->finished) return s.get();
+  return error(StatusCode::kNotFound, "request %lld has no live sample %d", (long long)request_id,
+               index);
+}
+
+Expected<std::vector<int32_t>> Engine::fork(int64_t request_id, int32_t index, int32_t count) {
+  PONDER_ASSIGN_OR_RETURN(Seq * parent, find_live(request_id, index));
+  Request& req = *parent->req;
+  if (count < 1 || static_cast<int32_t>(req.seqs.size()) + count > options_.max_n)
+    return error(StatusCode::kInvalidArgument, "fork count %d: a request holds at most %d samples",
+                 count, options_.max_n);
+  if (parent->scoring) return error(StatusCode::kInvalidArgument, "scoring requests cannot fork");
+  const bool waiting = std::find(waiting_.begin(), waiting_.end(), parent) != waiting_.end();
+  const int32_t bs = pool_.block_size();
+  std::vector<int32_t> indexes;
+  for (int32_t k = 0; k < count; ++k) {
+    auto child = std::make_unique<Seq>();
+    Seq& c = *child;
+    c.id = next_seq_id_++;
+    c.req = &req;
+    c.index = static_cast<int32_t>(req.seqs.size());
+    c.tokens = parent->tokens;
+    c.prompt_len = parent->prompt_len;
+    c.sampling = req.r.sampling;
+    c.sampling.seed = req.r.sampling.seed + static_cast<uint64_t>(c.index);
+    c.generated = parent->generated;
+    c.in_thinking = parent->in_thinking;
+    c.thinking = parent->thinking;
+    c.extends_left = parent->extends_left;
+    c.text = parent->text;
+    c.usage = parent->usage;
+    c.usage.flops = 0;
+    // Share the computed blocks; copy the partial one before the next forward pass.
+    c.n_computed = parent->n_computed;
+    c.hashes = parent->hashes;
+    const int32_t full = c.n_computed / bs, partial = c.n_computed % bs;
+    c.blocks.assign(parent->blocks.begin(), parent->blocks.begin() + full);
+    for (int32_t b : c.blocks) pool_.retain(b);
+    if (partial != 0) {
+      std::optional<int32_t> fresh = pool_.allocate();
+      if (fresh) {
+        pending_copies_.push_back({parent->blocks[full], *fresh, partial});
+        c.blocks.push_back(*fresh);
+      } else {
+        c.n_computed -= partial;  // recompute the tail instead
+      }
+    }
+    indexes.push_back(c.index);
+    (waiting ? waiting_ : running_).push_back(&c);
+    req.seqs.push_back(std::move(child));
+    ++req.live;
+  }
+  return indexes;
+}
+
+Status Engine::prune(int64_t request_id, int32_t index) {
+  PONDER_ASSIGN_OR_RETURN(Seq * s, find_live(request_id, index));
+  finish(*s, "pruned");
+  retire();
+  return {};
+}
+
 double Engine::token_flops(int64_t position, bool logits) const {
   const ModelConfig& c = executor_.config();
   const double lm_head = static_cast<double>(c.vocab_size) * c.hidden_size;

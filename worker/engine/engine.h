@@ -62,6 +62,14 @@ class Engine {
   void cancel(int64_t request_id);
   EngineStats stats() const;
 
+  // Beam-style control, from the engine thread between step() calls (e.g. an output callback's
+  // caller). fork() splits running sample `index` of a request into `count` more samples that
+  // continue from its tokens so far, sharing its KV blocks (the partial last block is copied on
+  // write); each draws with seed + its new index, and its outputs start after the fork point.
+  // Returns the new indexes. prune() ends one sample ("pruned") and frees its blocks at once.
+  Expected<std::vector<int32_t>> fork(int64_t request_id, int32_t index, int32_t count);
+  Status prune(int64_t request_id, int32_t index);
+
   // Runs one step: admits, schedules, executes, emits outputs. Returns false when there was
   // nothing to do. An executor error fails every live request with finish_reason "error" and is
   // returned.
@@ -79,6 +87,7 @@ class Engine {
   void lookup_prefix(Seq& s);
   void preempt(Seq& s);
   void fork(Seq& parent, std::vector<ForkedSeq>* forks);
+  Expected<Seq*> find_live(int64_t request_id, int32_t index);
   void on_token(Seq& s, int32_t token, float logprob);
   void check_stop(Seq& s);
   void finish(Seq& s, const std::string& reason);

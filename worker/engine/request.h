@@ -47,7 +47,7 @@ struct EngineOutput {
   std::vector<float> logprobs;     // per new token (NaN for tokens the engine inserted)
   std::vector<float> scores;       // scoring requests: one logprob per `score` token
   bool finished = false;
-  std::string finish_reason;       // "stop", "length", "cancelled", "scored", "error"
+  std::string finish_reason;       // "stop", "length", "cancelled", "pruned", "scored", "error"
   std::string stop_string;         // the stop string that ended it, if any
   int64_t stop_text_offset = -1;   // byte offset of that string in the sample's text
   Usage usage;                     // on the final output
