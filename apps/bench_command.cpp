@@ -20,6 +20,7 @@
 #include "apps/args.h"
 #include "apps/bench_distributed.h"
 #include "apps/bench_offline.h"
+#include "apps/mpirun_launch.h"
 #include "common/process_env.h"
 #include "bench/roofline.h"
 #include "common/check.h"
@@ -63,13 +64,6 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
-std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
-  worker::Rng rng(seed);
-  std::vector<int32_t> out(n);
-  for (auto& t : out) t = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
-  return out;
-}
-
 struct Bench {
   worker::DecoderModel& model;
   worker::Backend& backend;
@@ -81,7 +75,7 @@ struct Bench {
     std::vector<float> logits;
     double best = 1e30;
     for (int rep = 0; rep < 3; ++rep) {
-      worker::SequenceState seq{.tokens = random_tokens(n, model.config().vocab_size, rep)};
+      worker::SequenceState seq{.tokens = worker::random_tokens(n, model.config().vocab_size, rep)};
       worker::SequenceState* batch[] = {&seq};
       auto t0 = Clock::now();
       PONDER_RETURN_IF_ERROR(runner.step(batch, logits));
@@ -99,7 +93,7 @@ struct Bench {
     std::vector<worker::SequenceState> seqs(batch);
     std::vector<worker::SequenceState*> ptrs;
     for (int64_t i = 0; i < batch; ++i) {
-      seqs[i].tokens = random_tokens(prompt, model.config().vocab_size, 100 + i);
+      seqs[i].tokens = worker::random_tokens(prompt, model.config().vocab_size, 100 + i);
       ptrs.push_back(&seqs[i]);
     }
     std::vector<float> logits;
@@ -246,29 +240,6 @@ Status bench(const Args& args) {
 
 }  // namespace
 
-// Replaces this process with mpirun running `ponder bench` on tp × pp ranks (which then take the
-// distributed path because OMPI_COMM_WORLD_SIZE is set).
-Status exec_mpirun(int ranks, int argc, char** argv) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return error(StatusCode::kInternal, "cannot find the ponder binary");
-  self[n] = '\0';
-  setenv("OMPI_MCA_btl", "self,vader", 0);
-  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
-  setenv("OMPI_MCA_oob_tcp_if_include", "lo", 0);
-  std::vector<std::string> words = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
-                                    std::to_string(ranks)};
-  if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
-  words.push_back(self);
-  words.push_back("bench");
-  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
-  std::vector<char*> cargv;
-  for (auto& w : words) cargv.push_back(w.data());
-  cargv.push_back(nullptr);
-  execvp("mpirun", cargv.data());
-  return error(StatusCode::kUnavailable, "cannot start mpirun: %s", std::strerror(errno));
-}
-
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory", "offline"},
                           {"model", "prompt-lengths", "batches", "decode-steps", "threads",
@@ -291,7 +262,7 @@ int run_bench(int argc, char** argv) {
     } else if (args->has("offline")) {
       st = bench_offline(*args);
     } else if (*tp * *pp > 1) {
-      st = exec_mpirun(static_cast<int>(*tp * *pp), argc, argv);
+      st = exec_mpirun(static_cast<int>(*tp * *pp), "bench", argc, argv);
     } else {
       st = bench(*args);
     }

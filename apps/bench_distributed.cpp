@@ -26,13 +26,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-std::vector<int32_t> random_prompt(int64_t n, int64_t vocab, uint64_t seed) {
-  worker::Rng rng(seed);
-  std::vector<int32_t> out(n);
-  for (auto& t : out) t = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
-  return out;
-}
-
 struct Counts {
   int64_t tokens = 0;       // tokens that went through the forward pass
   int64_t sampled_rows = 0; // logit rows produced
@@ -103,7 +96,7 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
       double best = 1e30;
       for (int rep = 0; rep < 2; ++rep) {
         auto t0 = Clock::now();
-        PONDER_RETURN_IF_ERROR(run({{.prompt = random_prompt(n, c.vocab_size, rep),
+        PONDER_RETURN_IF_ERROR(run({{.prompt = worker::random_tokens(n, c.vocab_size, rep),
                                      .sampling = {.temperature = 0}, .max_tokens = 1}}));
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
         counts.tokens += n;
@@ -114,7 +107,7 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
     for (int32_t b : batches) {
       std::vector<worker::EngineRequest> reqs;
       for (int32_t i = 0; i < b; ++i)
-        reqs.push_back({.prompt = random_prompt(16, c.vocab_size, 100 + i),
+        reqs.push_back({.prompt = worker::random_tokens(16, c.vocab_size, 100 + i),
                         .sampling = {.temperature = 0}, .max_tokens = steps + 1, .ignore_eos = true});
       Clock::time_point first;
       int64_t seen = 0;
@@ -144,10 +137,7 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   counts = {shared[0], shared[1]};
   if (world->rank() != 0) return {};
 
-  auto layout = collective::WorldLayout::create({.world_size = world->size(), .tp = int(tp), .pp = int(pp),
-                                                 .n_heads = c.n_heads, .n_kv_heads = c.n_kv_heads,
-                                                 .n_layers = c.n_layers, .hidden_size = c.hidden_size,
-                                                 .intermediate_size = c.intermediate_size});
+  auto layout = worker::model_layout(c, world->size(), int(tp), int(pp));
   json ranks = json::array();
   for (int r = 0; r < world->size(); ++r) {
     collective::RankRole role = layout->role(r);

@@ -112,12 +112,7 @@ Status bench_offline(const Args& args) {
   // n = 16 of one prompt (prefilled once, forks share its blocks) vs 16 separate requests. The
   // separate requests find the prompt in the prefix cache after the first: run them with a
   // prompt the cache has not seen.
-  auto one_prompt = [&](int64_t len, uint64_t seed) {
-    worker::Rng g(seed);
-    std::vector<int32_t> p(len);
-    for (auto& t : p) t = static_cast<int32_t>(g.next() % c.vocab_size);
-    return p;
-  };
+  auto one_prompt = [&](int64_t len, uint64_t seed) { return worker::random_tokens(len, c.vocab_size, seed); };
   worker::EngineRequest fork{.prompt = one_prompt(prompt.hi, 1), .n = 16,
                              .sampling = {.temperature = 0.8f, .seed = 7},
                              .max_tokens = output.lo, .ignore_eos = true};

@@ -14,12 +14,13 @@
 #include <vector>
 
 #include "apps/generate_options.h"
-#include "collective/world_layout.h"
+#include "apps/mpirun_launch.h"
 #include "common/check.h"
 #include "common/log.h"
 #include "worker/engine/engine.h"
 #include "worker/model/architecture.h"
 #include "worker/model/decoder_model.h"
+#include "worker/replica.h"
 
 namespace ponder::apps {
 namespace {
@@ -41,44 +42,12 @@ Status generate(const GenerateOptions& o) {
   return run_generation(engine, o, prompt, "tp1pp1");
 }
 
-// Replaces this process with `mpirun -np tp×pp <this binary> worker <the same options>`, with
-// what Open MPI needs on one machine: loopback-only transports (shared memory between ranks, TCP
-// out-of-band on lo), oversubscription, and --allow-run-as-root when root. The layout is checked
-// first so that a bad --tp/--pp is one clear error, not one per rank. (mpirun's --enable-recovery
-// would let survivors of a dead rank report their own kTimeout/kRemote, but mpirun then exits 0
-// whatever the ranks returned; for a one-shot job the non-zero exit matters more.)
-Status exec_mpirun(const GenerateOptions& o, int argc, char** argv) {
+// With --tp/--pp: check the layout against the model first (one clear error, not one per rank),
+// then start the ranks.
+Status launch_ranks(const GenerateOptions& o, int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(auto config, worker::load_model_config(o.model_dir));
-  PONDER_ASSIGN_OR_RETURN(auto layout, collective::WorldLayout::create({.world_size = o.tp * o.pp,
-                                                          .tp = o.tp,
-                                                          .pp = o.pp,
-                                                          .n_heads = config.n_heads,
-                                                          .n_kv_heads = config.n_kv_heads,
-                                                          .n_layers = config.n_layers,
-                                                          .hidden_size = config.hidden_size,
-                                                          .intermediate_size = config.intermediate_size,
-                                                          .stage_layers = o.stage_layers}));
-  (void)layout;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return error(StatusCode::kInternal, "cannot find the ponder binary (/proc/self/exe)");
-  self[n] = '\0';
-  setenv("OMPI_MCA_btl", "self,vader", 0);
-  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
-  setenv("OMPI_MCA_oob_tcp_if_include", "lo", 0);
-  std::vector<std::string> words = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
-                                    std::to_string(o.tp * o.pp)};
-  if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
-  words.push_back(self);
-  words.push_back("worker");
-  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
-  std::vector<char*> cargv;
-  for (auto& w : words) cargv.push_back(w.data());
-  cargv.push_back(nullptr);
-  std::fflush(stdout);
-  execvp("mpirun", cargv.data());
-  return error(StatusCode::kUnavailable, "cannot start mpirun (is openmpi-bin installed?): %s",
-               std::strerror(errno));
+  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, o.tp * o.pp, o.tp, o.pp, o.stage_layers)));
+  return exec_mpirun(o.tp * o.pp, "worker", argc, argv);
 }
 
 }  // namespace
@@ -86,7 +55,7 @@ Status exec_mpirun(const GenerateOptions& o, int argc, char** argv) {
 int run_generate(int argc, char** argv) {
   auto options = parse_generate_options(argc, argv);
   if (!options) return report_failure("generate", options.error());
-  Status st = options->tp * options->pp > 1 ? exec_mpirun(*options, argc, argv) : generate(*options);
+  Status st = options->tp * options->pp > 1 ? launch_ranks(*options, argc, argv) : generate(*options);
   return st.ok() ? 0 : report_failure("generate", st);
 }
 

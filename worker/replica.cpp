@@ -12,19 +12,24 @@ namespace {
 constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14;
 }  // namespace
 
+Expected<collective::WorldLayout> model_layout(const ModelConfig& c, int world_size, int tp, int pp,
+                                               const std::vector<int64_t>& stage_layers) {
+  return collective::WorldLayout::create({.world_size = world_size,
+                                          .tp = tp,
+                                          .pp = pp,
+                                          .n_heads = c.n_heads,
+                                          .n_kv_heads = c.n_kv_heads,
+                                          .n_layers = c.n_layers,
+                                          .hidden_size = c.hidden_size,
+                                          .intermediate_size = c.intermediate_size,
+                                          .stage_layers = stage_layers});
+}
+
 Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& world,
                                                    const ReplicaOptions& options) {
   PONDER_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(options.model_dir));
-  PONDER_ASSIGN_OR_RETURN(
-      auto layout, collective::WorldLayout::create({.world_size = world.size(),
-                                                    .tp = options.tp,
-                                                    .pp = options.pp,
-                                                    .n_heads = config.n_heads,
-                                                    .n_kv_heads = config.n_kv_heads,
-                                                    .n_layers = config.n_layers,
-                                                    .hidden_size = config.hidden_size,
-                                                    .intermediate_size = config.intermediate_size,
-                                                    .stage_layers = options.stage_layers}));
+  PONDER_ASSIGN_OR_RETURN(auto layout, model_layout(config, world.size(), options.tp, options.pp,
+                                                    options.stage_layers));
   std::unique_ptr<Replica> r(new Replica());
   r->options_ = options;
   r->role_ = layout.role(world.rank());
@@ -77,22 +82,23 @@ collective::CommStats Replica::model_comm_stats() const {
   return total;
 }
 
-Status Replica::exchange_plan(StepPlan* plan) {
-  // Size first, then the bytes: a broadcast needs the length on every rank.
-  auto deadline = [&] { return collective::deadline_in(options_.timeout); };
-  std::vector<uint8_t> bytes;
+// Size first, then the bytes: a broadcast needs the length on every rank.
+Status Replica::broadcast_plan(const StepPlan& plan) {
+  std::vector<uint8_t> bytes = plan.encode();
+  uint64_t size = bytes.size();
+  PONDER_RETURN_IF_ERROR(
+      replica_->broadcast(&size, sizeof(size), 0, collective::deadline_in(options_.timeout)));
+  return replica_->broadcast(bytes.data(), size, 0, collective::deadline_in(options_.timeout));
+}
+
+Expected<StepPlan> Replica::receive_plan() {
   uint64_t size = 0;
-  if (is_leader()) {
-    bytes = plan->encode();
-    size = bytes.size();
-  }
-  PONDER_RETURN_IF_ERROR(replica_->broadcast(&size, sizeof(size), 0, deadline()));
-  bytes.resize(size);
-  PONDER_RETURN_IF_ERROR(replica_->broadcast(bytes.data(), size, 0, deadline()));
-  if (!is_leader()) {
-    PONDER_ASSIGN_OR_RETURN(*plan, StepPlan::decode(bytes));
-  }
-  return {};
+  PONDER_RETURN_IF_ERROR(
+      replica_->broadcast(&size, sizeof(size), 0, collective::deadline_in(options_.timeout)));
+  std::vector<uint8_t> bytes(size);
+  PONDER_RETURN_IF_ERROR(
+      replica_->broadcast(bytes.data(), size, 0, collective::deadline_in(options_.timeout)));
+  return StepPlan::decode(bytes);
 }
 
 Status Replica::send_result(const StepResult& result) {
@@ -126,8 +132,7 @@ Expected<StepResult> Replica::receive_result() {
 
 Expected<StepResult> Replica::step(const StepPlan& plan) {
   PONDER_CHECK(is_leader(), "only the leader steps the replica");
-  StepPlan copy = plan;
-  PONDER_RETURN_IF_ERROR(exchange_plan(&copy));
+  PONDER_RETURN_IF_ERROR(broadcast_plan(plan));
   PONDER_ASSIGN_OR_RETURN(StepResult result, runner_->run(plan));
   if (is_sampler()) return result;
   return receive_result();
@@ -136,8 +141,7 @@ Expected<StepResult> Replica::step(const StepPlan& plan) {
 Status Replica::serve() {
   PONDER_CHECK(!is_leader(), "the leader drives the replica; it does not serve");
   while (true) {
-    StepPlan plan;
-    PONDER_RETURN_IF_ERROR(exchange_plan(&plan));
+    PONDER_ASSIGN_OR_RETURN(StepPlan plan, receive_plan());
     if (plan.shutdown) return {};
     PONDER_ASSIGN_OR_RETURN(StepResult result, runner_->run(plan));
     if (is_sampler()) PONDER_RETURN_IF_ERROR(send_result(result));
@@ -146,8 +150,7 @@ Status Replica::serve() {
 
 Status Replica::shutdown() {
   PONDER_CHECK(is_leader(), "only the leader shuts a replica down");
-  StepPlan plan{.shutdown = true};
-  return exchange_plan(&plan);
+  return broadcast_plan(StepPlan{.shutdown = true});
 }
 
 }  // namespace ponder::worker

@@ -22,6 +22,11 @@
 
 namespace ponder::worker {
 
+// The WorldLayout of `world_size` ranks in replicas of tp × pp for this model (clear errors when
+// the layout does not fit it).
+Expected<collective::WorldLayout> model_layout(const ModelConfig& config, int world_size, int tp,
+                                               int pp, const std::vector<int64_t>& stage_layers = {});
+
 struct ReplicaOptions {
   std::string model_dir;
   int tp = 1;
@@ -63,7 +68,8 @@ class Replica final : public StepExecutor {
 
  private:
   Replica() = default;
-  Status exchange_plan(StepPlan* plan);
+  Status broadcast_plan(const StepPlan& plan);  // leader
+  Expected<StepPlan> receive_plan();            // every other rank
   Status send_result(const StepResult& result);
   Expected<StepResult> receive_result();
 

@@ -62,6 +62,13 @@ uint64_t Rng::next() {
 
 double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
+std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> out(n);
+  for (auto& t : out) t = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
+  return out;
+}
+
 float log_sum_exp(std::span<const float> logits) {
   float m = -std::numeric_limits<float>::infinity();
   for (float v : logits) m = std::max(m, v);

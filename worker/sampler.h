@@ -74,6 +74,9 @@ class Sampler {
   std::vector<float> penalized_;
 };
 
+// n token ids uniform in [0, vocab) from `seed` (benchmarks and tests).
+std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed);
+
 // Log-softmax of one logit and the top-n entries of a row (helpers shared with scoring).
 void top_logprobs(std::span<const float> logits, int32_t n, float log_sum_exp,
                   std::vector<TokenLogprob>* out);

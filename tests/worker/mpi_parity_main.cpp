@@ -82,11 +82,7 @@ int main(int argc, char** argv) {
   auto world = collective::MpiCommunicator::world();
 
   auto config = load_model_config(dir);
-  auto layout = collective::WorldLayout::create(
-      {.world_size = (*world)->size(), .tp = options.tp, .pp = options.pp,
-       .n_heads = config->n_heads, .n_kv_heads = config->n_kv_heads, .n_layers = config->n_layers,
-       .hidden_size = config->hidden_size, .intermediate_size = config->intermediate_size,
-       .stage_layers = options.stage_layers});
+  auto layout = model_layout(*config, (*world)->size(), options.tp, options.pp, options.stage_layers);
   if (!layout) {
     if ((*world)->rank() == 0)
       std::printf("SKIP %s tp%d pp%d: %s\n", name.c_str(), options.tp, options.pp,

@@ -360,17 +360,8 @@ void Engine::on_token(Seq& s, int32_t token, float logprob) {
     return;
   }
   if (s.in_thinking && r.max_thinking_tokens >= 0 && s.thinking >= r.max_thinking_tokens) {
-    s.in_thinking = false;  // the inserted delimiter closes the block: answer tokens from here
-    for (int32_t t : end) {
-      if (s.generated >= r.max_tokens) break;
-      s.tokens.push_back(t);
-      s.out_tokens.push_back(t);
-      s.out_logprobs.push_back(NAN);
-      ++s.generated;
-      ++s.usage.completion_tokens;
-      ++s.usage.thinking_tokens;
-      if (options_.token_bytes && !r.stop.empty()) s.text += options_.token_bytes(t);
-    }
+    insert(end);            // the delimiter counts as thinking...
+    s.in_thinking = false;  // ...and closes the block: answer tokens from here
   }
 }
 
