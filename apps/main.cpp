@@ -4,6 +4,7 @@
 #include <string>
 
 #include "apps/bench_command.h"
+#include "apps/complete_command.h"
 #include "apps/generate_command.h"
 #include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
@@ -13,6 +14,7 @@ namespace {
 constexpr const char* kUsage = R"(usage: ponder COMMAND [options]   (ponder COMMAND --help for details)
 
 commands:
+  complete   complete every prompt of a JSONL file at once (n samples each), JSONL out
   generate   run one prompt through a model and stream the continuation
   tokenize   token ids of each line of a file (or --decode ids back to text)
   worker     one rank of a tensor/pipeline-parallel replica (under mpirun or srun)
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "complete") return ponder::apps::run_complete(argc - 2, argv + 2);
   if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
   if (command == "tokenize") return ponder::apps::run_tokenize(argc - 2, argv + 2);
   if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);

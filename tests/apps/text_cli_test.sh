@@ -32,6 +32,16 @@ again=$("$ponder" generate --model "$model" --chat --prompt "What is 47*23+158?"
 [ "$(echo "$out" | $py -c 'import json,sys; print(json.load(sys.stdin)["token_ids"])')" = \
   "$(echo "$again" | $py -c 'import json,sys; print(json.load(sys.stdin)["token_ids"])')" ] ||
   { echo "FAIL: same seed gave different tokens"; exit 1; }
+# Batch completion: every line at once, n samples each, in input order.
+printf '{"id": "a", "question": "What is 1+1?"}\n{"id": "b", "question": "What is 2*3?"}\n' > "$tmp/q.jsonl"
+"$ponder" complete --model "$model" --input "$tmp/q.jsonl" --chat --n 2 --max-tokens 4 \
+  --temperature 0.8 --output "$tmp/out.jsonl" 2>/dev/null
+$py -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["id"] for r in rows] == ["a", "b"], rows
+assert all(len(r["completions"]) == 2 for r in rows), rows
+' "$tmp/out.jsonl"
 set +e
 err=$("$ponder" generate --model tests/data/models/qwen3_f32 --prompt "hi" 2>&1 >/dev/null); rc=$?
 set -e
