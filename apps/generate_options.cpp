@@ -165,7 +165,8 @@ worker::EngineOptions engine_options(const PreparedPrompt& p) {
 
 GenerationPrinter::GenerationPrinter(const GenerateOptions& options, const PreparedPrompt& prompt)
     : options_(options), prompt_(prompt) {
-  if (prompt.tokenizer) decoder_.emplace(*prompt.tokenizer);
+  // Special tokens (end of turn, end of text) are not part of the text a user reads.
+  if (prompt.tokenizer) decoder_.emplace(*prompt.tokenizer, /*skip_special=*/true);
   if (prompt.tokenizer && prompt.reasoning && options.chat) parser_.emplace(*prompt.reasoning);
 }
 
