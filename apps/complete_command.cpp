@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/args.h"
+#include "apps/generate_options.h"
 #include "common/check.h"
 #include "common/log.h"
 #include "coordinator/text/chat_template.h"
@@ -29,7 +30,8 @@ constexpr const char* kUsage = R"(usage: ponder complete --model DIR --input FIL
   --output FILE        where to write the completions (default: stdout)
   --chat               render each prompt as a user message through the chat template
   --n N                samples per prompt (default 1; sample i uses seed + i)
-  --max-tokens N       (default 256)  --temperature T (default 0)  --top-p P  --seed S
+  --max-tokens N       (default 256); sampling as in ponder generate: --temperature T
+                       (default 0) --top-k --top-p --min-p --seed S and the penalties
   --threads N          CPU threads   --token-budget N  tokens per engine step (default 512)
 )";
 
@@ -38,9 +40,7 @@ Status complete(const Args& args) {
   PONDER_ASSIGN_OR_RETURN(std::string input, args.require("input"));
   PONDER_ASSIGN_OR_RETURN(int64_t n, args.get_int("n", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t max_tokens, args.get_int("max-tokens", 256));
-  PONDER_ASSIGN_OR_RETURN(double temperature, args.get_double("temperature", 0.0));
-  PONDER_ASSIGN_OR_RETURN(double top_p, args.get_double("top-p", 1.0));
-  PONDER_ASSIGN_OR_RETURN(int64_t seed, args.get_int("seed", 0));
+  PONDER_ASSIGN_OR_RETURN(worker::SamplingParams sampling, parse_sampling(args));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
   PONDER_ASSIGN_OR_RETURN(int64_t budget, args.get_int("token-budget", 512));
   const bool chat = args.has("chat");
@@ -68,16 +68,9 @@ Status complete(const Args& args) {
     if (!j.contains(key) || !j[key].is_string())
       return error(StatusCode::kInvalidArgument, "%s:%d: needs a \"question\" or \"prompt\" string",
                    input.c_str(), line_no);
-    std::string text = j[key].get<std::string>();
     Item item{j.value("id", nlohmann::json(line_no)), {}};
-    if (tmpl) {
-      nlohmann::ordered_json messages = {{{"role", "user"}, {"content", text}}};
-      PONDER_ASSIGN_OR_RETURN(std::string rendered, tmpl->render(messages, true));
-      item.prompt = tok.encode(rendered);
-    } else {
-      if (tok.add_bos_token() && tok.bos_token()) item.prompt.push_back(tok.bos_token()->id);
-      tok.encode(text, &item.prompt);
-    }
+    PONDER_ASSIGN_OR_RETURN(item.prompt, encode_user_prompt(tok, tmpl ? &*tmpl : nullptr,
+                                                            j[key].get<std::string>()));
     items.push_back(std::move(item));
   }
 
@@ -96,10 +89,9 @@ Status complete(const Args& args) {
   for (size_t i = 0; i < items.size(); ++i) {
     worker::EngineRequest r{.prompt = items[i].prompt,
                             .n = static_cast<int32_t>(n),
-                            .sampling = {.temperature = static_cast<float>(temperature),
-                                         .top_p = static_cast<float>(top_p),
-                                         .seed = static_cast<uint64_t>(seed) + 1000 * i},
+                            .sampling = sampling,
                             .max_tokens = max_tokens};
+    r.sampling.seed = sampling.seed + 1000 * i;  // samples of prompt i use seed + 1000 i + j
     PONDER_ASSIGN_OR_RETURN(int64_t id, engine.enqueue(r, [&outputs, &item_of](const worker::EngineOutput& o) {
       auto& v = outputs[item_of.at(o.request_id)][o.index];
       v.insert(v.end(), o.tokens.begin(), o.tokens.end());
@@ -133,8 +125,8 @@ Status complete(const Args& args) {
 
 int run_complete(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "chat"},
-                          {"model", "input", "output", "n", "max-tokens", "temperature", "top-p",
-                           "seed", "threads", "token-budget"});
+                          with_sampling_options({"model", "input", "output", "n", "max-tokens",
+                                                 "threads", "token-budget"}));
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -42,15 +43,64 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prom
   --json               print one JSON object (token ids, timings) instead of streaming
 )";
 
+std::set<std::string> with_sampling_options(std::set<std::string> names) {
+  names.insert({"temperature", "top-k", "top-p", "min-p", "repetition-penalty", "presence-penalty",
+                "frequency-penalty", "seed"});
+  return names;
+}
+
+Expected<worker::SamplingParams> parse_sampling(const Args& args) {
+  worker::SamplingParams s;
+  PONDER_ASSIGN_OR_RETURN(double temperature, args.get_double("temperature", 0.0));
+  PONDER_ASSIGN_OR_RETURN(int64_t top_k, args.get_int("top-k", 0));
+  PONDER_ASSIGN_OR_RETURN(double top_p, args.get_double("top-p", 1.0));
+  PONDER_ASSIGN_OR_RETURN(double min_p, args.get_double("min-p", 0.0));
+  PONDER_ASSIGN_OR_RETURN(double rep, args.get_double("repetition-penalty", 1.0));
+  PONDER_ASSIGN_OR_RETURN(double presence, args.get_double("presence-penalty", 0.0));
+  PONDER_ASSIGN_OR_RETURN(double frequency, args.get_double("frequency-penalty", 0.0));
+  PONDER_ASSIGN_OR_RETURN(int64_t seed, args.get_int("seed", 0));
+  s.temperature = static_cast<float>(temperature);
+  s.top_k = static_cast<int32_t>(top_k);
+  s.top_p = static_cast<float>(top_p);
+  s.min_p = static_cast<float>(min_p);
+  s.repetition_penalty = static_cast<float>(rep);
+  s.presence_penalty = static_cast<float>(presence);
+  s.frequency_penalty = static_cast<float>(frequency);
+  s.seed = static_cast<uint64_t>(seed);
+  PONDER_RETURN_IF_ERROR(s.validate());
+  return s;
+}
+
+Expected<std::vector<int32_t>> encode_user_prompt(const text::Tokenizer& tok,
+                                                  const text::ChatTemplate* tmpl,
+                                                  const std::string& prompt,
+                                                  const std::string& system,
+                                                  const nlohmann::ordered_json& kwargs,
+                                                  std::string* rendered) {
+  std::vector<int32_t> ids;
+  if (tmpl != nullptr) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+    messages.push_back({{"role", "user"}, {"content", prompt}});
+    PONDER_ASSIGN_OR_RETURN(std::string text, tmpl->render(messages, true, kwargs));
+    tok.encode(text, &ids);
+    if (rendered) *rendered = std::move(text);
+    return ids;
+  }
+  if (tok.add_bos_token() && tok.bos_token()) ids.push_back(tok.bos_token()->id);
+  tok.encode(prompt, &ids);
+  if (rendered) *rendered = prompt;
+  return ids;
+}
+
 Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
       Args args, Args::parse(argc, argv, {"json", "ignore-eos", "help", "chat"},
-                             {"model", "prompt", "prompt-ids", "max-tokens", "temperature",
-                              "system", "chat-template-kwargs", "max-thinking-tokens",
-                              "min-thinking-tokens", "extend-thinking",
-                              "top-k", "top-p", "min-p", "repetition-penalty", "presence-penalty",
-                              "frequency-penalty", "seed", "threads", "precision", "tp", "pp",
-                              "stage-layers", "timeout-ms"}));
+                             with_sampling_options({"model", "prompt", "prompt-ids", "max-tokens", "system",
+                                           "chat-template-kwargs", "max-thinking-tokens",
+                                           "min-thinking-tokens", "extend-thinking", "threads",
+                                           "precision", "tp", "pp", "stage-layers",
+                                           "timeout-ms"})));
   if (args.has("help")) {
     std::fputs(kGenerateUsage, stdout);
     return error(StatusCode::kCancelled, "help");
@@ -77,24 +127,7 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   o.extend_thinking = static_cast<int32_t>(extend);
   PONDER_ASSIGN_OR_RETURN(o.max_tokens, args.get_int("max-tokens", 64));
   if (o.max_tokens < 1) return error(StatusCode::kInvalidArgument, "--max-tokens must be >= 1");
-  worker::SamplingParams& s = o.sampling;
-  PONDER_ASSIGN_OR_RETURN(double temperature, args.get_double("temperature", 0.0));
-  PONDER_ASSIGN_OR_RETURN(int64_t top_k, args.get_int("top-k", 0));
-  PONDER_ASSIGN_OR_RETURN(double top_p, args.get_double("top-p", 1.0));
-  PONDER_ASSIGN_OR_RETURN(double min_p, args.get_double("min-p", 0.0));
-  PONDER_ASSIGN_OR_RETURN(double rep, args.get_double("repetition-penalty", 1.0));
-  PONDER_ASSIGN_OR_RETURN(double presence, args.get_double("presence-penalty", 0.0));
-  PONDER_ASSIGN_OR_RETURN(double frequency, args.get_double("frequency-penalty", 0.0));
-  PONDER_ASSIGN_OR_RETURN(int64_t seed, args.get_int("seed", 0));
-  s.temperature = static_cast<float>(temperature);
-  s.top_k = static_cast<int32_t>(top_k);
-  s.top_p = static_cast<float>(top_p);
-  s.min_p = static_cast<float>(min_p);
-  s.repetition_penalty = static_cast<float>(rep);
-  s.presence_penalty = static_cast<float>(presence);
-  s.frequency_penalty = static_cast<float>(frequency);
-  s.seed = static_cast<uint64_t>(seed);
-  PONDER_RETURN_IF_ERROR(s.validate());
+  PONDER_ASSIGN_OR_RETURN(o.sampling, parse_sampling(args));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
   o.threads = static_cast<int>(threads);
   PONDER_ASSIGN_OR_RETURN(o.precision,
@@ -126,17 +159,14 @@ Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
   }
   PONDER_ASSIGN_OR_RETURN(text::Tokenizer tok, text::Tokenizer::load(o.model_dir));
   std::string rendered;
-  if (o.chat) {
-    PONDER_ASSIGN_OR_RETURN(text::ChatTemplate tmpl, text::ChatTemplate::load(o.model_dir));
-    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
-    messages.push_back({{"role", "user"}, {"content", *o.prompt_text}});
-    PONDER_ASSIGN_OR_RETURN(rendered, tmpl.render(messages, true, o.chat_template_kwargs));
-    p.ids = tok.encode(rendered);  // the template writes BOS itself
-  } else if (o.prompt_text) {
-    if (tok.add_bos_token() && tok.bos_token()) p.ids.push_back(tok.bos_token()->id);
-    tok.encode(*o.prompt_text, &p.ids);
-    rendered = *o.prompt_text;
+  if (o.prompt_text) {
+    std::optional<text::ChatTemplate> tmpl;
+    if (o.chat) {
+      PONDER_ASSIGN_OR_RETURN(text::ChatTemplate t, text::ChatTemplate::load(o.model_dir));
+      tmpl = std::move(t);
+    }
+    PONDER_ASSIGN_OR_RETURN(p.ids, encode_user_prompt(tok, tmpl ? &*tmpl : nullptr, *o.prompt_text,
+                                                      o.system, o.chat_template_kwargs, &rendered));
   } else {
     p.ids = o.prompt_ids;
   }

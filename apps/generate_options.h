@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 #include "common/status.h"
 #include "worker/backend/cpu/cpu_backend.h"
+#include "coordinator/text/chat_template.h"
 #include "coordinator/text/reasoning_parser.h"
 #include "coordinator/text/tokenizer.h"
 #include "worker/engine/engine.h"
@@ -43,6 +45,23 @@ struct GenerateOptions {
   std::vector<int64_t> stage_layers;
   std::chrono::milliseconds timeout{60'000};
 };
+
+class Args;
+
+// The sampling options (--temperature, --top-k, --top-p, --min-p, the penalties, --seed),
+// validated; shared by every command that samples.
+Expected<worker::SamplingParams> parse_sampling(const Args& args);
+// `names` plus the option names parse_sampling reads, for Args::parse.
+std::set<std::string> with_sampling_options(std::set<std::string> names);
+
+// One user prompt as the model should see it: through the chat template when `chat_template` is
+// given (the template writes BOS itself), else the raw text with BOS when the tokenizer asks.
+Expected<std::vector<int32_t>> encode_user_prompt(const text::Tokenizer& tokenizer,
+                                                  const text::ChatTemplate* chat_template,
+                                                  const std::string& prompt,
+                                                  const std::string& system = "",
+                                                  const nlohmann::ordered_json& kwargs = nullptr,
+                                                  std::string* rendered = nullptr);
 
 // argv excludes the program and subcommand. Returns kCancelled after printing help for --help.
 Expected<GenerateOptions> parse_generate_options(int argc, char** argv);
