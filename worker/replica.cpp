@@ -9,7 +9,7 @@
 
 namespace ponder::worker {
 namespace {
-constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14;
+constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14, kTagTop = 15;
 }  // namespace
 
 Expected<collective::WorldLayout> model_layout(const ModelConfig& c, int world_size, int tp, int pp,
@@ -103,7 +103,7 @@ Expected<StepPlan> Replica::receive_plan() {
 
 Status Replica::send_result(const StepResult& result) {
   auto deadline = [&] { return collective::deadline_in(options_.timeout); };
-  uint64_t sizes[2] = {result.sampled.size(), result.scores.size()};
+  uint64_t sizes[3] = {result.sampled.size(), result.scores.size(), result.top.size()};
   PONDER_RETURN_IF_ERROR(replica_->send(sizes, sizeof(sizes), 0, kTagResultSize, deadline()));
   if (sizes[0] > 0)
     PONDER_RETURN_IF_ERROR(replica_->send(result.sampled.data(), sizes[0] * sizeof(SampledToken), 0,
@@ -111,22 +111,29 @@ Status Replica::send_result(const StepResult& result) {
   if (sizes[1] > 0)
     PONDER_RETURN_IF_ERROR(replica_->send(result.scores.data(), sizes[1] * sizeof(ScoredToken), 0,
                                           kTagScores, deadline()));
+  if (sizes[2] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->send(result.top.data(), sizes[2] * sizeof(TokenLogprob), 0,
+                                          kTagTop, deadline()));
   return {};
 }
 
 Expected<StepResult> Replica::receive_result() {
   auto deadline = [&] { return collective::deadline_in(options_.timeout); };
   StepResult result;
-  uint64_t sizes[2] = {0, 0};
+  uint64_t sizes[3] = {0, 0, 0};
   PONDER_RETURN_IF_ERROR(replica_->recv(sizes, sizeof(sizes), sampler_rank_, kTagResultSize, deadline()));
   result.sampled.resize(sizes[0]);
   result.scores.resize(sizes[1]);
+  result.top.resize(sizes[2]);
   if (sizes[0] > 0)
     PONDER_RETURN_IF_ERROR(replica_->recv(result.sampled.data(), sizes[0] * sizeof(SampledToken),
                                           sampler_rank_, kTagSampled, deadline()));
   if (sizes[1] > 0)
     PONDER_RETURN_IF_ERROR(replica_->recv(result.scores.data(), sizes[1] * sizeof(ScoredToken),
                                           sampler_rank_, kTagScores, deadline()));
+  if (sizes[2] > 0)
+    PONDER_RETURN_IF_ERROR(replica_->recv(result.top.data(), sizes[2] * sizeof(TokenLogprob),
+                                          sampler_rank_, kTagTop, deadline()));
   return result;
 }
 

@@ -58,6 +58,8 @@ struct SampledToken {
   int64_t seq_id = 0;
   int32_t token = 0;
   float logprob = 0.0f;
+  int32_t n_top = 0;  // its top-logprob alternatives: the next n_top entries of StepResult::top
+  int32_t reserved = 0;
 };
 
 // A prefill-only score: logprob of the token at `position` of sequence `seq_id`.
@@ -70,6 +72,7 @@ struct ScoredToken {
 struct StepResult {
   std::vector<SampledToken> sampled;
   std::vector<ScoredToken> scores;
+  std::vector<TokenLogprob> top;  // the sampled tokens' alternatives, in `sampled` order
 };
 
 }  // namespace ponder::worker

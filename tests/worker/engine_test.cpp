@@ -23,6 +23,7 @@ struct Collected {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;
   std::vector<float> scores;
+  std::vector<std::vector<TokenLogprob>> top;
   std::string finish_reason;
   std::string stop_string;
   Usage usage;
@@ -49,6 +50,7 @@ class EngineTest : public ::testing::Test {
       Collected& c = results_[{out.request_id, out.index}];
       c.tokens.insert(c.tokens.end(), out.tokens.begin(), out.tokens.end());
       c.logprobs.insert(c.logprobs.end(), out.logprobs.begin(), out.logprobs.end());
+      c.top.insert(c.top.end(), out.top_logprobs.begin(), out.top_logprobs.end());
       ++c.outputs;
       if (out.finished) {
         c.finish_reason = out.finish_reason;
@@ -248,6 +250,37 @@ TEST_F(EngineTest, ScoringReturnsTheLogprobsGenerationWouldHave) {
   ASSERT_EQ(scored.scores.size(), gen.tokens.size());
   for (size_t i = 0; i < gen.tokens.size(); ++i) EXPECT_NEAR(scored.scores[i], gen.logprobs[i], 1e-4);
   EXPECT_TRUE(scored.tokens.empty());
+}
+
+TEST_F(EngineTest, TopLogprobsComeWithEverySampledTokenAndNotWithInsertedOnes) {
+  EngineRequest r{.prompt = {10, 20, 30, 40},
+                  .sampling = {.temperature = 0.7f, .seed = 5, .top_logprobs = 3},
+                  .max_tokens = 12,
+                  .ignore_eos = true};
+  Collected c = alone(r);
+  ASSERT_EQ(c.top.size(), c.tokens.size());
+  for (size_t i = 0; i < c.tokens.size(); ++i) {
+    ASSERT_EQ(c.top[i].size(), 3u) << i;
+    // Alternatives are in decreasing order and the best one is at least as likely as the pick.
+    EXPECT_GE(c.top[i][0].logprob, c.top[i][1].logprob);
+    EXPECT_GE(c.top[i][1].logprob, c.top[i][2].logprob);
+    EXPECT_GE(c.top[i][0].logprob, c.logprobs[i] - 1e-6f);
+    for (const TokenLogprob& t : c.top[i])
+      if (t.token == c.tokens[i]) EXPECT_FLOAT_EQ(t.logprob, c.logprobs[i]);
+  }
+  // Without the option nothing is attached; a token the engine inserts (the thinking delimiter
+  // at the budget) has no alternatives.
+  r.sampling.top_logprobs = 0;
+  EXPECT_TRUE(alone(r).top.empty());
+  make(256, {.think_end = {7}});
+  r.sampling.top_logprobs = 2;
+  r.thinking = true;
+  r.max_thinking_tokens = 3;
+  Collected t = alone(r);
+  ASSERT_EQ(t.top.size(), t.tokens.size());
+  EXPECT_EQ(t.tokens[3], 7);
+  EXPECT_TRUE(t.top[3].empty());
+  EXPECT_EQ(t.top[2].size(), 2u);
 }
 
 TEST_F(EngineTest, AccountingAndValidation) {

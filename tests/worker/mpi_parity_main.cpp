@@ -109,11 +109,15 @@ int main(int argc, char** argv) {
       std::vector<int64_t> ids;
       for (size_t i = 0; i < prompts.size(); ++i) {
         EngineRequest req{.prompt = prompts[i], .n = 2,
-                          .sampling = {.temperature = i % 2 ? 0.8f : 0.0f, .seed = 3 + i},
+                          .sampling = {.temperature = i % 2 ? 0.8f : 0.0f, .seed = 3 + i,
+                                       .top_logprobs = 2},
                           .max_tokens = 12, .ignore_eos = true};
         auto id = engine.enqueue(req, [&out](const EngineOutput& o) {
           auto& v = out[{o.request_id, o.index}];
           v.insert(v.end(), o.tokens.begin(), o.tokens.end());
+          // The alternatives come back from the sampling rank too.
+          for (const auto& top : o.top_logprobs)
+            for (const TokenLogprob& t : top) v.push_back(-1 - t.token);
         });
         if (!id) std::fprintf(stderr, "FAIL enqueue: %s\n", id.error().to_string().c_str());
       }

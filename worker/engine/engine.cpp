@@ -34,6 +34,7 @@ struct Engine::Seq {
   // Pending output.
   std::vector<int32_t> out_tokens;
   std::vector<float> out_logprobs;
+  std::vector<std::vector<TokenLogprob>> out_top;
   std::vector<float> scores;
   EngineOutput final;
   Usage usage;
@@ -125,6 +126,12 @@ void Engine::cancel(int64_t request_id) {
   has_work_ = true;
 }
 
+void Engine::cancel_all() {
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  cancel_all_ = true;
+  has_work_ = true;
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(stats_mu_);
   return stats_;
@@ -138,10 +145,13 @@ bool Engine::idle() const {
 void Engine::drain_inbox() {
   std::vector<std::unique_ptr<Request>> incoming;
   std::vector<int64_t> cancels;
+  bool cancel_all = false;
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     incoming.swap(inbox_);
     cancels.swap(cancels_);
+    cancel_all = cancel_all_;
+    cancel_all_ = false;
     has_work_ = false;
   }
   for (auto& req : incoming) {
@@ -162,6 +172,8 @@ void Engine::drain_inbox() {
     waiting_.push_back(&s);
     requests_.emplace(req->id, std::move(req));
   }
+  if (cancel_all)
+    for (const auto& [id, req] : requests_) cancels.push_back(id);
   for (int64_t id : cancels) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
@@ -321,12 +333,13 @@ double Engine::token_flops(int64_t position, bool logits) const {
          4.0 * c.n_layers * c.q_dim() * static_cast<double>(position + 1);
 }
 
-void Engine::on_token(Seq& s, int32_t token, float logprob) {
+void Engine::on_token(Seq& s, int32_t token, float logprob, std::span<const TokenLogprob> top) {
   const EngineRequest& r = s.req->r;
-  auto append = [&](int32_t t, float lp) {
+  auto append = [&](int32_t t, float lp, std::span<const TokenLogprob> alternatives = {}) {
     s.tokens.push_back(t);
     s.out_tokens.push_back(t);
     s.out_logprobs.push_back(lp);
+    if (s.sampling.top_logprobs > 0) s.out_top.emplace_back(alternatives.begin(), alternatives.end());
     ++s.generated;
     ++s.usage.completion_tokens;
     if (s.in_thinking) {
@@ -353,7 +366,7 @@ void Engine::on_token(Seq& s, int32_t token, float logprob) {
     insert(options_.wait_tokens);
     return;
   }
-  append(token, logprob);
+  append(token, logprob, top);
   if (ends_thinking) {
     // The delimiter itself counts as thinking; what follows is the answer.
     s.in_thinking = false;
@@ -396,6 +409,7 @@ void Engine::emit(Seq& s) {
   out.index = s.index;
   out.tokens = std::move(s.out_tokens);
   out.logprobs = std::move(s.out_logprobs);
+  out.top_logprobs = std::move(s.out_top);
   out.finished = s.finished;
   if (s.finished) {
     out.usage = s.usage;
@@ -403,6 +417,7 @@ void Engine::emit(Seq& s) {
   }
   s.out_tokens.clear();
   s.out_logprobs.clear();
+  s.out_top.clear();
   if (s.req->fn) s.req->fn(out);
 }
 
@@ -575,10 +590,13 @@ Expected<bool> Engine::step() {
     Seq& s = *by_id[run.id];
     if (s.scoring && s.n_computed == static_cast<int32_t>(s.tokens.size())) finish(s, "scored");
   }
+  size_t top_at = 0;
   for (const SampledToken& st : result->sampled) {
+    std::span<const TokenLogprob> top(result->top.data() + top_at, st.n_top);
+    top_at += st.n_top;
     auto it = by_id.find(st.seq_id);
     if (it == by_id.end() || it->second->finished) continue;
-    on_token(*it->second, st.token, st.logprob);
+    on_token(*it->second, st.token, st.logprob, top);
     check_stop(*it->second);
   }
   for (Seq* s : std::vector<Seq*>(running_.begin(), running_.end())) emit(*s);

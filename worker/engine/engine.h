@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,8 @@ class Engine {
   // Ends the request with finish_reason "cancelled"; its blocks are freed at the start of the
   // next step. Unknown or finished ids are ignored.
   void cancel(int64_t request_id);
+  // Cancels every request queued or running (shutdown).
+  void cancel_all();
   EngineStats stats() const;
 
   // Beam-style control, from the engine thread between step() calls (e.g. an output callback's
@@ -88,7 +91,7 @@ class Engine {
   void preempt(Seq& s);
   void fork(Seq& parent, std::vector<ForkedSeq>* forks);
   Expected<Seq*> find_live(int64_t request_id, int32_t index);
-  void on_token(Seq& s, int32_t token, float logprob);
+  void on_token(Seq& s, int32_t token, float logprob, std::span<const TokenLogprob> top);
   void check_stop(Seq& s);
   void finish(Seq& s, const std::string& reason);
   void emit(Seq& s);
@@ -106,6 +109,7 @@ class Engine {
   mutable std::mutex inbox_mu_;
   std::vector<std::unique_ptr<Request>> inbox_;
   std::vector<int64_t> cancels_;
+  bool cancel_all_ = false;
   std::atomic<int64_t> next_request_id_{1};
   std::atomic<bool> has_work_{false};
 

@@ -61,7 +61,11 @@ Expected<StepResult> PlanRunner::run(const StepPlan& plan) {
       auto draw = [&](int64_t seq_id, Sampler& sampler) {
         SampleResult res = sampler.sample(r, s.suppress);
         sampler.accept(res.token);
-        result.sampled.push_back({seq_id, res.token, res.logprob});
+        result.sampled.push_back({.seq_id = seq_id,
+                                  .token = res.token,
+                                  .logprob = res.logprob,
+                                  .n_top = static_cast<int32_t>(res.top.size())});
+        result.top.insert(result.top.end(), res.top.begin(), res.top.end());
       };
       auto it = samplers_.find(s.seq_id);
       PONDER_CHECK(it != samplers_.end(), "no sampler for sequence %lld", (long long)s.seq_id);

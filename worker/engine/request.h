@@ -45,6 +45,9 @@ struct EngineOutput {
   int32_t index = 0;               // which of the n samples
   std::vector<int32_t> tokens;     // new since this sample's previous output
   std::vector<float> logprobs;     // per new token (NaN for tokens the engine inserted)
+  // Per new token, the sampling.top_logprobs most likely tokens (empty when not asked for, and
+  // for tokens the engine inserted).
+  std::vector<std::vector<TokenLogprob>> top_logprobs;
   std::vector<float> scores;       // scoring requests: one logprob per `score` token
   bool finished = false;
   std::string finish_reason;       // "stop", "length", "cancelled", "pruned", "scored", "error"
