@@ -6,6 +6,7 @@
 #include "apps/bench_command.h"
 #include "apps/complete_command.h"
 #include "apps/generate_command.h"
+#include "apps/replica_command.h"
 #include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
 
@@ -16,8 +17,10 @@ constexpr const char* kUsage = R"(usage: ponder COMMAND [options]   (ponder COMM
 commands:
   complete   complete every prompt of a JSONL file at once (n samples each), JSONL out
   generate   run one prompt through a model and stream the continuation
+  serve      an OpenAI-compatible API server for a model, with its replicas
   tokenize   token ids of each line of a file (or --decode ids back to text)
   worker     one rank of a tensor/pipeline-parallel replica (under mpirun or srun)
+  replica    the ranks of replicas serving a coordinator (started by `ponder serve`)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
 )";
 
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
   if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
   if (command == "tokenize") return ponder::apps::run_tokenize(argc - 2, argv + 2);
   if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);
+  if (command == "replica") return ponder::apps::run_replica(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;

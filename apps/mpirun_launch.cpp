@@ -8,16 +8,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
-#include <vector>
 
 namespace ponder::apps {
 
-Status exec_mpirun(int ranks, const char* subcommand, int argc, char** argv) {
+Expected<std::string> self_path() {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return error(StatusCode::kInternal, "cannot find the ponder binary (/proc/self/exe)");
   self[n] = '\0';
+  return std::string(self);
+}
+
+Expected<std::vector<std::string>> mpirun_command(int ranks, const std::string& subcommand,
+                                                  const std::vector<std::string>& args) {
+  PONDER_ASSIGN_OR_RETURN(std::string self, self_path());
   setenv("OMPI_MCA_btl", "self,vader", 0);
   setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
   setenv("OMPI_MCA_oob_tcp_if_include", "lo", 0);
@@ -26,7 +30,13 @@ Status exec_mpirun(int ranks, const char* subcommand, int argc, char** argv) {
   if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
   words.push_back(self);
   words.push_back(subcommand);
-  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
+  words.insert(words.end(), args.begin(), args.end());
+  return words;
+}
+
+Status exec_mpirun(int ranks, const char* subcommand, int argc, char** argv) {
+  PONDER_ASSIGN_OR_RETURN(auto words,
+                          mpirun_command(ranks, subcommand, std::vector<std::string>(argv, argv + argc)));
   std::vector<char*> cargv;
   for (auto& w : words) cargv.push_back(w.data());
   cargv.push_back(nullptr);

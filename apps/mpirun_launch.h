@@ -1,17 +1,30 @@
 // Starting ponder's own ranks: `ponder generate --tp/--pp` and `ponder bench --tp/--pp` replace
-// themselves with mpirun running a subcommand of this same binary on every rank.
+// themselves with mpirun running a subcommand of this same binary on every rank; `ponder serve`
+// starts one mpirun per replica as a child process.
 #pragma once
 
+#include <string>
+#include <vector>
+
+#include "common/check.h"
 #include "common/status.h"
 
 namespace ponder::apps {
 
-// Replaces this process with `mpirun -np ranks <this binary> subcommand argv...`, with what Open
-// MPI needs on one machine: loopback-only transports (shared memory between ranks, TCP
-// out-of-band on lo), oversubscription, no binding, and --allow-run-as-root when root. (mpirun's
-// --enable-recovery would let survivors of a dead rank report their own kTimeout/kRemote, but
-// mpirun then exits 0 whatever the ranks returned; for a one-shot job the exit code matters more.)
-// Returns only on failure.
+// This binary's path (/proc/self/exe).
+Expected<std::string> self_path();
+
+// `mpirun … -np ranks <this binary> subcommand args…`, with what Open MPI needs on one machine:
+// loopback-only transports (shared memory between ranks, TCP out-of-band on lo), oversubscription,
+// no binding, and --allow-run-as-root when root. Sets those transports in this process's
+// environment (OMPI_MCA_*, unless already set) so the child inherits them.
+Expected<std::vector<std::string>> mpirun_command(int ranks, const std::string& subcommand,
+                                                  const std::vector<std::string>& args);
+
+// Replaces this process with mpirun_command(ranks, subcommand, argv). (mpirun's --enable-recovery
+// would let survivors of a dead rank report their own kTimeout/kRemote, but mpirun then exits 0
+// whatever the ranks returned; for a one-shot job the exit code matters more.) Returns only on
+// failure.
 Status exec_mpirun(int ranks, const char* subcommand, int argc, char** argv);
 
 }  // namespace ponder::apps

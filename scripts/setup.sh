@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libexpected-dev libpcre2-dev
+  nlohmann-json3-dev libexpected-dev libpcre2-dev libboost-dev libboost-system-dev
   libopenmpi-dev openmpi-bin
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev
   python3 python3-numpy python3-jinja2
 )
 

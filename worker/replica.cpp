@@ -150,9 +150,19 @@ Status Replica::serve() {
   while (true) {
     PONDER_ASSIGN_OR_RETURN(StepPlan plan, receive_plan());
     if (plan.shutdown) return {};
+    if (plan.ping) {
+      PONDER_RETURN_IF_ERROR(replica_->barrier(collective::deadline_in(options_.timeout)));
+      continue;
+    }
     PONDER_ASSIGN_OR_RETURN(StepResult result, runner_->run(plan));
     if (is_sampler()) PONDER_RETURN_IF_ERROR(send_result(result));
   }
+}
+
+Status Replica::ping() {
+  PONDER_CHECK(is_leader(), "only the leader pings a replica");
+  PONDER_RETURN_IF_ERROR(broadcast_plan(StepPlan{.ping = true}));
+  return replica_->barrier(collective::deadline_in(options_.timeout));
 }
 
 Status Replica::shutdown() {

@@ -59,6 +59,8 @@ class Replica final : public StepExecutor {
 
   // Leader only: tells the other ranks to return from serve().
   Status shutdown();
+  // Leader only, between steps: every rank of the replica answers a barrier within the deadline.
+  Status ping();
   // Every rank but the leader: executes plans until the leader shuts the replica down.
   Status serve();
 

@@ -83,7 +83,7 @@ bool get_sampling(Reader& r, SamplingParams* p, size_t limit) {
 std::vector<uint8_t> StepPlan::encode() const {
   Writer w;
   w.put<uint32_t>(kVersion);
-  w.put<uint8_t>(shutdown ? 1 : 0);
+  w.put<uint8_t>((shutdown ? 1 : 0) | (ping ? 2 : 0));
   w.put<uint32_t>(static_cast<uint32_t>(micro_batches.size()));
   for (const auto& mb : micro_batches) {
     w.put<uint32_t>(static_cast<uint32_t>(mb.size()));
@@ -128,7 +128,8 @@ Expected<StepPlan> StepPlan::decode(std::span<const uint8_t> bytes) {
                  kVersion);
   StepPlan plan;
   if (!r.get(&shutdown) || !r.get(&n_mb) || n_mb > bytes.size()) return bad();
-  plan.shutdown = shutdown != 0;
+  plan.shutdown = (shutdown & 1) != 0;
+  plan.ping = (shutdown & 2) != 0;
   plan.micro_batches.resize(n_mb);
   for (auto& mb : plan.micro_batches) {
     uint32_t n = 0;

@@ -45,6 +45,7 @@ struct BlockCopy {
 struct StepPlan {
   static constexpr uint32_t kVersion = 1;
   bool shutdown = false;
+  bool ping = false;  // no work: every rank joins a barrier (the leader's liveness check)
   std::vector<std::vector<PlannedSeq>> micro_batches;  // run in order; PP stages overlap them
   std::vector<int64_t> finished;                       // sequences whose samplers can go
   std::vector<BlockCopy> block_copies;                 // done on every rank before the forward

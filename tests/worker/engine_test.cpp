@@ -236,6 +236,7 @@ TEST_F(EngineTest, CancelFreesBlocksAtOnce) {
   engine_->cancel(id);
   ASSERT_TRUE(engine_->step().has_value());
   EXPECT_EQ(cache_->pool().blocks_used(), 0);
+  EXPECT_EQ(engine_->stats().kv_blocks_used, 0);  // what a heartbeat reports, at once too
   EXPECT_EQ(results_.at({id, 0}).finish_reason, "cancelled");
   EXPECT_TRUE(engine_->idle());
 }

@@ -451,9 +451,22 @@ void Engine::fail_all(const Status& status) {
   }
 }
 
+void Engine::publish_stats() {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_.waiting = static_cast<int64_t>(waiting_.size());
+  stats_.running = static_cast<int64_t>(running_.size());
+  stats_.kv_blocks_used = pool_.blocks_used();
+  stats_.kv_blocks_free = pool_.blocks_free();
+  stats_.prefix_cache_queries = pool_.cache_queries();
+  stats_.prefix_cache_hits = pool_.cache_hits();
+}
+
 Expected<bool> Engine::step() {
   drain_inbox();
-  if (waiting_.empty() && running_.empty()) return false;
+  if (waiting_.empty() && running_.empty()) {
+    publish_stats();  // cancels and finishes drained just now freed blocks
+    return false;
+  }
   const int32_t bs = pool_.block_size();
 
   for (Seq* s : waiting_)
@@ -491,7 +504,10 @@ Expected<bool> Engine::step() {
     s->hashes.clear();
     s->n_computed = 0;
   }
-  if (d.runs.empty()) return false;  // validate() keeps every request schedulable on its own
+  if (d.runs.empty()) {  // validate() keeps every request schedulable on its own
+    publish_stats();
+    return false;
+  }
 
   // Blocks for this step (the scheduler counted them against the free pool).
   for (const ScheduledRun& run : d.runs) {
@@ -602,14 +618,9 @@ Expected<bool> Engine::step() {
   for (Seq* s : std::vector<Seq*>(running_.begin(), running_.end())) emit(*s);
   retire();
 
+  publish_stats();
   std::lock_guard<std::mutex> lock(stats_mu_);
   ++stats_.steps;
-  stats_.waiting = static_cast<int64_t>(waiting_.size());
-  stats_.running = static_cast<int64_t>(running_.size());
-  stats_.kv_blocks_used = pool_.blocks_used();
-  stats_.kv_blocks_free = pool_.blocks_free();
-  stats_.prefix_cache_queries = pool_.cache_queries();
-  stats_.prefix_cache_hits = pool_.cache_hits();
   stats_.tokens_processed += step_tokens;
   stats_.tokens_generated += static_cast<int64_t>(result->sampled.size());
   stats_.last_step_tokens = step_tokens;

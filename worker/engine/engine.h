@@ -99,6 +99,7 @@ class Engine {
   std::vector<int32_t> suppressed(const Seq& s) const;
   void fail_all(const Status& status);
   void retire();  // erases requests whose sequences all finished
+  void publish_stats();  // the pool and queue numbers of stats()
   double token_flops(int64_t position, bool logits) const;
 
   StepExecutor& executor_;

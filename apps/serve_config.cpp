@@ -1,0 +1,199 @@
+#include "apps/serve_config.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/check.h"
+#include "common/strings.h"
+
+namespace ponder::apps {
+
+const char* const kServeConfigKeys = R"(  model DIR              Hugging Face model directory (required)
+  served_model_name S    name in the API (default: the directory's base name)
+  dtype D                bf16 (default) or float32
+  backend B              cpu (the only backend of this build)
+  tp N, pp N             tensor / pipeline parallel degree of each replica (default 1)
+  stage_layers L         layers per pipeline stage, e.g. [3, 1] or "3,1" (default: even)
+  replicas N             model replicas (default 1; 1 replica of tp = pp = 1 runs in-process)
+  threads N              CPU threads per rank (default: the cores divided among the ranks)
+  kv_cache_bytes B       KV cache per replica: bytes, or with KiB/MiB/GiB (default 256MiB)
+  host H, port P         listener (default 127.0.0.1:8000; port 0 picks a free one)
+  api_key K              bearer token clients must send; required when host is not loopback
+  max_n N                largest n per request (default 16)
+  max_queued N           requests in flight before 503 + Retry-After (default 1024)
+  max_body_bytes B       largest request body (default 8MiB)
+  token_budget N         tokens per engine step (default 512)
+  max_running N          sequences running at once per replica (default 256)
+  heartbeat_ms N         replica heartbeat interval (default 250)
+  heartbeat_timeout_ms N replica declared dead after this much silence (default 3000)
+  startup_timeout_s N    time for every replica to register (default 300)
+  drain_timeout_s N      on SIGINT/SIGTERM, time in-flight requests get (default 30)
+)";
+
+namespace {
+
+Expected<int64_t> parse_int(const std::string& key, const std::string& value, int64_t lo, int64_t hi,
+                            const std::string& where) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
+    return error(StatusCode::kInvalidArgument, "%s'%s' must be an integer in [%lld, %lld], got '%s'",
+                 where.c_str(), key.c_str(), (long long)lo, (long long)hi, value.c_str());
+  return v;
+}
+
+// "268435456", "256MiB", "1GiB", "64KiB", "2GB".
+Expected<int64_t> parse_bytes(const std::string& key, const std::string& value, const std::string& where) {
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"KiB", int64_t{1} << 10}, {"MiB", int64_t{1} << 20}, {"GiB", int64_t{1} << 30},
+      {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}};
+  std::string digits(trim(value));
+  int64_t unit = 1;
+  for (const auto& [suffix, scale] : kUnits) {
+    const std::string s = suffix;
+    if (digits.size() > s.size() && digits.compare(digits.size() - s.size(), s.size(), s) == 0) {
+      digits = std::string(trim(digits.substr(0, digits.size() - s.size())));
+      unit = scale;
+      break;
+    }
+  }
+  auto n = parse_int(key, digits, 1, (int64_t{1} << 50) / unit, where);
+  if (!n)
+    return error(StatusCode::kInvalidArgument,
+                 "%s'%s' must be a size in bytes (e.g. 268435456 or 256MiB), got '%s'", where.c_str(),
+                 key.c_str(), value.c_str());
+  return *n * unit;
+}
+
+}  // namespace
+
+Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::string& value,
+                           const std::string& where) {
+  auto integer = [&](auto* field, int64_t lo, int64_t hi) -> Status {
+    PONDER_ASSIGN_OR_RETURN(int64_t v, parse_int(key, value, lo, hi, where));
+    *field = static_cast<std::remove_pointer_t<decltype(field)>>(v);
+    return {};
+  };
+  if (key == "model") {
+    c.model = value;
+  } else if (key == "served_model_name") {
+    c.served_model_name = value;
+  } else if (key == "dtype") {
+    if (value != "bf16" && value != "bfloat16" && value != "float32" && value != "auto")
+      return error(StatusCode::kInvalidArgument, "%s'dtype' must be bf16 or float32, got '%s'",
+                   where.c_str(), value.c_str());
+    c.dtype = value == "float32" ? "float32" : "bf16";
+  } else if (key == "backend") {
+    if (value != "cpu")
+      return error(StatusCode::kInvalidArgument,
+                   "%s'backend' must be cpu (the only backend this build serves with), got '%s'",
+                   where.c_str(), value.c_str());
+    c.backend = value;
+  } else if (key == "tp") {
+    return integer(&c.tp, 1, 1024);
+  } else if (key == "pp") {
+    return integer(&c.pp, 1, 1024);
+  } else if (key == "stage_layers") {
+    c.stage_layers.clear();
+    for (const std::string& part : split(value, ',')) {
+      PONDER_ASSIGN_OR_RETURN(int64_t n, parse_int(key, std::string(trim(part)), 1, 1 << 20, where));
+      c.stage_layers.push_back(n);
+    }
+  } else if (key == "replicas") {
+    return integer(&c.replicas, 1, 1024);
+  } else if (key == "threads") {
+    return integer(&c.threads, 0, 4096);
+  } else if (key == "kv_cache_bytes") {
+    PONDER_ASSIGN_OR_RETURN(c.kv_cache_bytes, parse_bytes(key, value, where));
+  } else if (key == "host") {
+    c.host = value;
+  } else if (key == "port") {
+    return integer(&c.port, 0, 65535);
+  } else if (key == "api_key") {
+    c.api_key = value;
+  } else if (key == "max_n") {
+    return integer(&c.max_n, 1, 1024);
+  } else if (key == "max_queued") {
+    return integer(&c.max_queued, 1, int64_t{1} << 30);
+  } else if (key == "max_body_bytes") {
+    PONDER_ASSIGN_OR_RETURN(c.max_body_bytes, parse_bytes(key, value, where));
+  } else if (key == "token_budget") {
+    return integer(&c.token_budget, 1, 1 << 20);
+  } else if (key == "max_running") {
+    return integer(&c.max_running, 1, 1 << 20);
+  } else if (key == "heartbeat_ms") {
+    return integer(&c.heartbeat_ms, 1, 60'000);
+  } else if (key == "heartbeat_timeout_ms") {
+    return integer(&c.heartbeat_timeout_ms, 1, 3'600'000);
+  } else if (key == "startup_timeout_s") {
+    return integer(&c.startup_timeout_s, 1, 86'400);
+  } else if (key == "drain_timeout_s") {
+    return integer(&c.drain_timeout_s, 0, 86'400);
+  } else {
+    return error(StatusCode::kInvalidArgument, "%sunknown key '%s' (the keys are listed by ponder serve --help)",
+                 where.c_str(), key.c_str());
+  }
+  return {};
+}
+
+Status load_serve_config(ServeConfig& config, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return error(StatusCode::kNotFound, "cannot read the config %s", path.c_str());
+  } catch (const YAML::Exception& e) {
+    return error(StatusCode::kInvalidArgument, "%s: not valid YAML: %s", path.c_str(), e.what());
+  }
+  if (root.IsNull()) return {};
+  if (!root.IsMap())
+    return error(StatusCode::kInvalidArgument, "%s: expected a mapping of settings (key: value)", path.c_str());
+  const std::string where = path + ": ";
+  for (const auto& item : root) {
+    const std::string key = item.first.as<std::string>();
+    const YAML::Node& v = item.second;
+    std::string value;
+    if (v.IsScalar()) {
+      value = v.as<std::string>();
+    } else if (v.IsSequence() && key == "stage_layers") {
+      for (const auto& e : v) {
+        if (!e.IsScalar())
+          return error(StatusCode::kInvalidArgument, "%s'stage_layers' must be a list of integers", where.c_str());
+        value += (value.empty() ? "" : ",") + e.as<std::string>();
+      }
+    } else {
+      return error(StatusCode::kInvalidArgument, "%s'%s' must be a single value", where.c_str(), key.c_str());
+    }
+    PONDER_RETURN_IF_ERROR(apply_serve_setting(config, key, value, where));
+  }
+  return {};
+}
+
+Status validate_serve_config(ServeConfig& c) {
+  if (c.model.empty())
+    return error(StatusCode::kInvalidArgument, "no model: give --model DIR or 'model' in the config");
+  if (!std::filesystem::exists(std::filesystem::path(c.model) / "config.json"))
+    return error(StatusCode::kNotFound, "model '%s' has no config.json", c.model.c_str());
+  if (c.served_model_name.empty())
+    c.served_model_name = std::filesystem::path(c.model).lexically_normal().filename().string();
+  if (c.served_model_name.empty())
+    c.served_model_name = std::filesystem::path(c.model).lexically_normal().parent_path().filename().string();
+  if (!c.stage_layers.empty() && static_cast<int>(c.stage_layers.size()) != c.pp)
+    return error(StatusCode::kInvalidArgument, "'stage_layers' lists %zu stages but 'pp' is %d",
+                 c.stage_layers.size(), c.pp);
+  const bool loopback = c.host == "127.0.0.1" || c.host == "localhost" || c.host == "::1";
+  if (!loopback && c.api_key.empty())
+    return error(StatusCode::kInvalidArgument,
+                 "'host' %s is not loopback: set 'api_key' (or --api-key) so that the API is not open",
+                 c.host.c_str());
+  if (c.heartbeat_timeout_ms <= c.heartbeat_ms)
+    return error(StatusCode::kInvalidArgument, "'heartbeat_timeout_ms' (%lld) must exceed 'heartbeat_ms' (%lld)",
+                 (long long)c.heartbeat_timeout_ms, (long long)c.heartbeat_ms);
+  return {};
+}
+
+}  // namespace ponder::apps

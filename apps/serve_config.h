@@ -1,0 +1,55 @@
+// ServeConfig: a deployment of `ponder serve` — model, dtype, backend, layout, KV memory, limits,
+// listener — from a YAML file and/or flags that mirror its keys (`tp` ↔ `--tp`,
+// `kv_cache_bytes` ↔ `--kv-cache-bytes`; flags win). Unknown keys and bad values are errors that
+// name the key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ponder::apps {
+
+struct ServeConfig {
+  std::string model;              // Hugging Face model directory
+  std::string served_model_name;  // default: the directory's base name
+  std::string dtype = "bf16";     // bf16 (bf16 dot products on bf16 weights) or float32 (exact)
+  std::string backend = "cpu";
+  int tp = 1;
+  int pp = 1;
+  std::vector<int64_t> stage_layers;  // empty: even split
+  int replicas = 1;
+  int threads = 0;                    // per rank; 0: the cores divided among the ranks
+  int64_t kv_cache_bytes = int64_t{256} << 20;  // per replica
+  std::string host = "127.0.0.1";
+  int port = 8000;                    // 0: any free port (printed)
+  std::string api_key;                // required when host is not loopback
+  int64_t max_n = 16;                 // largest n a request may ask for
+  int64_t max_queued = 1024;          // requests in flight before 503
+  int64_t max_body_bytes = 8 << 20;
+  int32_t token_budget = 512;         // tokens per engine step
+  int32_t max_running = 256;          // sequences running at once per replica
+  int64_t heartbeat_ms = 250;
+  int64_t heartbeat_timeout_ms = 3000;
+  int64_t startup_timeout_s = 300;    // for every replica to register
+  int64_t drain_timeout_s = 30;       // SIGINT/SIGTERM: in-flight requests get this long
+
+  bool in_process() const { return replicas == 1 && tp * pp == 1; }
+};
+
+// The keys, for --help.
+extern const char* const kServeConfigKeys;
+
+// Applies `key: value` pairs (YAML scalars, or flag values) to `config`; "where" prefixes errors.
+Status apply_serve_setting(ServeConfig& config, const std::string& key, const std::string& value,
+                           const std::string& where);
+// Reads a YAML mapping of settings.
+Status load_serve_config(ServeConfig& config, const std::string& path);
+// Final checks across keys (model present, layout sizes, loopback or API key, …).
+Status validate_serve_config(ServeConfig& config);
+
+}  // namespace ponder::apps

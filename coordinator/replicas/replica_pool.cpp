@@ -1,0 +1,632 @@
+#include "coordinator/replicas/replica_pool.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include <zmq.hpp>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "coordinator/replicas/wire.h"
+#include "coordinator/router/router.h"
+
+namespace ponder::coordinator {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Replica {
+  std::string identity;  // the ROUTER's routing id for it
+  std::string id;        // "r1", "r2", … in registration order
+  wire::Register info;
+  bool alive = true;
+  Clock::time_point last_heard;
+  wire::Heartbeat load;
+  PrefixIndex prefixes;
+  int64_t outstanding = 0;  // tokens still to process for placements on it
+  int64_t requests = 0;
+};
+
+struct Sample {
+  std::vector<int32_t> generated;
+  bool finished = false;
+  bool moved = false;
+  worker::Usage carried;  // tokens generated before the sample moved
+};
+
+struct Request {
+  int64_t id = 0;
+  worker::EngineRequest request;
+  ReplicaPool::OutputFn fn;
+  std::vector<Sample> samples;
+  int32_t live = 0;  // unfinished samples
+  bool cancelled = false;
+};
+
+// A request, or some of its samples, on one replica under one wire id.
+struct Placement {
+  int64_t request_id = 0;
+  int32_t first_index = 0;  // the placement's sample j is the request's first_index + j
+  int32_t count = 0;
+  int32_t live = 0;
+  size_t replica = 0;
+  int64_t cost_left = 0;
+  int64_t prompt_tokens = 0;
+  bool started = false;
+};
+
+}  // namespace
+
+struct ReplicaPool::State {
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  std::vector<Replica> replicas;
+  std::map<std::string, size_t> by_identity;
+  std::map<int64_t, Request> requests;
+  std::map<int64_t, Placement> placements;  // by wire id
+  int64_t next_wire_id = 1;
+  bool draining = false;
+  Clock::time_point drain_until;
+};
+
+namespace {
+
+bool contains_sequence(const std::vector<int32_t>& hay, const std::vector<int32_t>& needle) {
+  return !needle.empty() &&
+         std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<ReplicaPool>> ReplicaPool::start(ReplicaPoolOptions options) {
+  std::unique_ptr<ReplicaPool> pool(new ReplicaPool());
+  pool->options_ = std::move(options);
+  pool->state_ = std::make_unique<State>();
+  zmq::socket_t& router = pool->state_->router;
+  router.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::router_mandatory, 1);
+  try {
+    router.bind(pool->options_.bind);
+  } catch (const zmq::error_t& e) {
+    return error(StatusCode::kInvalidArgument, "cannot bind the replica socket to %s: %s",
+                 pool->options_.bind.c_str(), e.what());
+  }
+  pool->endpoint_ = router.get(zmq::sockopt::last_endpoint);
+  pool->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (pool->wake_fd_ < 0) return error(StatusCode::kInternal, "eventfd failed");
+  PONDER_LOG(kInfo, "replicas", "waiting for replicas on %s", pool->endpoint_.c_str());
+  pool->thread_ = std::thread([raw = pool.get()] { raw->run(); });
+  return pool;
+}
+
+ReplicaPool::~ReplicaPool() {
+  stop_ = true;
+  wake();
+  if (thread_.joinable()) thread_.join();
+  // Whatever is still here ends now, so no caller waits forever.
+  for (auto& [id, r] : state_->requests)
+    for (size_t i = 0; i < r.samples.size(); ++i)
+      if (!r.samples[i].finished)
+        r.fn({.request_id = id, .index = static_cast<int32_t>(i), .finished = true,
+              .finish_reason = "cancelled"});
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void ReplicaPool::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+Expected<int64_t> ReplicaPool::submit(worker::EngineRequest request, OutputFn on_output) {
+  if (request.n < 1) return error(StatusCode::kInvalidArgument, "n must be at least 1, got %d", request.n);
+  if (request.prompt.empty()) return error(StatusCode::kInvalidArgument, "prompt is empty");
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    if (stats_.healthy_replicas == 0) return error(StatusCode::kUnavailable, "no replica is alive");
+  }
+  if (in_flight_.load() >= options_.max_queued)
+    return error(StatusCode::kUnavailable, "%lld requests in flight: every queue is full",
+                 (long long)in_flight_.load());
+  const int64_t id = next_id_++;
+  ++in_flight_;
+  {
+    std::lock_guard<std::mutex> lock(commands_mu_);
+    commands_.push_back({.kind = Command::kSubmit, .id = id, .request = std::move(request),
+                         .fn = std::move(on_output)});
+  }
+  wake();
+  return id;
+}
+
+void ReplicaPool::cancel(int64_t request_id) {
+  {
+    std::lock_guard<std::mutex> lock(commands_mu_);
+    commands_.push_back({.kind = Command::kCancel, .id = request_id});
+  }
+  wake();
+}
+
+void ReplicaPool::drain(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard<std::mutex> lock(commands_mu_);
+    commands_.push_back({.kind = Command::kDrain, .deadline = deadline});
+  }
+  wake();
+  // Replicas leave when done; give them the deadline plus a heartbeat timeout to say so.
+  const auto until = Clock::now() + deadline + options_.heartbeat_timeout;
+  while (Clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      if (stats_.replicas == 0 && in_flight_.load() == 0) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Status ReplicaPool::wait_for_replicas(int count, std::chrono::milliseconds timeout) const {
+  const auto until = Clock::now() + timeout;
+  int64_t healthy = 0;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      healthy = stats_.healthy_replicas;
+    }
+    if (healthy >= count) return {};
+    if (Clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return error(StatusCode::kTimeout, "%lld of %d replicas registered within %lld ms",
+               (long long)healthy, count, (long long)timeout.count());
+}
+
+DispatcherStats ReplicaPool::stats() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  DispatcherStats s = stats_;
+  s.requests_in_flight = in_flight_.load();
+  return s;
+}
+
+std::vector<ReplicaInfo> ReplicaPool::replicas() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return replicas_;
+}
+
+namespace {
+
+// Everything below runs on the pool thread.
+class Loop {
+ public:
+  Loop(ReplicaPool::State& s, const ReplicaPoolOptions& o, std::atomic<int64_t>& in_flight)
+      : s_(s), o_(o), in_flight_(in_flight) {}
+
+  void send(const Replica& r, wire::Envelope e) { send_to(r.identity, r.id, std::move(e)); }
+  void send_to(const std::string& identity, const std::string& who, wire::Envelope e) {
+    try {
+      s_.router.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+      s_.router.send(encode(std::move(e)), zmq::send_flags::none);
+    } catch (const zmq::error_t& err) {
+      // EHOSTUNREACH: it disconnected; its heartbeats stop and it is declared dead.
+      PONDER_LOG(kWarn, "replicas", "cannot send to %s: %s", who.c_str(), err.what());
+    }
+  }
+
+  void on_frame(const std::string& identity, const zmq::message_t& frame) {
+    auto it = s_.by_identity.find(identity);
+    auto envelope = decode(frame);
+    if (!envelope) {
+      PONDER_LOG(kWarn, "replicas", "refused a message: %s", envelope.error().to_string().c_str());
+      send_to(identity, "an unregistered peer", error_envelope(envelope.error(), 0, true));
+      if (it != s_.by_identity.end()) lose(it->second, envelope.error().message());
+      return;
+    }
+    const wire::Envelope& e = *envelope;
+    if (e.body_case() == wire::Envelope::kRegister) {
+      register_replica(identity, e.register_());
+      return;
+    }
+    if (it == s_.by_identity.end() || !s_.replicas[it->second].alive) {
+      send_to(identity, "an unregistered peer",
+              error_envelope(Status(StatusCode::kFailedPrecondition, "not registered"), 0, true));
+      return;
+    }
+    Replica& r = s_.replicas[it->second];
+    r.last_heard = Clock::now();
+    switch (e.body_case()) {
+      case wire::Envelope::kHeartbeat: {
+        r.load = e.heartbeat();
+        wire::Envelope ack;
+        ack.mutable_heartbeat();
+        send(r, std::move(ack));
+        break;
+      }
+      case wire::Envelope::kTokens:
+        on_tokens(r, e.tokens());
+        break;
+      case wire::Envelope::kError: {
+        Status st = status_from_wire(e.error());
+        if (e.error().fatal()) {
+          lose(it->second, st.to_string());
+        } else {
+          refused(e.error().request_id(), st);
+        }
+        break;
+      }
+      default:
+        PONDER_LOG(kWarn, "replicas", "%s sent an unexpected message %d", r.id.c_str(),
+                   static_cast<int>(e.body_case()));
+    }
+  }
+
+  void register_replica(const std::string& identity, const wire::Register& reg) {
+    if (!o_.model.empty() && reg.model() != o_.model) {
+      send_to(identity, "a replica of another model", error_envelope(Status(StatusCode::kInvalidArgument,
+                                           strformat("this coordinator serves '%s', not '%s'",
+                                                     o_.model.c_str(), reg.model().c_str())),
+                                    0, true));
+      return;
+    }
+    if (s_.draining) {
+      send_to(identity, "a late replica",
+              error_envelope(Status(StatusCode::kUnavailable, "the coordinator is draining"), 0, true));
+      return;
+    }
+    Replica r{.identity = identity,
+              .id = strformat("r%zu", s_.replicas.size() + 1),
+              .info = reg,
+              .last_heard = Clock::now()};
+    r.load.set_ranks_ok(true);
+    s_.by_identity[identity] = s_.replicas.size();
+    s_.replicas.push_back(std::move(r));
+    const Replica& added = s_.replicas.back();
+    PONDER_LOG(kInfo, "replicas", "%s registered: %s (pid %lld), tp%d pp%d, %lld KV blocks",
+               added.id.c_str(), reg.name().c_str(), (long long)reg.pid(), reg.tp(), reg.pp(),
+               (long long)reg.kv_blocks());
+    wire::Envelope ok;
+    ok.mutable_registered()->set_replica_id(added.id);
+    ok.mutable_registered()->set_heartbeat_ms(static_cast<int32_t>(o_.heartbeat.count()));
+    send(added, std::move(ok));
+  }
+
+  void place_new(Request& r) {
+    place(r, 0, r.request.n, r.request);
+  }
+
+  // Sends samples [first, first + count) of `r` as `request` to the replica the router picks.
+  void place(Request& r, int32_t first, int32_t count, const worker::EngineRequest& request) {
+    const auto hashes = prompt_block_hashes(request.prompt, 16);
+    std::vector<ReplicaLoad> loads;
+    for (const Replica& rep : s_.replicas)
+      loads.push_back({.healthy = rep.alive && rep.load.ranks_ok() && !s_.draining,
+                       .outstanding_tokens = rep.outstanding,
+                       .cached_prompt_tokens = rep.prefixes.matched_blocks(hashes) * 16});
+    const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
+    auto chosen = choose_replica(loads, prompt_tokens);
+    if (!chosen) {
+      for (int32_t i = first; i < first + count; ++i)
+        fail_sample(r, i, "no replica is alive to take the request");
+      return;
+    }
+    Replica& rep = s_.replicas[*chosen];
+    const int64_t wire_id = s_.next_wire_id++;
+    const int64_t cost = prompt_tokens + static_cast<int64_t>(count) * request.max_tokens;
+    s_.placements[wire_id] = {.request_id = r.id, .first_index = first, .count = count, .live = count,
+                              .replica = *chosen, .cost_left = cost, .prompt_tokens = prompt_tokens};
+    rep.outstanding += cost;
+    ++rep.requests;
+    rep.prefixes.record(hashes);
+    wire::Envelope e;
+    *e.mutable_submit() = to_wire(wire_id, request);
+    send(rep, std::move(e));
+  }
+
+  void on_tokens(Replica& rep, const wire::Tokens& t) {
+    auto pit = s_.placements.find(t.request_id());
+    if (pit == s_.placements.end()) return;  // a placement already moved or failed
+    Placement& p = pit->second;
+    if (&s_.replicas[p.replica] != &rep) return;
+    auto rit = s_.requests.find(p.request_id);
+    if (rit == s_.requests.end()) return;
+    Request& r = rit->second;
+    worker::EngineOutput out = from_wire(t);
+    out.request_id = r.id;
+    out.index = p.first_index + t.index();
+    if (out.index < 0 || out.index >= static_cast<int32_t>(r.samples.size())) return;
+    Sample& sample = r.samples[out.index];
+    if (sample.finished) return;
+    int64_t done = static_cast<int64_t>(out.tokens.size());
+    if (!p.started) {
+      done += p.prompt_tokens;
+      p.started = true;
+    }
+    done = std::min(done, p.cost_left);
+    p.cost_left -= done;
+    rep.outstanding -= done;
+    sample.generated.insert(sample.generated.end(), out.tokens.begin(), out.tokens.end());
+    if (out.finished) {
+      if (sample.moved) {
+        worker::Usage u = out.usage;
+        out.usage = sample.carried;
+        out.usage.cached_prompt_tokens = std::min(u.cached_prompt_tokens, sample.carried.prompt_tokens);
+        out.usage.completion_tokens += u.completion_tokens;
+        out.usage.thinking_tokens += u.thinking_tokens;
+        out.usage.answer_tokens += u.answer_tokens;
+        out.usage.flops += u.flops;
+      }
+      if (--p.live == 0) close_placement(pit);
+    }
+    deliver(r, std::move(out));
+  }
+
+  // The replica refused a placement (draining, or the request itself is bad).
+  void refused(int64_t wire_id, const Status& st) {
+    auto pit = s_.placements.find(wire_id);
+    if (pit == s_.placements.end()) return;
+    Placement p = pit->second;
+    close_placement(pit);
+    auto rit = s_.requests.find(p.request_id);
+    if (rit == s_.requests.end()) return;
+    Request& r = rit->second;
+    if (st.code() == StatusCode::kUnavailable) {
+      move(r, p);
+      return;
+    }
+    for (int32_t i = p.first_index; i < p.first_index + p.count; ++i) fail_sample(r, i, st.message());
+  }
+
+  void close_placement(std::map<int64_t, Placement>::iterator pit) {
+    Replica& rep = s_.replicas[pit->second.replica];
+    rep.outstanding -= pit->second.cost_left;
+    --rep.requests;
+    s_.placements.erase(pit);
+  }
+
+  // The replica is gone: every unfinished sample placed on it moves to another replica.
+  void lose(size_t index, const std::string& why) {
+    Replica& rep = s_.replicas[index];
+    if (!rep.alive) return;
+    rep.alive = false;
+    std::vector<Placement> orphans;
+    for (auto it = s_.placements.begin(); it != s_.placements.end();) {
+      if (it->second.replica == index) {
+        orphans.push_back(it->second);
+        it = s_.placements.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    rep.outstanding = 0;
+    rep.requests = 0;
+    if (s_.draining) {
+      PONDER_LOG(kInfo, "replicas", "%s left (%s)", rep.id.c_str(), why.c_str());
+    } else {
+      PONDER_LOG(kError, "replicas", "%s (pid %lld) is lost: %s; moving %zu placements",
+                 rep.id.c_str(), (long long)rep.info.pid(), why.c_str(), orphans.size());
+    }
+    send(rep, error_envelope(Status(StatusCode::kUnavailable, "declared dead: " + why), 0, true));
+    for (const Placement& p : orphans) {
+      auto rit = s_.requests.find(p.request_id);
+      if (rit != s_.requests.end()) move(rit->second, p);
+    }
+  }
+
+  // Each unfinished sample of `p` continues elsewhere from its prompt plus what it generated.
+  void move(Request& r, const Placement& p) {
+    for (int32_t i = p.first_index; i < p.first_index + p.count; ++i) {
+      Sample& sample = r.samples[i];
+      if (sample.finished) continue;
+      if (r.cancelled || s_.draining) {
+        finish_sample(r, i, "cancelled", "");
+        continue;
+      }
+      const worker::EngineRequest& orig = r.request;
+      const auto& gen = sample.generated;
+      worker::EngineRequest c = orig;
+      c.n = 1;
+      c.sampling.seed = orig.sampling.seed + static_cast<uint64_t>(i);
+      const int64_t made = static_cast<int64_t>(gen.size());
+      if (!sample.moved) sample.carried.prompt_tokens = static_cast<int64_t>(orig.prompt.size());
+      sample.carried.completion_tokens = made;
+      const bool closed = orig.thinking && contains_sequence(gen, o_.think_end);
+      int64_t thinking = 0;
+      if (orig.thinking) {
+        if (closed) {
+          auto at = std::search(gen.begin(), gen.end(), o_.think_end.begin(), o_.think_end.end());
+          thinking = (at - gen.begin()) + static_cast<int64_t>(o_.think_end.size());
+        } else {
+          thinking = made;
+        }
+      }
+      sample.carried.thinking_tokens = thinking;
+      sample.carried.answer_tokens = made - thinking;
+      sample.moved = true;
+      if (orig.score.empty()) {
+        c.prompt.insert(c.prompt.end(), gen.begin(), gen.end());
+        c.max_tokens = orig.max_tokens - made;
+        c.min_tokens = std::max<int64_t>(0, orig.min_tokens - made);
+        if (orig.thinking) {
+          c.thinking = !closed;
+          c.max_thinking_tokens = closed || orig.max_thinking_tokens < 0
+                                      ? -1
+                                      : std::max<int64_t>(0, orig.max_thinking_tokens - made);
+          c.min_thinking_tokens = closed ? 0 : std::max<int64_t>(0, orig.min_thinking_tokens - made);
+          if (closed) c.extend_thinking = 0;
+        }
+        if (c.max_tokens <= 0) {
+          worker::EngineOutput out{.request_id = r.id, .index = i, .finished = true,
+                                   .finish_reason = "length", .usage = sample.carried};
+          sample.finished = true;
+          --r.live;
+          deliver_only(r, out);
+          continue;
+        }
+      }
+      PONDER_LOG(kInfo, "replicas", "request %lld sample %d continues elsewhere after %lld tokens",
+                 (long long)r.id, i, (long long)made);
+      place(r, i, 1, c);
+    }
+    retire_if_done(r.id);
+  }
+
+  void fail_sample(Request& r, int32_t i, const std::string& why) {
+    finish_sample(r, i, "error", why);
+  }
+
+  void finish_sample(Request& r, int32_t i, const std::string& reason, const std::string& why) {
+    Sample& sample = r.samples[i];
+    if (sample.finished) return;
+    worker::EngineOutput out{.request_id = r.id, .index = i, .finished = true, .finish_reason = reason,
+                             .usage = sample.carried, .error = why};
+    out.usage.prompt_tokens = static_cast<int64_t>(r.request.prompt.size());
+    out.usage.completion_tokens = static_cast<int64_t>(sample.generated.size());
+    sample.finished = true;
+    --r.live;
+    deliver_only(r, out);
+  }
+
+  // Hands an output to the submitter and retires the request after its last sample.
+  void deliver(Request& r, worker::EngineOutput out) {
+    if (out.finished) {
+      r.samples[out.index].finished = true;
+      --r.live;
+    }
+    deliver_only(r, out);
+    retire_if_done(r.id);
+  }
+  void deliver_only(Request& r, const worker::EngineOutput& out) {
+    if (r.fn) r.fn(out);
+  }
+  void retire_if_done(int64_t id) {
+    auto it = s_.requests.find(id);
+    if (it == s_.requests.end() || it->second.live > 0) return;
+    s_.requests.erase(it);
+    --in_flight_;
+  }
+
+  void on_submit(int64_t id, worker::EngineRequest request, ReplicaPool::OutputFn fn) {
+    Request& r = s_.requests[id];
+    r.id = id;
+    r.samples.resize(request.n);
+    r.live = request.n;
+    r.request = std::move(request);
+    r.fn = std::move(fn);
+    if (s_.draining) {
+      for (int32_t i = 0; i < r.request.n; ++i) finish_sample(r, i, "cancelled", "");
+      retire_if_done(id);
+      return;
+    }
+    place_new(r);
+    retire_if_done(id);
+  }
+
+  void on_cancel(int64_t id) {
+    auto it = s_.requests.find(id);
+    if (it == s_.requests.end()) return;
+    it->second.cancelled = true;
+    for (const auto& [wire_id, p] : s_.placements) {
+      if (p.request_id != id) continue;
+      wire::Envelope e;
+      e.mutable_cancel()->set_request_id(wire_id);
+      send(s_.replicas[p.replica], std::move(e));
+    }
+  }
+
+  void on_drain(std::chrono::milliseconds deadline) {
+    s_.draining = true;
+    for (const Replica& rep : s_.replicas) {
+      if (!rep.alive) continue;
+      wire::Envelope e;
+      e.mutable_drain()->set_deadline_ms(static_cast<int32_t>(deadline.count()));
+      send(rep, std::move(e));
+    }
+  }
+
+  void check_heartbeats() {
+    const auto now = Clock::now();
+    for (size_t i = 0; i < s_.replicas.size(); ++i) {
+      const Replica& rep = s_.replicas[i];
+      if (rep.alive && now - rep.last_heard > o_.heartbeat_timeout)
+        lose(i, strformat("no heartbeat for %lld ms",
+                          (long long)std::chrono::duration_cast<std::chrono::milliseconds>(now - rep.last_heard).count()));
+    }
+  }
+
+  DispatcherStats snapshot(std::vector<ReplicaInfo>* infos) const {
+    DispatcherStats st;
+    for (const Replica& rep : s_.replicas) {
+      if (!rep.alive) continue;
+      ++st.replicas;
+      if (rep.load.ranks_ok()) ++st.healthy_replicas;
+      st.waiting += rep.load.waiting();
+      st.running += rep.load.running();
+      st.kv_blocks_used += rep.load.kv_blocks_used();
+      st.kv_blocks_free += rep.load.kv_blocks_free();
+      st.prefix_cache_queries += rep.load.prefix_cache_queries();
+      st.prefix_cache_hits += rep.load.prefix_cache_hits();
+      st.tokens_generated += rep.load.tokens_generated();
+      st.preemptions += rep.load.preemptions();
+    }
+    if (s_.draining) st.healthy_replicas = 0;
+    for (const Replica& rep : s_.replicas)
+      infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),
+                        .tp = rep.info.tp(), .pp = rep.info.pp(),
+                        .healthy = rep.alive && rep.load.ranks_ok(), .requests = rep.requests});
+    return st;
+  }
+
+ private:
+  ReplicaPool::State& s_;
+  const ReplicaPoolOptions& o_;
+  std::atomic<int64_t>& in_flight_;
+};
+
+}  // namespace
+
+void ReplicaPool::run() {
+  Loop loop(*state_, options_, in_flight_);
+  zmq::socket_t& router = state_->router;
+  while (!stop_.load()) {
+    zmq::pollitem_t items[] = {{static_cast<void*>(router), 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 2, std::chrono::milliseconds(std::max<int64_t>(1, options_.heartbeat.count() / 2)));
+    if (items[1].revents & ZMQ_POLLIN) {
+      uint64_t count = 0;
+      [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
+    }
+    std::deque<Command> commands;
+    {
+      std::lock_guard<std::mutex> lock(commands_mu_);
+      commands.swap(commands_);
+    }
+    for (Command& c : commands) {
+      switch (c.kind) {
+        case Command::kSubmit: loop.on_submit(c.id, std::move(c.request), std::move(c.fn)); break;
+        case Command::kCancel: loop.on_cancel(c.id); break;
+        case Command::kDrain: loop.on_drain(c.deadline); break;
+      }
+    }
+    while (true) {
+      zmq::message_t identity, frame;
+      if (!router.recv(identity, zmq::recv_flags::dontwait)) break;
+      if (!identity.more() || !router.recv(frame, zmq::recv_flags::none)) continue;
+      while (frame.more()) {  // a peer sending more frames than one envelope: drop the rest
+        zmq::message_t extra;
+        if (!router.recv(extra, zmq::recv_flags::none)) break;
+        if (!extra.more()) break;
+      }
+      loop.on_frame(identity.to_string(), frame);
+    }
+    loop.check_heartbeats();
+    std::vector<ReplicaInfo> infos;
+    DispatcherStats st = loop.snapshot(&infos);
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    stats_ = st;
+    replicas_ = std::move(infos);
+  }
+}
+
+}  // namespace ponder::coordinator

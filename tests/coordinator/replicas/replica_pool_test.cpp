@@ -1,0 +1,320 @@
+// The ZeroMQ replica pool with real replica processes: `ponder replica` ranks under mpirun, a
+// real ROUTER/DEALER link over tcp on loopback, and SIGKILL for replica loss.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+#include "coordinator/replicas/in_process_dispatcher.h"
+#include "coordinator/replicas/replica_pool.h"
+#include "coordinator/replicas/wire.h"
+
+namespace ponder::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kModel = std::string(PONDER_TEST_DATA_DIR) + "/models/qwen3_f32";
+const std::string kPonder = std::string(PONDER_BINARY_DIR) + "/bin/ponder";
+// A model with a 151k vocabulary (scripts/make_default_model.sh): slow enough per token that a
+// replica can be killed while its requests are half done.
+const std::string kSlowModel = std::string(PONDER_SOURCE_DIR) + "/models/random-default";
+
+// Everything a request produced, per sample.
+struct Result {
+  std::map<int32_t, std::vector<int32_t>> tokens;
+  std::map<int32_t, std::string> finish;
+  std::map<int32_t, worker::Usage> usage;
+  std::map<int32_t, std::string> error;
+  int finished = 0;
+};
+
+class Collector {
+ public:
+  Dispatcher::OutputFn fn(int64_t key) {
+    return [this, key](const worker::EngineOutput& o) {
+      std::lock_guard<std::mutex> lock(mu_);
+      Result& r = results_[key];
+      auto& t = r.tokens[o.index];
+      t.insert(t.end(), o.tokens.begin(), o.tokens.end());
+      if (o.finished) {
+        r.finish[o.index] = o.finish_reason;
+        r.usage[o.index] = o.usage;
+        r.error[o.index] = o.error;
+        ++r.finished;
+        cv_.notify_all();
+      }
+    };
+  }
+  // Waits until `samples` samples of `keys` finished; false on timeout.
+  bool wait(int total_samples, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+      int n = 0;
+      for (auto& [k, r] : results_) n += r.finished;
+      return n >= total_samples;
+    });
+  }
+  int64_t tokens_so_far() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = 0;
+    for (auto& [k, r] : results_)
+      for (auto& [i, t] : r.tokens) n += static_cast<int64_t>(t.size());
+    return n;
+  }
+  Result get(int64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return results_[key];
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, Result> results_;
+};
+
+// One replica: an mpirun of `ranks` ponder replica processes, in its own process group.
+pid_t start_replica(const std::string& endpoint, int tp, int pp, const std::string& model) {
+  std::vector<std::string> words = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
+                                    std::to_string(tp * pp), kPonder, "replica",
+                                    "--coordinator", endpoint, "--model", model,
+                                    "--served-model-name", "test-model", "--tp", std::to_string(tp),
+                                    "--pp", std::to_string(pp), "--threads", "1",
+                                    "--kv-cache-bytes", "67108864", "--heartbeat-ms", "50"};
+  if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    setenv("OMPI_MCA_btl", "self,vader", 1);
+    setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    execvp("mpirun", argv.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  return pid;
+}
+
+class ReplicaPoolTest : public ::testing::Test {
+ protected:
+  void start_pool(std::chrono::milliseconds heartbeat_timeout = 1500ms) {
+    auto pool = ReplicaPool::start({.model = "test-model",
+                                    .heartbeat = 50ms,
+                                    .heartbeat_timeout = heartbeat_timeout});
+    ASSERT_TRUE(pool.has_value()) << pool.error().to_string();
+    pool_ = std::move(*pool);
+  }
+  void add_replicas(int count, int tp = 1, int pp = 1, const std::string& model = kModel) {
+    for (int i = 0; i < count; ++i) groups_.push_back(start_replica(pool_->endpoint(), tp, pp, model));
+    const auto until = std::chrono::steady_clock::now() + 120s;
+    Status st;
+    do {
+      st = pool_->wait_for_replicas(static_cast<int>(groups_.size()), 100ms);
+      for (pid_t g : groups_) ASSERT_EQ(waitpid(g, nullptr, WNOHANG), 0) << "a replica exited at start";
+    } while (!st.ok() && std::chrono::steady_clock::now() < until);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+  }
+  // Outputs reach the caller before the pool retires their request: wait for that.
+  void settle() {
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    while (pool_->stats().requests_in_flight > 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(1ms);
+  }
+  void TearDown() override {
+    if (pool_) pool_->drain(2s);
+    for (pid_t g : groups_) {
+      kill(-g, SIGKILL);
+      waitpid(g, nullptr, 0);
+    }
+    pool_.reset();
+  }
+  std::unique_ptr<ReplicaPool> pool_;
+  std::vector<pid_t> groups_;
+};
+
+std::vector<worker::EngineRequest> mixed_requests() {
+  std::vector<worker::EngineRequest> rs;
+  for (int i = 0; i < 6; ++i) {
+    worker::EngineRequest r{.prompt = {}, .n = i % 3 == 2 ? 3 : 1,
+                            .sampling = {.temperature = i % 2 ? 0.8f : 0.0f, .seed = 11u + i,
+                                         .top_logprobs = 2},
+                            .max_tokens = 10 + 3 * i, .ignore_eos = true};
+    for (int t = 0; t < 5 + 7 * i; ++t) r.prompt.push_back((t * 31 + i * 17) % 353);
+    rs.push_back(r);
+  }
+  return rs;
+}
+
+std::map<int, Result> run_all(Dispatcher& d, const std::vector<worker::EngineRequest>& rs) {
+  Collector c;
+  int samples = 0;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    auto id = d.submit(rs[i], c.fn(static_cast<int64_t>(i)));
+    EXPECT_TRUE(id.has_value()) << id.error().to_string();
+    samples += rs[i].n;
+  }
+  EXPECT_TRUE(c.wait(samples, 60s));
+  std::map<int, Result> out;
+  for (size_t i = 0; i < rs.size(); ++i) out[static_cast<int>(i)] = c.get(static_cast<int64_t>(i));
+  return out;
+}
+
+TEST_F(ReplicaPoolTest, RemoteReplicasGiveWhatTheInProcessEngineGives) {
+  auto local = InProcessDispatcher::create({.model_dir = kModel, .threads = 1,
+                                            .kv_cache_bytes = 8 << 20});
+  ASSERT_TRUE(local.has_value()) << local.error().to_string();
+  const auto requests = mixed_requests();
+  auto expected = run_all(**local, requests);
+
+  start_pool();
+  add_replicas(2);
+  auto got = run_all(*pool_, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    for (int32_t s = 0; s < requests[i].n; ++s) {
+      EXPECT_EQ(got[i].tokens[s], expected[i].tokens[s]) << "request " << i << " sample " << s;
+      EXPECT_EQ(got[i].finish[s], "length");
+      EXPECT_EQ(got[i].usage[s].completion_tokens, requests[i].max_tokens);
+      EXPECT_EQ(got[i].usage[s].prompt_tokens, static_cast<int64_t>(requests[i].prompt.size()));
+    }
+  }
+  settle();
+  auto stats = pool_->stats();
+  EXPECT_EQ(stats.healthy_replicas, 2);
+  EXPECT_EQ(stats.requests_in_flight, 0);
+}
+
+TEST_F(ReplicaPoolTest, TensorParallelReplicaGivesTheSameTokens) {
+  auto local = InProcessDispatcher::create({.model_dir = kModel, .threads = 1,
+                                            .kv_cache_bytes = 8 << 20});
+  ASSERT_TRUE(local.has_value()) << local.error().to_string();
+  auto requests = mixed_requests();
+  auto expected = run_all(**local, requests);
+  start_pool();
+  add_replicas(1, /*tp=*/2);
+  auto got = run_all(*pool_, requests);
+  for (size_t i = 0; i < requests.size(); ++i)
+    for (int32_t s = 0; s < requests[i].n; ++s)
+      EXPECT_EQ(got[i].tokens[s], expected[i].tokens[s]) << "request " << i << " sample " << s;
+}
+
+TEST_F(ReplicaPoolTest, KilledReplicaItsRequestsFinishOnTheOtherThenFailCleanlyWhenNoneIsLeft) {
+  start_pool(/*heartbeat_timeout=*/600ms);
+  add_replicas(2, 1, 1, kSlowModel);
+  Collector c;
+  const int kRequests = 4, kTokens = 120;
+  for (int i = 0; i < kRequests; ++i) {
+    worker::EngineRequest r{.prompt = {1, 2, 3, static_cast<int32_t>(i)}, .n = 2,
+                            .sampling = {.temperature = 0.9f, .seed = 7u + i},
+                            .max_tokens = kTokens, .ignore_eos = true};
+    ASSERT_TRUE(pool_->submit(r, c.fn(i)).has_value());
+  }
+  // Kill one replica's whole process group once tokens flow.
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (c.tokens_so_far() < 40 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_GE(c.tokens_so_far(), 40);
+  kill(-groups_[0], SIGKILL);
+  ASSERT_TRUE(c.wait(kRequests * 2, 60s)) << "requests were left hanging";
+  for (int i = 0; i < kRequests; ++i) {
+    Result r = c.get(i);
+    for (int s = 0; s < 2; ++s) {
+      EXPECT_EQ(r.finish[s], "length") << i << "/" << s << ": " << r.error[s];
+      EXPECT_EQ(r.tokens[s].size(), static_cast<size_t>(kTokens)) << i << "/" << s;
+      EXPECT_EQ(r.usage[s].completion_tokens, kTokens);
+      EXPECT_EQ(r.usage[s].prompt_tokens, 4);
+    }
+  }
+  auto one_left_by = std::chrono::steady_clock::now() + 5s;
+  while ((pool_->stats().healthy_replicas > 1 || pool_->stats().requests_in_flight > 0) &&
+         std::chrono::steady_clock::now() < one_left_by)
+    std::this_thread::sleep_for(10ms);
+  auto stats = pool_->stats();
+  EXPECT_EQ(stats.healthy_replicas, 1);
+  EXPECT_EQ(stats.requests_in_flight, 0);
+
+  // The last replica goes too: what is in flight fails with a clear error, and new work is refused.
+  Collector c2;
+  ASSERT_TRUE(pool_->submit({.prompt = {5, 6, 7}, .max_tokens = 2000, .ignore_eos = true}, c2.fn(0)).has_value());
+  while (c2.tokens_so_far() < 5 && std::chrono::steady_clock::now() < until + 30s) std::this_thread::sleep_for(1ms);
+  kill(-groups_[1], SIGKILL);
+  ASSERT_TRUE(c2.wait(1, 30s));
+  Result last = c2.get(0);
+  EXPECT_EQ(last.finish[0], "error");
+  EXPECT_NE(last.error[0].find("no replica is alive"), std::string::npos) << last.error[0];
+  const auto dead_by = std::chrono::steady_clock::now() + 5s;
+  while (pool_->stats().healthy_replicas > 0 && std::chrono::steady_clock::now() < dead_by)
+    std::this_thread::sleep_for(10ms);
+  auto refused = pool_->submit({.prompt = {1}, .max_tokens = 1}, nullptr);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(ReplicaPoolTest, CancelEndsTheRequestAndTheReplicaFreesItsBlocks) {
+  start_pool();
+  add_replicas(1, 1, 1, kSlowModel);
+  Collector c;
+  auto id = pool_->submit({.prompt = {1, 2, 3}, .n = 4, .max_tokens = 2000, .ignore_eos = true}, c.fn(0));
+  ASSERT_TRUE(id.has_value());
+  while (c.tokens_so_far() < 8) std::this_thread::sleep_for(1ms);
+  pool_->cancel(*id);
+  ASSERT_TRUE(c.wait(4, 10s));
+  Result r = c.get(0);
+  for (int s = 0; s < 4; ++s) EXPECT_EQ(r.finish[s], "cancelled");
+  // The next heartbeats report every block back in the pool.
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (pool_->stats().kv_blocks_used > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(pool_->stats().kv_blocks_used, 0);
+  settle();
+  EXPECT_EQ(pool_->stats().requests_in_flight, 0);
+}
+
+TEST_F(ReplicaPoolTest, AnotherProtocolVersionOrModelIsRefusedWithAnError) {
+  start_pool();
+  zmq::context_t ctx;
+  auto exchange = [&](wire::Envelope e, bool stamp) {
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::rcvtimeo, 5000);
+    dealer.connect(pool_->endpoint());
+    zmq::message_t frame = encode(e);
+    if (!stamp) {  // re-encode with a version of the future
+      e.set_version(99);
+      std::string bytes = e.SerializeAsString();
+      frame = zmq::message_t(bytes.data(), bytes.size());
+    }
+    dealer.send(frame, zmq::send_flags::none);
+    zmq::message_t reply;
+    EXPECT_TRUE(dealer.recv(reply));
+    auto answer = decode(reply);
+    EXPECT_TRUE(answer.has_value());
+    return *answer;
+  };
+  wire::Envelope reg;
+  reg.mutable_register_()->set_model("test-model");
+  wire::Envelope a = exchange(reg, /*stamp=*/false);
+  ASSERT_TRUE(a.has_error());
+  EXPECT_TRUE(a.error().fatal());
+  EXPECT_NE(a.error().message().find("version 99"), std::string::npos) << a.error().message();
+
+  reg.mutable_register_()->set_model("another-model");
+  wire::Envelope b = exchange(reg, /*stamp=*/true);
+  ASSERT_TRUE(b.has_error());
+  EXPECT_NE(b.error().message().find("another-model"), std::string::npos) << b.error().message();
+  EXPECT_EQ(pool_->stats().replicas, 0);
+}
+
+}  // namespace
+}  // namespace ponder::coordinator
