@@ -7,6 +7,7 @@
 #include "apps/complete_command.h"
 #include "apps/generate_command.h"
 #include "apps/replica_command.h"
+#include "apps/serve_command.h"
 #include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   if (command == "generate") return ponder::apps::run_generate(argc - 2, argv + 2);
   if (command == "tokenize") return ponder::apps::run_tokenize(argc - 2, argv + 2);
   if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);
+  if (command == "serve") return ponder::apps::run_serve(argc - 2, argv + 2);
   if (command == "replica") return ponder::apps::run_replica(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);

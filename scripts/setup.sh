@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git curl
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libexpected-dev libpcre2-dev libboost-dev libboost-system-dev
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev
-  python3 python3-numpy python3-jinja2
+  python3 python3-numpy python3-jinja2 python3-venv
 )
 
 missing=()

@@ -4,4 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh release
 scripts/make_default_model.sh
+# The e2e tests drive `ponder serve` with the official openai SDK (PyPI), in a venv of our own.
+if ! build/pyenv/bin/python -c "import openai" 2>/dev/null; then
+  python3 -m venv build/pyenv
+  build/pyenv/bin/pip install -q --retries 5 "openai>=1.40,<4"
+fi
 ctest --preset release -j"$(nproc)"

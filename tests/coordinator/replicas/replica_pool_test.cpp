@@ -211,7 +211,7 @@ TEST_F(ReplicaPoolTest, TensorParallelReplicaGivesTheSameTokens) {
 }
 
 TEST_F(ReplicaPoolTest, KilledReplicaItsRequestsFinishOnTheOtherThenFailCleanlyWhenNoneIsLeft) {
-  start_pool(/*heartbeat_timeout=*/600ms);
+  start_pool(/*heartbeat_timeout=*/1500ms);
   add_replicas(2, 1, 1, kSlowModel);
   Collector c;
   const int kRequests = 4, kTokens = 120;

@@ -1,0 +1,73 @@
+// CompletionRequest: the body of POST /v1/chat/completions or /v1/completions, parsed and
+// validated into typed fields (OpenAI's parameters, vLLM's extras, ponder's thinking budgets).
+// Errors name the field, as OpenAI's do. Pure: no model, no sockets.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/api/api_error.h"
+#include "worker/sampler.h"
+
+namespace ponder::coordinator::api {
+
+enum class Endpoint { kChatCompletions, kCompletions };
+
+// Bounds that come from the deployment rather than the request.
+struct RequestLimits {
+  int32_t max_n = 64;          // largest n (choices per prompt)
+  int64_t vocab_size = 0;      // token ids must be below it; 0: not checked here
+  int32_t max_prompts = 64;    // /v1/completions: prompts in one request
+  int32_t max_stop = 16;       // stop strings
+};
+
+// One /v1/completions prompt: text, or token ids used as given.
+using PromptInput = std::variant<std::string, std::vector<int32_t>>;
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string model;  // empty: not given (the served model)
+
+  // /v1/chat/completions: messages ready for the chat template (content parts joined, the
+  // "developer" role as "system"), tools (null when none) and extra template variables.
+  nlohmann::ordered_json messages;
+  nlohmann::ordered_json tools;
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
+  bool add_generation_prompt = true;
+
+  // /v1/completions: one request to the engine per prompt.
+  std::vector<PromptInput> prompts;
+
+  std::optional<int64_t> max_tokens;  // max_completion_tokens, else max_tokens
+  int32_t n = 1;
+  worker::SamplingParams sampling;    // seed set only when has_seed
+  bool has_seed = false;
+  std::vector<std::string> stop;
+  std::vector<int32_t> stop_token_ids;
+  int64_t min_tokens = 0;
+  bool ignore_eos = false;
+  bool include_stop_str_in_output = false;
+  bool skip_special_tokens = true;
+  bool logprobs = false;    // chat: `logprobs`; completions: `logprobs` given (an integer)
+  int32_t top_logprobs = 0; // alternatives per token (chat: top_logprobs; completions: logprobs)
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  int64_t max_thinking_tokens = -1;
+  int64_t min_thinking_tokens = 0;
+  int32_t extend_thinking = 0;
+  std::string user;
+};
+
+ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint,
+                                                      const nlohmann::ordered_json& body,
+                                                      const RequestLimits& limits);
+
+// The body text as JSON: 400 with the parser's message for malformed JSON or a non-object.
+ApiResult<nlohmann::ordered_json> parse_json_body(std::string_view body);
+
+}  // namespace ponder::coordinator::api

@@ -1,0 +1,77 @@
+// Engine requests from API requests: limits, defaults and the field-by-field translation.
+#include "coordinator/api/engine_request.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+
+namespace ponder::coordinator::api {
+
+ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
+    const CompletionRequest& r, const std::vector<PreparedPrompt>& prompts,
+    const GenerationLimits& limits, uint64_t seed) {
+  const bool chat = r.endpoint == Endpoint::kChatCompletions;
+  const bool budgets = r.max_thinking_tokens >= 0 || r.min_thinking_tokens > 0 || r.extend_thinking > 0;
+  if (budgets && !limits.has_thinking_delimiter) {
+    const char* param = r.max_thinking_tokens >= 0 ? "max_thinking_tokens"
+                        : r.min_thinking_tokens > 0 ? "min_thinking_tokens"
+                                                     : "extend_thinking";
+    return tl::unexpected(invalid_value(
+        param, strformat("'%s' needs a model with a thinking delimiter (</think>); this one has none",
+                         param)));
+  }
+  std::vector<worker::EngineRequest> out;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const PreparedPrompt& p = prompts[i];
+    const int64_t prompt_tokens = static_cast<int64_t>(p.ids.size());
+    const std::string prompt_param =
+        chat ? "messages" : (prompts.size() > 1 ? strformat("prompt[%zu]", i) : "prompt");
+    if (prompt_tokens >= limits.context_length)
+      return tl::unexpected(ApiError{
+          .message = strformat("This model's maximum context length is %lld tokens, but the %s has "
+                               "%lld tokens, which leaves no room for a completion.",
+                               (long long)limits.context_length, chat ? "messages' prompt" : "prompt",
+                               (long long)prompt_tokens),
+          .param = prompt_param, .code = "context_length_exceeded"});
+    const int64_t room = limits.context_length - prompt_tokens;
+    int64_t max_tokens = 0;
+    if (r.max_tokens) {
+      if (*r.max_tokens > room)
+        return tl::unexpected(ApiError{
+            .message = strformat("This model's maximum context length is %lld tokens. However, you "
+                                 "requested %lld tokens (%lld in the %s, %lld for the completion). "
+                                 "Reduce the prompt or max_tokens.",
+                                 (long long)limits.context_length,
+                                 (long long)(prompt_tokens + *r.max_tokens), (long long)prompt_tokens,
+                                 chat ? "messages" : "prompt", (long long)*r.max_tokens),
+            .param = "max_tokens", .code = "context_length_exceeded"});
+      max_tokens = *r.max_tokens;
+    } else if (chat) {
+      max_tokens = limits.default_max_tokens > 0 ? std::min(room, limits.default_max_tokens) : room;
+    } else {
+      max_tokens = std::min(room, kDefaultCompletionMaxTokens);
+    }
+    if (r.min_tokens > max_tokens)
+      return tl::unexpected(invalid_value(
+          "min_tokens", strformat("'min_tokens' (%lld) exceeds the completion's max_tokens (%lld)",
+                                  (long long)r.min_tokens, (long long)max_tokens)));
+    worker::EngineRequest e{.prompt = p.ids,
+                            .n = r.n,
+                            .sampling = r.sampling,
+                            .max_tokens = max_tokens,
+                            .min_tokens = r.min_tokens,
+                            .stop_token_ids = r.stop_token_ids,
+                            .stop = r.stop,
+                            .ignore_eos = r.ignore_eos,
+                            .thinking = p.opens_reasoning,
+                            .max_thinking_tokens = r.max_thinking_tokens,
+                            .min_thinking_tokens = r.min_thinking_tokens,
+                            .extend_thinking = r.extend_thinking};
+    // Same seed for every prompt (as vLLM): equal prompts give equal samples.
+    if (!r.has_seed) e.sampling.seed = seed;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace ponder::coordinator::api

@@ -1,0 +1,231 @@
+// HttpServer: options, listening socket, I/O threads, accept loop and graceful drain.
+#include "coordinator/http/http_server.h"
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "coordinator/http/generation_call.h"
+#include "coordinator/http/server_context.h"
+#include "coordinator/http/session.h"
+
+namespace ponder::coordinator::http {
+
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+struct HttpServer::Impl {
+  Impl(ServerOptions options, const ModelText& model, Dispatcher& dispatcher)
+      : ctx(std::move(options), model, dispatcher),
+        work(net::make_work_guard(ioc)),
+        acceptor(net::make_strand(ioc)) {}
+
+  void accept();
+  void wait_for_calls(std::chrono::steady_clock::time_point deadline);
+
+  // Declared first so that it is destroyed last: sessions destroyed with the I/O context's
+  // pending handlers unregister themselves from it.
+  ServerContext ctx;
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool stopped = false;
+};
+
+namespace {
+
+// The model's config.json, for the context length and vocabulary size.
+nlohmann::json read_model_config(const std::string& model_dir) {
+  std::ifstream in(std::filesystem::path(model_dir) / "config.json");
+  if (!in) return nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+int64_t config_int(const nlohmann::json& config, const char* key) {
+  auto it = config.find(key);
+  return it != config.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+Expected<net::ip::address> listen_address(const std::string& host) {
+  if (host == "localhost") return net::ip::make_address("127.0.0.1");
+  boost::system::error_code ec;
+  net::ip::address a = net::ip::make_address(host, ec);
+  if (ec)
+    return error(StatusCode::kInvalidArgument, "host '%s' is not an IP address (%s)", host.c_str(),
+                 ec.message().c_str());
+  return a;
+}
+
+std::string base_name(const std::string& dir) {
+  std::filesystem::path p(dir);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // "models/x/" → "x"
+  return p.filename().string();
+}
+
+}  // namespace
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  if (impl_) stop(std::chrono::milliseconds(0));
+}
+
+Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, const ModelText& model,
+                                                       Dispatcher& dispatcher) {
+  PONDER_ASSIGN_OR_RETURN(net::ip::address address, listen_address(options.host));
+  if (!address.is_loopback() && options.api_key.empty())
+    return error(StatusCode::kInvalidArgument,
+                 "host %s is not a loopback address: set an API key (clients then send "
+                 "'Authorization: Bearer <key>') or listen on 127.0.0.1",
+                 options.host.c_str());
+  if (options.threads < 1) return error(StatusCode::kInvalidArgument, "threads must be >= 1");
+  if (options.max_n < 1) return error(StatusCode::kInvalidArgument, "max_n must be >= 1");
+  if (options.max_body_bytes < 1 || options.max_header_bytes < 1)
+    return error(StatusCode::kInvalidArgument, "max_body_bytes and max_header_bytes must be >= 1");
+  const nlohmann::json config = read_model_config(model.model_dir);
+  if (options.context_length <= 0) options.context_length = config_int(config, "max_position_embeddings");
+  if (options.context_length <= 0)
+    return error(StatusCode::kInvalidArgument,
+                 "context_length is not set and %s/config.json has no max_position_embeddings",
+                 model.model_dir.c_str());
+  if (options.served_model_name.empty()) options.served_model_name = base_name(model.model_dir);
+  if (options.served_model_name.empty())
+    return error(StatusCode::kInvalidArgument, "served_model_name is empty");
+  int64_t vocab = config_int(config, "vocab_size");
+  if (vocab <= 0) vocab = model.tokenizer.vocab_size();
+
+  auto impl = std::make_unique<Impl>(std::move(options), model, dispatcher);
+  ServerContext& ctx = impl->ctx;
+  ctx.created = static_cast<int64_t>(std::time(nullptr));
+  ctx.request_limits = {.max_n = ctx.options.max_n,
+                        .vocab_size = vocab,
+                        .max_prompts = ctx.options.max_prompts};
+  ctx.generation_limits = {.context_length = ctx.options.context_length,
+                           .default_max_tokens = ctx.options.default_max_tokens,
+                           .has_thinking_delimiter = !model.think_end.empty()};
+
+  boost::system::error_code ec;
+  const tcp::endpoint endpoint(address, ctx.options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return error(StatusCode::kUnavailable, "cannot listen on %s:%u: %s", ctx.options.host.c_str(),
+                 (unsigned)ctx.options.port, ec.message().c_str());
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->accept();
+  for (int i = 0; i < ctx.options.threads; ++i)
+    impl->threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
+  PONDER_LOG(kInfo, "http", "serving %s on http://%s:%u (%d I/O threads, context %lld tokens%s)",
+             ctx.options.served_model_name.c_str(), ctx.options.host.c_str(), (unsigned)impl->port,
+             ctx.options.threads, (long long)ctx.options.context_length,
+             ctx.options.api_key.empty() ? "" : ", API key required");
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) {
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
+      std::make_shared<Session>(std::move(socket), ctx)->start();
+    } else {
+      PONDER_LOG(kWarn, "http", "accept failed: %s", ec.message().c_str());
+    }
+    accept();
+  });
+}
+
+void HttpServer::Impl::wait_for_calls(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(ctx.mu);
+  ctx.calls_changed.wait_until(lock, deadline, [&] { return ctx.calls.empty(); });
+}
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+const std::string& HttpServer::served_model_name() const { return impl_->ctx.options.served_model_name; }
+
+void HttpServer::stop(std::chrono::milliseconds drain) {
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  using Clock = std::chrono::steady_clock;
+  s.ctx.draining = true;
+
+  // 1. No new connections.
+  std::promise<void> closed;
+  net::dispatch(s.acceptor.get_executor(), [&] {
+    boost::system::error_code ec;
+    s.acceptor.close(ec);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+
+  // 2. Requests in flight finish until the deadline; then the rest are cancelled in the
+  // replicas (they end "cancelled" and their clients get 503 / an error event).
+  s.wait_for_calls(Clock::now() + drain);
+  std::vector<std::shared_ptr<GenerationCall>> left;
+  {
+    std::lock_guard<std::mutex> lock(s.ctx.mu);
+    for (auto& [raw, call] : s.ctx.calls) left.push_back(call);
+  }
+  if (!left.empty()) {
+    PONDER_LOG(kInfo, "http", "drain time over: cancelling %zu requests", left.size());
+    for (auto& call : left) call->cancel();
+    s.wait_for_calls(Clock::now() + std::chrono::seconds(5));
+  }
+  left.clear();
+
+  // 3. Let the last responses reach their clients, then close every connection.
+  const auto flush_deadline = Clock::now() + std::chrono::seconds(2);
+  while (s.ctx.responses_pending.load() > 0 && Clock::now() < flush_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::lock_guard<std::mutex> lock(s.ctx.mu);
+    for (auto& [raw, weak] : s.ctx.sessions)
+      if (auto session = weak.lock()) sessions.push_back(std::move(session));
+  }
+  for (auto& session : sessions) session->close();
+  sessions.clear();
+
+  // 4. Dispatcher callbacks stop touching the server; the I/O threads end.
+  {
+    std::lock_guard<std::mutex> lock(s.ctx.gate->mu);
+    s.ctx.gate->open = false;
+  }
+  s.work.reset();
+  const auto stop_deadline = Clock::now() + std::chrono::seconds(1);
+  while (!s.ioc.stopped() && Clock::now() < stop_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  s.ioc.stop();
+  for (std::thread& t : s.threads) t.join();
+  s.threads.clear();
+  // Calls that never finished (a dispatcher that did not answer the cancel) hold sessions:
+  // release them while the I/O context still exists.
+  std::unordered_map<const GenerationCall*, std::shared_ptr<GenerationCall>> calls;
+  {
+    std::lock_guard<std::mutex> lock(s.ctx.mu);
+    calls.swap(s.ctx.calls);
+  }
+  calls.clear();
+  PONDER_LOG(kInfo, "http", "stopped");
+}
+
+}  // namespace ponder::coordinator::http

@@ -1,0 +1,68 @@
+// HttpServer: ponder's OpenAI-compatible HTTP API (Boost.Beast on Boost.Asio) —
+// POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics —
+// in front of a Dispatcher. All text work (chat template, tokenizer, detokenization, stop strings,
+// reasoning split) happens here with the model's ModelText; replicas see token ids only.
+// docs/api.md is the reference of the endpoints, fields and errors.
+//
+// Threading: start() returns a running server (its own I/O threads); port() may be called from
+// any thread; stop() from one thread, once (the destructor calls it with no drain time).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "coordinator/model_text.h"
+#include "coordinator/replicas/dispatcher.h"
+
+namespace ponder::coordinator::http {
+
+struct ServerOptions {
+  // Listen address. Anything but a loopback address (127.0.0.0/8, ::1, "localhost") needs
+  // api_key: start() refuses without one.
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;                     // 0: an ephemeral port (see port())
+  int threads = 2;                          // I/O threads
+  int64_t max_body_bytes = int64_t{8} << 20;    // larger bodies: 413
+  int64_t max_header_bytes = int64_t{16} << 10; // larger headers: 431
+  int32_t max_n = 64;                       // largest n (must not exceed the engine's max_n)
+  int32_t max_prompts = 64;                 // /v1/completions: prompts in one request
+  // Clients must send "Authorization: Bearer <api_key>" to /v1/*; empty: no authentication.
+  std::string api_key;
+  std::string served_model_name;            // empty: the model directory's base name
+  int64_t context_length = 0;               // 0: config.json's max_position_embeddings
+  int64_t default_max_tokens = 0;           // chat without max_tokens: 0 = rest of the context
+  std::chrono::seconds idle_timeout{60};    // keep-alive connection with no request
+  std::chrono::seconds write_timeout{60};   // a client that stops reading a response
+  int retry_after_s = 1;                    // Retry-After of 503 answers
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving. `model` and `dispatcher` must outlive the server. Errors:
+  // kInvalidArgument for bad options (a non-loopback host without api_key, an unparsable host),
+  // kUnavailable when the address cannot be bound.
+  static Expected<std::unique_ptr<HttpServer>> start(ServerOptions options, const ModelText& model,
+                                                     Dispatcher& dispatcher);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  uint16_t port() const;
+  const std::string& served_model_name() const;
+
+  // Graceful drain: stops accepting connections and requests (new requests on open connections
+  // get 503), lets requests in flight finish until `drain` has passed, then cancels the rest in
+  // the replicas, closes every connection and returns once the I/O threads have stopped.
+  void stop(std::chrono::milliseconds drain);
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ponder::coordinator::http

@@ -1,0 +1,139 @@
+// Route table, authentication and the non-generating endpoints.
+#include "coordinator/http/routes.h"
+
+#include "common/strings.h"
+#include "coordinator/api/response_assembler.h"
+
+namespace ponder::coordinator::http {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+constexpr std::string_view kModelPrefix = "/v1/models/";
+
+std::string_view path_of(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+Json model_card(const ServerContext& ctx) {
+  Json m = Json::object();
+  m["id"] = ctx.options.served_model_name;
+  m["object"] = "model";
+  m["created"] = ctx.created;
+  m["owned_by"] = "ponder";
+  m["root"] = ctx.model.model_dir;
+  m["max_model_len"] = ctx.generation_limits.context_length;
+  return m;
+}
+}  // namespace
+
+Route route_of(std::string_view target) {
+  std::string_view path = path_of(target);
+  if (path == "/v1/chat/completions") return Route::kChatCompletions;
+  if (path == "/v1/completions") return Route::kCompletions;
+  if (path == "/v1/models") return Route::kModels;
+  if (path.size() > kModelPrefix.size() && path.substr(0, kModelPrefix.size()) == kModelPrefix)
+    return Route::kModel;
+  if (path == "/health") return Route::kHealth;
+  if (path == "/metrics") return Route::kMetrics;
+  return Route::kUnknown;
+}
+
+const char* endpoint_label(Route route) {
+  switch (route) {
+    case Route::kChatCompletions: return "/v1/chat/completions";
+    case Route::kCompletions: return "/v1/completions";
+    case Route::kModels: return "/v1/models";
+    case Route::kModel: return "/v1/models/{model}";
+    case Route::kHealth: return "/health";
+    case Route::kMetrics: return "/metrics";
+    case Route::kUnknown: break;
+  }
+  return "other";
+}
+
+const char* route_method(Route route) {
+  return route == Route::kChatCompletions || route == Route::kCompletions ? "POST" : "GET";
+}
+
+bool needs_auth(Route route) {
+  return route == Route::kChatCompletions || route == Route::kCompletions ||
+         route == Route::kModels || route == Route::kModel;
+}
+
+bool authorized(const ServerOptions& options, std::string_view authorization) {
+  if (options.api_key.empty()) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() < kBearer.size() || authorization.substr(0, kBearer.size()) != kBearer)
+    return false;
+  std::string_view given = authorization.substr(kBearer.size());
+  const std::string& key = options.api_key;
+  // Constant time in the key's length: no early exit on the first differing byte.
+  unsigned diff = given.size() == key.size() ? 0u : 1u;
+  for (size_t i = 0; i < key.size(); ++i)
+    diff |= static_cast<unsigned char>(key[i]) ^
+            static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+  return diff == 0;
+}
+
+PlainResponse json_response(int status, const Json& body) {
+  return {.status = status, .body = api::dump_json(body)};
+}
+
+PlainResponse error_response(const api::ApiError& e, int retry_after_s) {
+  PlainResponse r = json_response(e.status, e.to_json());
+  if (e.status == 503) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  return r;
+}
+
+PlainResponse models_response(const ServerContext& ctx) {
+  Json list = Json::object();
+  list["object"] = "list";
+  list["data"] = Json::array({model_card(ctx)});
+  return json_response(200, list);
+}
+
+PlainResponse model_response(const ServerContext& ctx, std::string_view target) {
+  std::string_view id = path_of(target).substr(kModelPrefix.size());
+  if (id != ctx.options.served_model_name)
+    return error_response({.status = 404,
+                           .message = strformat("The model '%.*s' does not exist", (int)id.size(), id.data()),
+                           .param = "model",
+                           .code = "model_not_found"},
+                          ctx.options.retry_after_s);
+  return json_response(200, model_card(ctx));
+}
+
+PlainResponse health_response(ServerContext& ctx) {
+  DispatcherStats st = ctx.dispatcher.stats();
+  Json body = Json::object();
+  const bool draining = ctx.draining.load();
+  const bool ok = st.healthy_replicas > 0 && !draining;
+  body["status"] = ok ? "ok" : "unavailable";
+  if (!ok)
+    body["reason"] = draining ? std::string("the server is shutting down")
+                              : strformat("no healthy replica (%lld registered, none answered a "
+                                          "heartbeat with every rank recently)",
+                                          (long long)st.replicas);
+  body["replicas"] = st.replicas;
+  body["healthy_replicas"] = st.healthy_replicas;
+  body["requests_in_flight"] = st.requests_in_flight;
+  PlainResponse r = json_response(ok ? 200 : 503, body);
+  if (!ok) r.headers.emplace_back("Retry-After", std::to_string(ctx.options.retry_after_s));
+  return r;
+}
+
+PlainResponse metrics_response(ServerContext& ctx) {
+  int64_t in_progress = 0;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    in_progress = static_cast<int64_t>(ctx.calls.size());
+  }
+  return {.status = 200,
+          .content_type = "text/plain; version=0.0.4; charset=utf-8",
+          .body = ctx.metrics.render(ctx.dispatcher.stats(), in_progress,
+                                     ServerMetrics::Clock::now())};
+}
+
+}  // namespace ponder::coordinator::http

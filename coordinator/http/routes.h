@@ -1,0 +1,45 @@
+// Routes of the HTTP API: which path is which endpoint, authentication, and the answers of the
+// endpoints that do not generate (/v1/models, /health, /metrics) and of errors, as plain
+// responses that the session writes. Internal to coordinator/http.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/api/api_error.h"
+#include "coordinator/http/server_context.h"
+
+namespace ponder::coordinator::http {
+
+struct PlainResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+enum class Route { kChatCompletions, kCompletions, kModels, kModel, kHealth, kMetrics, kUnknown };
+
+// The route of a request target (the query string is ignored).
+Route route_of(std::string_view target);
+// The endpoint label of a route in metrics ("other" for unknown paths).
+const char* endpoint_label(Route route);
+// The one method a route answers.
+const char* route_method(Route route);
+// /v1/* needs "Authorization: Bearer <api_key>" when the server has a key.
+bool needs_auth(Route route);
+bool authorized(const ServerOptions& options, std::string_view authorization);
+
+PlainResponse json_response(int status, const nlohmann::ordered_json& body);
+// 503 answers carry Retry-After.
+PlainResponse error_response(const api::ApiError& error, int retry_after_s);
+PlainResponse models_response(const ServerContext& ctx);
+PlainResponse model_response(const ServerContext& ctx, std::string_view target);
+PlainResponse health_response(ServerContext& ctx);
+PlainResponse metrics_response(ServerContext& ctx);
+
+}  // namespace ponder::coordinator::http

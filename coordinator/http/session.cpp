@@ -1,0 +1,409 @@
+// One client connection: request reading, routing, whole and streamed responses, disconnects.
+#include "coordinator/http/session.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/log.h"
+#include "coordinator/http/generation_call.h"
+
+namespace ponder::coordinator::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+// After an error that leaves request bytes unread, read and drop at most this much (for at most
+// kLingerTime) before closing, so that closing does not reset the connection before the client
+// has read the answer.
+constexpr int64_t kLingerBytes = int64_t{64} << 20;
+constexpr std::chrono::seconds kLingerTime{2};
+
+std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
+}  // namespace
+
+Session::Session(tcp::socket socket, ServerContext& ctx) : stream_(std::move(socket)), ctx_(ctx) {}
+
+Session::~Session() {
+  if (responding_) --ctx_.responses_pending;
+  std::lock_guard<std::mutex> lock(ctx_.mu);
+  ctx_.sessions.erase(this);
+}
+
+void Session::start() {
+  {
+    std::lock_guard<std::mutex> lock(ctx_.mu);
+    ctx_.sessions[this] = weak_from_this();
+  }
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void Session::close() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] { self->do_close(); });
+}
+
+void Session::do_read() {
+  if (closed_) return;
+  parser_.emplace();
+  parser_->body_limit(static_cast<uint64_t>(ctx_.options.max_body_bytes));
+  parser_->header_limit(static_cast<uint32_t>(ctx_.options.max_header_bytes));
+  stream_.expires_after(ctx_.options.idle_timeout);
+  bhttp::async_read_header(stream_, buffer_, *parser_,
+                           beast::bind_front_handler(&Session::on_header, shared_from_this()));
+}
+
+void Session::on_header(beast::error_code ec, size_t bytes) {
+  if (ec || closed_) {
+    on_read(ec, bytes);
+    return;
+  }
+  // curl sends "Expect: 100-continue" with larger bodies and waits for this before sending them.
+  const auto expect = parser_->get()[bhttp::field::expect];
+  if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+    auto interim = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
+                                                                        parser_->get().version());
+    bhttp::async_write(stream_, *interim, [self = shared_from_this(), interim](beast::error_code ec, size_t) {
+      if (ec) {
+        self->do_close();
+        return;
+      }
+      self->read_body();
+    });
+    return;
+  }
+  read_body();
+}
+
+void Session::read_body() {
+  if (closed_) return;
+  bhttp::async_read(stream_, buffer_, *parser_,
+                    beast::bind_front_handler(&Session::on_read, shared_from_this()));
+}
+
+void Session::on_read(beast::error_code ec, size_t) {
+  if (closed_) return;
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+      ec == beast::error::timeout || ec == net::error::eof ||
+      ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+    // The client went away (or stayed silent) between or in the middle of requests.
+    do_close();
+    return;
+  }
+  if (ec) {
+    // The request cannot be read to its end: answer and close.
+    responding_ = true;
+    ++ctx_.responses_pending;
+    keep_alive_ = false;
+    endpoint_ = "other";
+    if (parser_->is_header_done()) {
+      version_ = parser_->get().version();
+      endpoint_ = endpoint_label(route_of(view(parser_->get().target())));
+    }
+    api::ApiError e{.message = "malformed HTTP request: " + ec.message(), .code = "bad_request"};
+    if (ec == bhttp::error::body_limit) {
+      e = {.status = 413,
+           .message = strformat("The request body exceeds the limit of %lld bytes",
+                                (long long)ctx_.options.max_body_bytes),
+           .code = "request_too_large"};
+    } else if (ec == bhttp::error::header_limit) {
+      e = {.status = 431,
+           .message = strformat("The request headers exceed the limit of %lld bytes",
+                                (long long)ctx_.options.max_header_bytes),
+           .code = "request_header_fields_too_large"};
+    }
+    respond_error(e);
+    return;
+  }
+  handle_request();
+}
+
+void Session::handle_request() {
+  const auto received = std::chrono::steady_clock::now();
+  auto& req = parser_->get();
+  responding_ = true;
+  ++ctx_.responses_pending;
+  version_ = req.version();
+  keep_alive_ = req.keep_alive();
+  const Route route = route_of(view(req.target()));
+  endpoint_ = endpoint_label(route);
+  if (ctx_.draining.load()) {
+    keep_alive_ = false;
+    respond_error({.status = 503, .message = "The server is shutting down", .type = "server_error",
+                   .code = "service_unavailable"});
+    return;
+  }
+  if (route == Route::kUnknown) {
+    respond_error({.status = 404,
+                   .message = "Not found: " + std::string(view(req.target())),
+                   .code = "not_found"});
+    return;
+  }
+  if (view(req.method_string()) != route_method(route)) {
+    api::ApiError e{.status = 405,
+                    .message = strformat("Method %s is not allowed on %s; use %s",
+                                         std::string(view(req.method_string())).c_str(), endpoint_,
+                                         route_method(route)),
+                    .code = "method_not_allowed"};
+    PlainResponse r = error_response(e, ctx_.options.retry_after_s);
+    r.headers.emplace_back("Allow", route_method(route));
+    respond(std::move(r));
+    return;
+  }
+  if (needs_auth(route) && !authorized(ctx_.options, view(req[bhttp::field::authorization]))) {
+    PlainResponse r = error_response({.status = 401,
+                                      .message = "Missing or incorrect API key: send "
+                                                 "'Authorization: Bearer <key>'",
+                                      .code = "invalid_api_key"},
+                                     ctx_.options.retry_after_s);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    respond(std::move(r));
+    return;
+  }
+  switch (route) {
+    case Route::kModels: respond(models_response(ctx_)); return;
+    case Route::kModel: respond(model_response(ctx_, view(req.target()))); return;
+    case Route::kHealth: respond(health_response(ctx_)); return;
+    case Route::kMetrics: respond(metrics_response(ctx_)); return;
+    case Route::kChatCompletions:
+    case Route::kCompletions:
+      stream_.expires_never();  // generation takes as long as it takes; disconnects are watched
+      GenerationCall::start(shared_from_this(), ctx_,
+                            route == Route::kChatCompletions ? api::Endpoint::kChatCompletions
+                                                             : api::Endpoint::kCompletions,
+                            std::move(req.body()), received);
+      return;
+    case Route::kUnknown: break;
+  }
+}
+
+void Session::respond_error(const api::ApiError& error) {
+  respond(error_response(error, ctx_.options.retry_after_s));
+}
+
+void Session::respond(PlainResponse r) {
+  if (closed_ || !responding_) return;
+  ctx_.metrics.count_request(endpoint_, r.status);
+  auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+      static_cast<bhttp::status>(r.status), version_);
+  res->set(bhttp::field::server, "ponder");
+  res->set(bhttp::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res->set(name, value);
+  const bool lingering = r.status == 413 || r.status == 431 || (r.status == 400 && !parser_->is_done());
+  res->keep_alive(keep_alive_ && !ctx_.draining.load() && !lingering);
+  res->body() = std::move(r.body);
+  res->prepare_payload();
+  stream_.expires_after(ctx_.options.write_timeout);
+  bhttp::async_write(stream_, *res, [self = shared_from_this(), res, lingering](beast::error_code ec, size_t) {
+    if (lingering && !ec) {
+      self->end_response();
+      self->linger_close();
+      return;
+    }
+    self->on_written(res->keep_alive(), ec);
+  });
+}
+
+void Session::on_written(bool keep_alive, beast::error_code ec) {
+  if (ec) {
+    client_gone();
+    return;
+  }
+  finish_response(keep_alive);
+}
+
+void Session::begin_stream(std::string first_events) {
+  if (closed_ || !responding_) return;
+  ctx_.metrics.count_request(endpoint_, 200);
+  stream_header_ = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::ok, version_);
+  stream_header_->set(bhttp::field::server, "ponder");
+  stream_header_->set(bhttp::field::content_type, "text/event-stream");
+  stream_header_->set(bhttp::field::cache_control, "no-cache");
+  stream_header_->set("X-Accel-Buffering", "no");
+  chunked_ = version_ >= 11;
+  stream_header_->keep_alive(chunked_ && keep_alive_ && !ctx_.draining.load());
+  stream_header_->chunked(chunked_);
+  serializer_ = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*stream_header_);
+  phase_ = StreamPhase::kHeader;
+  pending_ = std::move(first_events);
+  write_in_flight_ = true;
+  stream_.expires_after(ctx_.options.write_timeout);
+  bhttp::async_write_header(stream_, *serializer_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->on_stream_written(ec);
+                            });
+}
+
+void Session::stream(std::string events) {
+  if (closed_ || phase_ == StreamPhase::kNone || phase_ == StreamPhase::kLast || end_requested_) return;
+  pending_ += events;
+  if (!write_in_flight_) write_stream();
+}
+
+void Session::end_stream(std::string last_events) {
+  if (closed_ || phase_ == StreamPhase::kNone || end_requested_) return;
+  pending_ += last_events;
+  end_requested_ = true;
+  if (!write_in_flight_) write_stream();
+}
+
+void Session::write_stream() {
+  if (closed_) return;
+  auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->on_stream_written(ec); };
+  if (!pending_.empty()) {
+    writing_.swap(pending_);
+    pending_.clear();
+    write_in_flight_ = true;
+    stream_.expires_after(ctx_.options.write_timeout);
+    if (chunked_) {
+      net::async_write(stream_, bhttp::make_chunk(net::buffer(writing_)), std::move(done));
+    } else {
+      net::async_write(stream_, net::buffer(writing_), std::move(done));
+    }
+    return;
+  }
+  if (end_requested_ && !chunked_) {
+    finish_response(false);  // the end of the body is the end of the connection
+    return;
+  }
+  if (end_requested_) {
+    phase_ = StreamPhase::kLast;
+    write_in_flight_ = true;
+    stream_.expires_after(ctx_.options.write_timeout);
+    net::async_write(stream_, bhttp::make_chunk_last(), std::move(done));
+    return;
+  }
+  write_in_flight_ = false;
+}
+
+void Session::on_stream_written(beast::error_code ec) {
+  write_in_flight_ = false;
+  if (closed_) return;
+  if (ec) {
+    client_gone();
+    return;
+  }
+  if (phase_ == StreamPhase::kHeader) {
+    phase_ = StreamPhase::kBody;
+  } else if (phase_ == StreamPhase::kLast) {
+    finish_response(stream_header_->keep_alive());
+    return;
+  }
+  write_stream();
+}
+
+void Session::end_response() {
+  if (responding_) {
+    responding_ = false;
+    --ctx_.responses_pending;
+  }
+  on_gone_ = nullptr;
+  phase_ = StreamPhase::kNone;
+  end_requested_ = false;
+  stream_header_.reset();
+  serializer_.reset();
+  writing_.clear();
+  if (watching_) {
+    watching_ = false;
+    ++watch_generation_;
+    beast::error_code ec;
+    stream_.socket().cancel(ec);  // ends the pending wait (its handler sees the new generation)
+  }
+}
+
+void Session::finish_response(bool keep_alive) {
+  end_response();
+  if (closed_) return;
+  if (!keep_alive || ctx_.draining.load()) {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    do_close();
+    return;
+  }
+  do_read();
+}
+
+void Session::watch_for_disconnect(std::function<void()> on_gone) {
+  if (closed_ || !responding_) return;
+  on_gone_ = std::move(on_gone);
+  watching_ = true;
+  const uint64_t generation = ++watch_generation_;
+  stream_.socket().async_wait(
+      tcp::socket::wait_read,
+      net::bind_executor(stream_.get_executor(),
+                         [self = shared_from_this(), generation](beast::error_code ec) {
+                           self->on_watch(generation, ec);
+                         }));
+}
+
+void Session::on_watch(uint64_t generation, beast::error_code ec) {
+  if (generation != watch_generation_ || !watching_ || closed_) return;
+  watching_ = false;
+  if (ec == net::error::operation_aborted) return;
+  if (!ec) {
+    // Readiness can be stale (edge-triggered epoll reports data a read already took), so peek:
+    // bytes are a pipelined request, read after this response; 0 is the client's FIN; "would
+    // block" means nothing happened and the watch goes on.
+    char byte;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      watch_for_disconnect(std::move(on_gone_));
+      return;
+    }
+  }
+  client_gone();
+}
+
+void Session::client_gone() {
+  if (responding_ && phase_ == StreamPhase::kNone && on_gone_)
+    ctx_.metrics.count_request(endpoint_, 499);  // the client closed before any answer
+  do_close();
+}
+
+void Session::linger_close() {
+  if (closed_) return;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  linger_buffer_.resize(16384);
+  lingered_bytes_ = 0;
+  stream_.expires_after(kLingerTime);
+  linger_read();
+}
+
+void Session::linger_read() {
+  stream_.async_read_some(net::buffer(linger_buffer_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->lingered_bytes_ += static_cast<int64_t>(n);
+                            if (ec || self->lingered_bytes_ > kLingerBytes || self->closed_) {
+                              self->do_close();
+                              return;
+                            }
+                            self->linger_read();
+                          });
+}
+
+void Session::do_close() {
+  if (closed_) return;
+  closed_ = true;
+  if (responding_) {
+    responding_ = false;
+    --ctx_.responses_pending;
+  }
+  if (auto on_gone = std::move(on_gone_)) {
+    on_gone_ = nullptr;
+    on_gone();
+  }
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+}
+
+}  // namespace ponder::coordinator::http

@@ -1,0 +1,94 @@
+// Session: one client connection — reads HTTP/1.1 requests one at a time (keep-alive, body and
+// header limits, idle timeout), routes them, and writes their responses: whole ones, or a
+// Server-Sent Events stream in chunked transfer encoding. While a completion is pending it
+// watches the socket so that a client that goes away cancels its request.
+//
+// Threading: everything runs on the connection's strand; close() may be called from any thread.
+// Internal to coordinator/http.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "coordinator/api/api_error.h"
+#include "coordinator/http/routes.h"
+#include "coordinator/http/server_context.h"
+
+namespace ponder::coordinator::http {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, ServerContext& ctx);
+  ~Session();
+
+  void start();
+  // Any thread: closes the connection; a pending completion sees the client as gone.
+  void close();
+
+  // On the strand, while the current request's response is pending:
+  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
+  void respond(PlainResponse response);
+  void respond_error(const api::ApiError& error);
+  // A 200 text/event-stream response: headers and `first_events` now, stream() as events come,
+  // end_stream() with the last ones.
+  void begin_stream(std::string first_events);
+  void stream(std::string events);
+  void end_stream(std::string last_events);
+  // Calls `on_gone` (on the strand) when the client closes the connection or a write fails
+  // before the response is complete.
+  void watch_for_disconnect(std::function<void()> on_gone);
+  const char* endpoint() const { return endpoint_; }
+
+ private:
+  enum class StreamPhase { kNone, kHeader, kBody, kLast };
+
+  void do_read();
+  void on_header(boost::beast::error_code ec, size_t bytes);
+  void read_body();
+  void on_read(boost::beast::error_code ec, size_t bytes);
+  void handle_request();
+  void on_written(bool keep_alive, boost::beast::error_code ec);
+  void write_stream();
+  void on_stream_written(boost::beast::error_code ec);
+  void end_response();  // the response is complete (or abandoned): back to idle state
+  void finish_response(bool keep_alive);
+  void on_watch(uint64_t generation, boost::beast::error_code ec);
+  void client_gone();
+  void linger_close();
+  void linger_read();
+  void do_close();
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  ServerContext& ctx_;
+  const char* endpoint_ = "other";
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool responding_ = false;  // a request was read and its response is not complete
+  bool closed_ = false;
+
+  StreamPhase phase_ = StreamPhase::kNone;
+  std::shared_ptr<boost::beast::http::response<boost::beast::http::empty_body>> stream_header_;
+  std::shared_ptr<boost::beast::http::response_serializer<boost::beast::http::empty_body>> serializer_;
+  std::string pending_;  // events waiting for the write in flight
+  std::string writing_;  // the chunk being written
+  bool write_in_flight_ = false;
+  bool end_requested_ = false;
+  bool chunked_ = true;  // HTTP/1.0 clients get the stream unchunked, ended by closing
+
+  std::function<void()> on_gone_;
+  bool watching_ = false;
+  uint64_t watch_generation_ = 0;
+  std::string linger_buffer_;
+  int64_t lingered_bytes_ = 0;
+};
+
+}  // namespace ponder::coordinator::http

@@ -1,0 +1,210 @@
+"""`ponder serve` end to end: a real server process with 2 replicas (each an mpirun of
+`ponder replica`), driven over real HTTP. The bundled model is small enough for CI; outputs are
+checked for structure and consistency, never for exact text (the model may be retrained)."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from serve_harness import MODEL, Server, metric, wait_for  # noqa: E402
+
+QUESTION = "What is 47 * 23 + 158?"
+CHAT = {"model": "tiny-reasoner", "messages": [{"role": "user", "content": QUESTION}]}
+
+
+class ServeTwoReplicas(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("--model", MODEL, "--replicas", "2", "--threads", "1", "--max-n", "8",
+                            "--heartbeat-timeout-ms", "2000")
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        if code != 0:
+            print("".join(cls.server.log[-30:]), file=sys.stderr)
+        assert code == 0, f"ponder serve exited {code} after SIGTERM"
+
+    def chat(self, **extra):
+        status, body = self.server.post("/v1/chat/completions", {**CHAT, **extra})
+        self.assertEqual(status, 200, body)
+        return body
+
+    def test_models_health_and_metrics(self):
+        status, text = self.server.get("/v1/models")
+        self.assertEqual(status, 200)
+        models = json.loads(text)
+        self.assertEqual(models["object"], "list")
+        self.assertEqual(models["data"][0]["id"], "tiny-reasoner")
+        self.assertEqual(self.server.get("/health")[0], 200)
+        status, text = self.server.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("# TYPE", text)
+
+    def test_chat_splits_reasoning_from_the_answer_and_counts_usage(self):
+        body = self.chat(max_tokens=400, temperature=0)
+        self.assertEqual(body["object"], "chat.completion")
+        choice = body["choices"][0]
+        self.assertEqual(choice["message"]["role"], "assistant")
+        self.assertIn(choice["finish_reason"], ("stop", "length"))
+        if choice["finish_reason"] == "stop":
+            self.assertTrue(choice["message"].get("reasoning_content"))
+            self.assertNotIn("<think>", choice["message"]["content"])
+            self.assertNotIn("</think>", choice["message"]["content"])
+        u = body["usage"]
+        self.assertEqual(u["total_tokens"], u["prompt_tokens"] + u["completion_tokens"])
+        self.assertGreater(u["completion_tokens_details"]["reasoning_tokens"], 0)
+        self.assertLessEqual(u["completion_tokens_details"]["reasoning_tokens"], u["completion_tokens"])
+        # Greedy is reproducible, and the stream carries the same text.
+        again = self.chat(max_tokens=400, temperature=0)
+        self.assertEqual(again["choices"][0]["message"], choice["message"])
+        events = self.server.stream("/v1/chat/completions", {**CHAT, "max_tokens": 400, "temperature": 0,
+                                                            "stream_options": {"include_usage": True}})
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = events[:-1]
+        self.assertEqual(chunks[0]["choices"][0]["delta"].get("role"), "assistant")
+        content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content") or ""
+                            for c in chunks if c["choices"])
+        self.assertEqual(content, choice["message"]["content"])
+        self.assertEqual(reasoning, choice["message"].get("reasoning_content") or "")
+        finals = [c for c in chunks if c["choices"] and c["choices"][0].get("finish_reason")]
+        self.assertEqual(len(finals), 1)
+        self.assertEqual(finals[0]["choices"][0]["finish_reason"], choice["finish_reason"])
+        self.assertEqual(chunks[-1]["choices"], [])
+        self.assertEqual(chunks[-1]["usage"], u)
+        for c in chunks:
+            self.assertEqual(c["object"], "chat.completion.chunk")
+            self.assertEqual(c["id"], chunks[0]["id"])
+
+    def test_n_samples_with_a_seed_are_reproducible(self):
+        a = self.chat(n=4, seed=7, temperature=1.0, max_tokens=60)
+        b = self.chat(n=4, seed=7, temperature=1.0, max_tokens=60)
+        self.assertEqual([c["index"] for c in a["choices"]], [0, 1, 2, 3])
+        texts = [(c["message"].get("reasoning_content"), c["message"]["content"]) for c in a["choices"]]
+        self.assertEqual(texts, [(c["message"].get("reasoning_content"), c["message"]["content"])
+                                 for c in b["choices"]])
+        self.assertGreater(len(set(texts)), 1, "4 samples at temperature 1 were all the same")
+
+    def test_max_tokens_ends_with_length(self):
+        body = self.chat(max_tokens=5, temperature=0)
+        self.assertEqual(body["choices"][0]["finish_reason"], "length")
+        self.assertEqual(body["usage"]["completion_tokens"], 5)
+
+    def test_stop_strings_are_cut_from_the_text(self):
+        # Completions of the raw prompt so that the stop string is plain output text.
+        prompt = "<|im_start|>user\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n<think>\n"
+        status, full = self.server.post("/v1/completions", {"model": "tiny-reasoner", "prompt": prompt,
+                                                            "max_tokens": 60, "temperature": 0})
+        self.assertEqual(status, 200, full)
+        text = full["choices"][0]["text"]
+        self.assertGreater(len(text), 8)
+        stop = text[4:7]
+        status, cut = self.server.post("/v1/completions", {"model": "tiny-reasoner", "prompt": prompt,
+                                                           "max_tokens": 60, "temperature": 0, "stop": [stop]})
+        self.assertEqual(status, 200, cut)
+        self.assertEqual(cut["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(cut["choices"][0]["text"], text[:text.index(stop)])
+
+    def test_logprobs(self):
+        body = self.chat(max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
+        content = body["choices"][0]["logprobs"]["content"]
+        self.assertEqual(len(content), 6)
+        for entry in content:
+            self.assertLessEqual(entry["logprob"], 0.0)
+            self.assertEqual(len(entry["top_logprobs"]), 3)
+            self.assertEqual(entry["top_logprobs"][0]["logprob"], max(t["logprob"] for t in entry["top_logprobs"]))
+
+    def test_errors_have_the_openai_shape(self):
+        cases = [
+            (b"{not json", 400),
+            ({**CHAT, "temperature": -1}, 400),
+            ({**CHAT, "n": 0}, 400),
+            ({**CHAT, "n": 9}, 400),
+            ({**CHAT, "top_p": 0}, 400),
+            ({**CHAT, "max_tokens": "many"}, 400),
+            ({**CHAT, "model": "no-such-model"}, 404),
+            ({**CHAT, "messages": [{"role": "user", "content": "1 + 1 = 2. " * 2000}]}, 400),
+        ]
+        for body, want in cases:
+            status, answer = self.server.post("/v1/chat/completions", body)
+            self.assertEqual(status, want, (body if isinstance(body, bytes) else
+                                            {k: v for k, v in body.items() if k != "messages"}, answer))
+            self.assertIn("message", answer["error"])
+            self.assertIn("type", answer["error"])
+
+    def test_client_that_goes_away_cancels_and_the_next_request_is_served(self):
+        events = self.server.stream("/v1/chat/completions",
+                                    {**CHAT, "max_tokens": 900, "ignore_eos": True}, stop_after=3)
+        self.assertEqual(len(events), 3)
+        _, text = self.server.get("/metrics")
+        self.assertTrue(wait_for(lambda: metric(self.server.get("/metrics")[1], "ponder_requests_in_flight") == 0,
+                                 timeout=30), "the abandoned request was not cancelled")
+        self.assertEqual(self.chat(max_tokens=8)["usage"]["completion_tokens"], 8)
+
+    def test_64_concurrent_streams_all_complete_with_correct_usage(self):
+        def one(i):
+            events = self.server.stream("/v1/chat/completions",
+                                        {**CHAT, "max_tokens": 12 + i % 5, "ignore_eos": True,
+                                         "temperature": 0.8, "seed": i,
+                                         "stream_options": {"include_usage": True}})
+            return i, events
+
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            results = list(pool.map(one, range(64)))
+        for i, events in results:
+            self.assertEqual(events[-1], "[DONE]")
+            self.assertEqual(events[-2]["usage"]["completion_tokens"], 12 + i % 5)
+            finals = [e for e in events[:-1] if e["choices"] and e["choices"][0].get("finish_reason")]
+            self.assertEqual(finals[0]["choices"][0]["finish_reason"], "length")
+
+
+class ServeReplicaLoss(unittest.TestCase):
+    def test_killed_replica_requests_finish_on_the_other_and_health_follows(self):
+        server = Server("--model", MODEL, "--replicas", "2", "--threads", "1",
+                        "--heartbeat-timeout-ms", "800")
+        try:
+            groups = server.replica_groups()
+            self.assertEqual(len(groups), 2, server.log)
+            results = {}
+            n_requests, n_tokens = 12, 900
+
+            def one(i):
+                results[i] = server.stream("/v1/chat/completions",
+                                           {**CHAT, "max_tokens": n_tokens, "ignore_eos": True, "seed": i,
+                                            "temperature": 0.7, "stream_options": {"include_usage": True}})
+
+            with concurrent.futures.ThreadPoolExecutor(n_requests) as pool:
+                futures = [pool.submit(one, i) for i in range(n_requests)]
+                # Kill one replica's ranks once both are generating.
+                self.assertTrue(wait_for(lambda: metric(server.get("/metrics")[1], "ponder_generation_tokens_total")
+                                         >= 2 * n_requests, timeout=60, interval=0.01))
+                os.killpg(groups[0], signal.SIGKILL)
+                for f in futures:
+                    f.result(timeout=300)
+            for i, events in results.items():
+                self.assertEqual(events[-1], "[DONE]", i)
+                self.assertEqual(events[-2]["usage"]["completion_tokens"], n_tokens, i)
+            log = "".join(server.log)
+            self.assertIn("is lost", log)
+            self.assertIn("continues elsewhere", log, "no request was moved: the kill came too late")
+            self.assertEqual(server.get("/health")[0], 200)
+            # The second replica goes too: /health says so and requests fail cleanly, fast.
+            os.killpg(groups[1], signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: server.get("/health")[0] == 503, timeout=10))
+            status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 4})
+            self.assertEqual(status, 503, body)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
