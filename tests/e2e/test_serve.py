@@ -206,5 +206,36 @@ class ServeReplicaLoss(unittest.TestCase):
                 server.kill()
 
 
+class ServeConfig(unittest.TestCase):
+    def test_the_bundled_config_starts_and_drains(self):
+        server = Server("--config", "configs/local.yaml")
+        try:
+            self.assertEqual(server.get("/health")[0], 200)
+            self.assertEqual(len(server.replica_groups()), 2)
+            status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 4})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(server.stop(signal.SIGINT), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+    def test_bad_settings_are_errors_naming_the_key(self):
+        import subprocess
+        import tempfile
+        from serve_harness import PONDER, ROOT
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("model: models/tiny-reasoner\nreplicaz: 2\n")
+        cases = [(["--config", f.name], "unknown key 'replicaz'"),
+                 (["--model", "models/tiny-reasoner", "--tp", "zero"], "'tp' must be an integer"),
+                 (["--model", "models/tiny-reasoner", "--host", "0.0.0.0"], "api_key"),
+                 (["--model", "/nonexistent"], "config.json"),
+                 (["--config", "/nonexistent.yaml"], "cannot read the config")]
+        for args, message in cases:
+            r = subprocess.run([PONDER, "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(message, r.stderr, args)
+        os.unlink(f.name)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
