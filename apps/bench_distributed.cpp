@@ -75,7 +75,7 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   worker::ReplicaOptions options{
       .model_dir = dir, .tp = static_cast<int>(tp), .pp = static_cast<int>(pp),
       .kv_blocks = max_batch * (max_len / 16 + 2),
-      .backend = {.n_threads = static_cast<int>(threads), .precision = precision}};
+      .backend = {.cpu = {.n_threads = static_cast<int>(threads), .precision = precision}}};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   const auto& c = replica->model().config();
 

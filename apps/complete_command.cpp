@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "coordinator/text/chat_template.h"
 #include "coordinator/text/tokenizer.h"
-#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/engine/engine.h"
 #include "worker/model/decoder_model.h"
 
@@ -33,6 +33,7 @@ constexpr const char* kUsage = R"(usage: ponder complete --model DIR --input FIL
   --max-tokens N       (default 256); sampling as in ponder generate: --temperature T
                        (default 0) --top-k --top-p --min-p --seed S and the penalties
   --threads N          CPU threads   --token-budget N  tokens per engine step (default 512)
+  --backend B          cpu (default) or cuda
 )";
 
 Status complete(const Args& args) {
@@ -40,8 +41,12 @@ Status complete(const Args& args) {
   PONDER_ASSIGN_OR_RETURN(std::string input, args.require("input"));
   PONDER_ASSIGN_OR_RETURN(int64_t n, args.get_int("n", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t max_tokens, args.get_int("max-tokens", 256));
+  if (n < 1 || max_tokens < 1)
+    return error(StatusCode::kInvalidArgument, "--n and --max-tokens must be at least 1");
   PONDER_ASSIGN_OR_RETURN(worker::SamplingParams sampling, parse_sampling(args));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
+  PONDER_ASSIGN_OR_RETURN(worker::BackendKind backend_kind,
+                          worker::parse_backend_kind(args.get("backend").value_or("cpu")));
   PONDER_ASSIGN_OR_RETURN(int64_t budget, args.get_int("token-budget", 512));
   const bool chat = args.has("chat");
 
@@ -73,14 +78,18 @@ Status complete(const Args& args) {
                                                             j[key].get<std::string>()));
     items.push_back(std::move(item));
   }
+  if (items.empty()) return error(StatusCode::kInvalidArgument, "%s: no prompts in the file", input.c_str());
 
   PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir));
-  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create({.n_threads = int(threads)}));
+  PONDER_ASSIGN_OR_RETURN(auto backend, worker::create_backend({.kind = backend_kind,
+                                                                 .cpu = {.n_threads = int(threads)}}));
+  PONDER_RETURN_IF_ERROR(model->move_to(*backend));
   // Room for every sequence at once when it fits in 2 GiB; the engine preempts otherwise.
   const int64_t block_bytes = worker::KvCache::block_bytes(model->kv_cache_config(1));
   const int64_t want = static_cast<int64_t>(items.size()) * n * ((512 + max_tokens) / 16 + 2);
   const int64_t blocks = std::min<int64_t>(want, (int64_t{2} << 30) / block_bytes);
-  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(blocks)));
+  PONDER_ASSIGN_OR_RETURN(auto cache,
+                          worker::KvCache::create(model->kv_cache_config(blocks), backend->memory()));
   worker::LocalExecutor executor(*model, *backend, cache);
   worker::Engine engine(executor, {.token_budget = static_cast<int32_t>(budget),
                                    .max_n = static_cast<int32_t>(std::max<int64_t>(n, 1))});
@@ -126,7 +135,7 @@ Status complete(const Args& args) {
 int run_complete(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "chat"},
                           with_sampling_options({"model", "input", "output", "n", "max-tokens",
-                                                 "threads", "token-budget"}));
+                                                 "threads", "backend", "token-budget"}));
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;

@@ -28,15 +28,19 @@ namespace {
 Status generate(const GenerateOptions& o) {
   PONDER_ASSIGN_OR_RETURN(PreparedPrompt prompt, prepare_prompt(o));
   PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(o.model_dir));
-  PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
-                                            {.n_threads = o.threads, .precision = o.precision}));
+  PONDER_ASSIGN_OR_RETURN(
+      auto backend,
+      worker::create_backend({.kind = o.backend,
+                              .cpu = {.n_threads = o.threads, .precision = o.precision}}));
+  PONDER_RETURN_IF_ERROR(model->move_to(*backend));
   const auto& config = model->config();
   const int64_t total = static_cast<int64_t>(prompt.ids.size()) + o.max_tokens;
-  PONDER_ASSIGN_OR_RETURN(auto cache,
-                          worker::KvCache::create(model->kv_cache_config(total / 16 + 2)));
-  PONDER_LOG(kInfo, "generate", "%s: %s, %lld layers, %.1f M parameters, %s kernels, %d threads",
+  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(total / 16 + 2),
+                                                              backend->memory()));
+  PONDER_LOG(kInfo, "generate", "%s: %s, %lld layers, %.1f M parameters, %s backend: %s",
              o.model_dir.c_str(), config.architecture.c_str(), (long long)config.n_layers,
-             config.total_params() / 1e6, backend->isa(), backend->n_threads());
+             config.total_params() / 1e6, std::string(backend->name()).c_str(),
+             backend->description().c_str());
   worker::LocalExecutor executor(*model, *backend, cache);
   worker::Engine engine(executor, engine_options(prompt));
   return run_generation(engine, o, prompt, "tp1pp1");

@@ -33,6 +33,8 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prom
   --repetition-penalty R  --presence-penalty P  --frequency-penalty F
   --seed S             sampling seed (default 0); same seed, same tokens
   --ignore-eos         keep generating past end-of-sequence tokens
+  --backend B          cpu (default) or cuda (one GPU per rank: SLURM_LOCALID or the MPI
+                       local rank picks it; TP/PP collectives over NCCL)
   --threads N          CPU threads per rank (default: all cores; 1 per rank under mpirun)
   --precision P        bf16 (default: bf16 weights meet bf16-rounded activations in bf16 dot
                        products, f32 accumulation) or exact (f32 activations; the reference)
@@ -98,7 +100,7 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
       Args args, Args::parse(argc, argv, {"json", "ignore-eos", "help", "chat"},
                              with_sampling_options({"model", "prompt", "prompt-ids", "max-tokens", "system",
                                            "chat-template-kwargs", "max-thinking-tokens",
-                                           "min-thinking-tokens", "extend-thinking", "threads",
+                                           "min-thinking-tokens", "extend-thinking", "backend", "threads",
                                            "precision", "tp", "pp", "stage-layers",
                                            "timeout-ms"})));
   if (args.has("help")) {
@@ -128,6 +130,7 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(o.max_tokens, args.get_int("max-tokens", 64));
   if (o.max_tokens < 1) return error(StatusCode::kInvalidArgument, "--max-tokens must be >= 1");
   PONDER_ASSIGN_OR_RETURN(o.sampling, parse_sampling(args));
+  PONDER_ASSIGN_OR_RETURN(o.backend, worker::parse_backend_kind(args.get("backend").value_or("cpu")));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
   o.threads = static_cast<int>(threads);
   PONDER_ASSIGN_OR_RETURN(o.precision,

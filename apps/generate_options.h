@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
-#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/backend/backend_factory.h"
 #include "coordinator/text/chat_template.h"
 #include "coordinator/text/reasoning_parser.h"
 #include "coordinator/text/tokenizer.h"
@@ -38,6 +38,7 @@ struct GenerateOptions {
   worker::SamplingParams sampling{.temperature = 0.0f};
   bool ignore_eos = false;
   bool json = false;
+  worker::BackendKind backend = worker::BackendKind::kCpu;
   int threads = 0;
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int tp = 1;

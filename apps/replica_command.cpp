@@ -33,6 +33,8 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
   --served-model-name  the name the coordinator serves (default: the directory's base name)
   --tp N, --pp N       tensor / pipeline parallel degree of each replica (default 1, 1)
   --stage-layers L     comma-separated layers per pipeline stage (default: even)
+  --backend B          cpu (default) or cuda (one GPU per rank, picked by SLURM_LOCALID or the
+                       MPI local rank; TP/PP collectives over NCCL)
   --threads N          CPU threads per rank (default: the cores divided among local ranks)
   --precision P        bf16 (default) or exact
   --kv-cache-bytes B   KV cache of each replica, in bytes (default 268435456)
@@ -48,6 +50,7 @@ struct ReplicaCommandOptions {
   std::string model_dir;
   int tp = 1, pp = 1;
   std::vector<int64_t> stage_layers;
+  worker::BackendKind backend = worker::BackendKind::kCpu;
   int threads = 0;
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
@@ -59,7 +62,7 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
       Args args, Args::parse(argc, argv, {"help"},
                              {"coordinator", "model", "served-model-name", "tp", "pp", "stage-layers",
-                              "threads", "precision", "kv-cache-bytes", "token-budget",
+                              "backend", "threads", "precision", "kv-cache-bytes", "token-budget",
                               "max-running", "max-n", "heartbeat-ms", "timeout-ms"}));
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -79,6 +82,7 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   o.pp = static_cast<int>(pp);
   PONDER_ASSIGN_OR_RETURN(auto stages, args.get_int_list("stage-layers"));
   o.stage_layers.assign(stages.begin(), stages.end());
+  PONDER_ASSIGN_OR_RETURN(o.backend, worker::parse_backend_kind(args.get("backend").value_or("cpu")));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
   o.threads = static_cast<int>(threads);
   PONDER_ASSIGN_OR_RETURN(o.precision,
@@ -122,7 +126,8 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
                                  .pp = o.pp,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = kv_blocks,
-                                 .backend = {.n_threads = threads, .precision = o.precision},
+                                 .backend = {.kind = o.backend,
+                                             .cpu = {.n_threads = threads, .precision = o.precision}},
                                  .timeout = o.timeout};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   if (!replica->is_leader()) return replica->serve();

@@ -28,7 +28,7 @@
 #include "coordinator/model_text.h"
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "coordinator/replicas/replica_pool.h"
-#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/model/architecture.h"
 #include "worker/replica.h"
 
@@ -142,7 +142,7 @@ std::vector<std::string> replica_args(const ServeConfig& c, const std::string& e
   std::vector<std::string> a = {"--coordinator", endpoint, "--model", c.model,
                                 "--served-model-name", c.served_model_name,
                                 "--tp", std::to_string(c.tp), "--pp", std::to_string(c.pp),
-                                "--threads", std::to_string(threads),
+                                "--backend", c.backend, "--threads", std::to_string(threads),
                                 "--precision", c.dtype == "float32" ? "exact" : "bf16",
                                 "--kv-cache-bytes", std::to_string(c.kv_cache_bytes),
                                 "--token-budget", std::to_string(c.token_budget),
@@ -169,6 +169,7 @@ Status serve(const ServeConfig& c) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &original_mask);
 
+  PONDER_ASSIGN_OR_RETURN(worker::BackendKind backend, worker::parse_backend_kind(c.backend));
   const worker::MatmulPrecision precision =
       c.dtype == "float32" ? worker::MatmulPrecision::kExact : worker::MatmulPrecision::kBf16;
   worker::EngineOptions engine = text.engine_options();
@@ -182,6 +183,7 @@ Status serve(const ServeConfig& c) {
   if (c.in_process()) {
     PONDER_ASSIGN_OR_RETURN(dispatcher, coordinator::InProcessDispatcher::create(
                                             {.model_dir = c.model,
+                                             .backend = backend,
                                              .threads = c.threads,
                                              .precision = precision,
                                              .kv_cache_bytes = c.kv_cache_bytes,

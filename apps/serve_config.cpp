@@ -8,13 +8,14 @@
 
 #include "common/check.h"
 #include "common/strings.h"
+#include "worker/backend/backend_factory.h"
 
 namespace ponder::apps {
 
 const char* const kServeConfigKeys = R"(  model DIR              Hugging Face model directory (required)
   served_model_name S    name in the API (default: the directory's base name)
   dtype D                bf16 (default) or float32
-  backend B              cpu (the only backend of this build)
+  backend B              cpu (default) or cuda (one GPU per rank; a build with the CUDA backend)
   tp N, pp N             tensor / pipeline parallel degree of each replica (default 1)
   stage_layers L         layers per pipeline stage, e.g. [3, 1] or "3,1" (default: even)
   replicas N             model replicas (default 1; 1 replica of tp = pp = 1 runs in-process)
@@ -88,9 +89,8 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
                    where.c_str(), value.c_str());
     c.dtype = value == "float32" ? "float32" : "bf16";
   } else if (key == "backend") {
-    if (value != "cpu")
-      return error(StatusCode::kInvalidArgument,
-                   "%s'backend' must be cpu (the only backend this build serves with), got '%s'",
+    if (!worker::parse_backend_kind(value))
+      return error(StatusCode::kInvalidArgument, "%s'backend' must be cpu or cuda, got '%s'",
                    where.c_str(), value.c_str());
     c.backend = value;
   } else if (key == "tp") {

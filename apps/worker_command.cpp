@@ -33,7 +33,8 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
                                  .pp = o.pp,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + o.max_tokens) / 16 + 2,
-                                 .backend = {.n_threads = threads, .precision = o.precision},
+                                 .backend = {.kind = o.backend,
+                                             .cpu = {.n_threads = threads, .precision = o.precision}},
                                  .timeout = o.timeout};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   if (world->size() != o.tp * o.pp)

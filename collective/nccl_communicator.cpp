@@ -26,8 +26,8 @@ ncclResult_t settle(ncclComm_t comm, Deadline deadline) {
 }  // namespace
 
 Expected<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(Communicator& bootstrap,
-                                                                     int device,
-                                                                     Deadline deadline) {
+                                                                     int device, Deadline deadline,
+                                                                     cudaStream_t stream) {
   std::unique_ptr<NcclCommunicator> c(new NcclCommunicator());
   c->rank_ = bootstrap.rank();
   c->size_ = bootstrap.size();
@@ -37,8 +37,13 @@ Expected<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(Communicato
   if (c->rank_ == 0 && ncclGetUniqueId(&id) != ncclSuccess)
     return error(StatusCode::kUnavailable, "ncclGetUniqueId failed");
   PONDER_RETURN_IF_ERROR(bootstrap.broadcast(&id, sizeof(id), 0, deadline));
-  PONDER_RETURN_IF_ERROR(cuda_status(cudaStreamCreateWithFlags(&c->stream_, cudaStreamNonBlocking),
-                                     "cudaStreamCreate"));
+  if (stream != nullptr) {
+    c->stream_ = stream;
+  } else {
+    PONDER_RETURN_IF_ERROR(cuda_status(
+        cudaStreamCreateWithFlags(&c->stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
+    c->owns_stream_ = true;
+  }
   PONDER_RETURN_IF_ERROR(cuda_status(cudaMalloc(&c->scratch_, sizeof(float)), "cudaMalloc"));
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // init returns at once; we poll under the deadline
@@ -69,7 +74,7 @@ NcclCommunicator::~NcclCommunicator() {
     }
   }
   if (scratch_ != nullptr) cudaFree(scratch_);
-  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  if (stream_ != nullptr && owns_stream_) cudaStreamDestroy(stream_);
 }
 
 Status NcclCommunicator::check_usable(const char* what) const {
@@ -90,6 +95,14 @@ Status NcclCommunicator::fail(StatusCode code, const char* what, const std::stri
 Status NcclCommunicator::finish(ncclResult_t result, const char* what, Deadline deadline) {
   if (result != ncclSuccess && result != ncclInProgress)
     return fail(StatusCode::kRemote, what, ncclGetErrorString(result));
+  if (result == ncclInProgress) {
+    // A non-blocking communicator may still be enqueueing the operation: until it has, the
+    // stream can look idle.
+    const ncclResult_t state = settle(comm_, deadline);
+    if (state == ncclInProgress)
+      return fail(StatusCode::kTimeout, what, "not enqueued before the deadline");
+    if (state != ncclSuccess) return fail(StatusCode::kRemote, what, ncclGetErrorString(state));
+  }
   while (true) {
     cudaError_t q = cudaStreamQuery(stream_);
     if (q == cudaSuccess) return {};
@@ -99,7 +112,8 @@ Status NcclCommunicator::finish(ncclResult_t result, const char* what, Deadline 
     if (state != ncclSuccess && state != ncclInProgress)
       return fail(StatusCode::kRemote, what, ncclGetErrorString(state));
     if (Clock::now() > deadline)
-      return fail(StatusCode::kTimeout, what, "not complete before the deadline; a peer is stuck or gone");
+      return fail(StatusCode::kTimeout, what,
+                  "not complete before the deadline; a peer is stuck or gone");
     std::this_thread::sleep_for(std::chrono::microseconds(10));
   }
 }
@@ -131,7 +145,8 @@ Status NcclCommunicator::reduce_scatter_sum(const float* send, float* recv, size
 Status NcclCommunicator::broadcast(void* data, size_t bytes, int root, Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("broadcast"));
   if (root < 0 || root >= size_)
-    return error(StatusCode::kInvalidArgument, "broadcast root %d outside a group of %d", root, size_);
+    return error(StatusCode::kInvalidArgument, "broadcast root %d outside a group of %d", root,
+                 size_);
   stats_.broadcast_bytes += bytes;
   ++stats_.calls;
   return finish(ncclBroadcast(data, data, bytes, ncclInt8, root, comm_, stream_), "broadcast",
@@ -142,7 +157,8 @@ Status NcclCommunicator::send(const void* data, size_t bytes, int peer, int /*ta
                               Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("send"));
   if (peer < 0 || peer >= size_ || peer == rank_)
-    return error(StatusCode::kInvalidArgument, "send to rank %d from rank %d of %d", peer, rank_, size_);
+    return error(StatusCode::kInvalidArgument, "send to rank %d from rank %d of %d", peer, rank_,
+                 size_);
   stats_.send_bytes += bytes;
   ++stats_.calls;
   return finish(ncclSend(data, bytes, ncclInt8, peer, comm_, stream_), "send", deadline);
@@ -151,7 +167,8 @@ Status NcclCommunicator::send(const void* data, size_t bytes, int peer, int /*ta
 Status NcclCommunicator::recv(void* data, size_t bytes, int peer, int /*tag*/, Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("recv"));
   if (peer < 0 || peer >= size_ || peer == rank_)
-    return error(StatusCode::kInvalidArgument, "recv from rank %d on rank %d of %d", peer, rank_, size_);
+    return error(StatusCode::kInvalidArgument, "recv from rank %d on rank %d of %d", peer, rank_,
+                 size_);
   stats_.recv_bytes += bytes;
   ++stats_.calls;
   return finish(ncclRecv(data, bytes, ncclInt8, peer, comm_, stream_), "recv", deadline);

@@ -1,14 +1,16 @@
 // NcclCommunicator: Communicator over NCCL for device (GPU) buffers. The unique id is made by
-// rank 0 of an MPI bootstrap group and broadcast over it; the communicator is created
-// non-blocking and polled under the deadline; any failure or missed deadline aborts it
-// (ncclCommAbort) and returns kRemote / kTimeout, as TensorRT-LLM does. Compiled only where the
-// CUDA toolkit and NCCL are found. All pointers are device pointers on `device`. Not thread-safe.
+// rank 0 of a bootstrap group (MPI, or any Communicator) and broadcast over it; the communicator
+// is created non-blocking and polled under the deadline; every operation is polled until NCCL
+// has enqueued it and the stream has run it; any failure or missed deadline aborts the
+// communicator (ncclCommAbort) and returns kRemote / kTimeout, as TensorRT-LLM does. Compiled
+// only where the CUDA backend and NCCL are found. All pointers are device pointers on `device`.
+// Not thread-safe.
 #pragma once
-
-#include <memory>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+
+#include <memory>
 
 #include "collective/communicator.h"
 
@@ -16,9 +18,12 @@ namespace ponder::collective {
 
 class NcclCommunicator final : public Communicator {
  public:
-  // Collective over `bootstrap` (same ranks, same order).
+  // Collective over `bootstrap` (same ranks, same order). Operations run on `stream` when given
+  // (e.g. the CUDA backend's, so they follow its kernels without a host sync), else on a stream
+  // of the communicator's own.
   static Expected<std::unique_ptr<NcclCommunicator>> create(Communicator& bootstrap, int device,
-                                                            Deadline deadline);
+                                                            Deadline deadline,
+                                                            cudaStream_t stream = nullptr);
   ~NcclCommunicator() override;
 
   std::string_view backend() const override { return "nccl"; }
@@ -45,6 +50,7 @@ class NcclCommunicator final : public Communicator {
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  bool owns_stream_ = false;
   float* scratch_ = nullptr;  // one float for barrier()
   int device_ = 0;
   int rank_ = 0, size_ = 1;

@@ -2,25 +2,41 @@
 #include "worker/kv_cache.h"
 
 #include <cstring>
+#include <string>
 
 #include "common/check.h"
 
 namespace ponder::worker {
 
 int64_t KvCache::block_bytes(const KvCacheConfig& c) {
-  return 2 * c.n_layers * c.n_kv_heads * c.block_size * c.head_dim * static_cast<int64_t>(sizeof(float));
+  return 2 * c.n_layers * c.n_kv_heads * c.block_size * c.head_dim *
+         static_cast<int64_t>(dtype_size(c.dtype));
 }
 
-Expected<KvCache> KvCache::create(const KvCacheConfig& config) {
+Expected<KvCache> KvCache::create(const KvCacheConfig& config, MemorySpace& memory) {
   if (config.n_blocks <= 0 || config.block_size <= 0)
     return error(StatusCode::kInvalidArgument, "KV cache needs at least one block (got %lld)",
                  (long long)config.n_blocks);
+  if (config.dtype != DType::kF32 && config.dtype != DType::kBF16)
+    return error(StatusCode::kInvalidArgument, "KV cache dtype %s is not F32 or BF16",
+                 std::string(dtype_name(config.dtype)).c_str());
+  if (config.dtype != DType::kF32 && memory.device() == Device::kHost)
+    return error(StatusCode::kInvalidArgument, "a host KV cache holds F32 only (got %s)",
+                 std::string(dtype_name(config.dtype)).c_str());
   KvCache cache;
   cache.config_ = config;
+  cache.memory_ = &memory;
   size_t half = static_cast<size_t>(block_bytes(config) * config.n_blocks / 2);
-  PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(2 * half, /*huge_pages=*/true));
-  cache.k_base_ = reinterpret_cast<float*>(cache.storage_.data());
-  cache.v_base_ = reinterpret_cast<float*>(cache.storage_.data() + half);
+  char* base = nullptr;
+  if (memory.device() == Device::kHost) {
+    PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(2 * half, /*huge_pages=*/true));
+    base = cache.storage_.data();
+  } else {
+    PONDER_ASSIGN_OR_RETURN(cache.device_storage_, memory.allocate(2 * half));
+    base = cache.device_storage_.as<char>();
+  }
+  cache.k_base_ = base;
+  cache.v_base_ = base + half;
   cache.pool_ = BlockPool(static_cast<int32_t>(config.n_blocks), static_cast<int32_t>(config.block_size));
   return cache;
 }
@@ -43,7 +59,21 @@ void KvCache::release(std::vector<int32_t>& table) {
 }
 
 void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
-  const size_t bytes = static_cast<size_t>(n_slots * config_.head_dim) * sizeof(float);
+  const size_t es = dtype_size(config_.dtype);
+  const size_t bytes = static_cast<size_t>(n_slots * config_.head_dim) * es;
+  if (device() != Device::kHost) {
+    // Per layer: n_kv_heads rows of `bytes`, block_size × head_dim elements apart.
+    const size_t pitch = static_cast<size_t>(config_.block_size * config_.head_dim) * es;
+    const size_t block = pitch * config_.n_kv_heads;
+    for (int layer = 0; layer < config_.n_layers; ++layer) {
+      for (void* base : {k_layer(layer), v_layer(layer)}) {
+        char* b = static_cast<char*>(base);
+        memory_->copy_2d(b + dst * block, pitch, b + src * block, pitch, bytes,
+                         config_.n_kv_heads);
+      }
+    }
+    return;
+  }
   for (int layer = 0; layer < config_.n_layers; ++layer) {
     for (int64_t h = 0; h < config_.n_kv_heads; ++h) {
       std::memcpy(k(layer, dst, h), k(layer, src, h), bytes);

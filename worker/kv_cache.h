@@ -2,15 +2,18 @@
 // whose ids a BlockPool hands out (reference counts and a prefix cache for the replica engine;
 // reserve/release for simple callers); sequences own block tables (lists of block ids). Not
 // thread-safe: the engine thread owns it. Layout per layer: [n_blocks, n_kv_heads, block_size,
-// head_dim] f32 for K and V.
+// head_dim] of `dtype` (f32; bf16 on the CUDA backend) for K and V, in host memory or in a
+// backend's device memory (create()'s MemorySpace).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/status.h"
+#include "worker/dtype.h"
 #include "worker/engine/block_pool.h"
 #include "worker/host_memory.h"
+#include "worker/memory_space.h"
 
 namespace ponder::worker {
 
@@ -20,15 +23,19 @@ struct KvCacheConfig {
   int64_t head_dim = 0;
   int64_t block_size = 16;
   int64_t n_blocks = 0;
+  DType dtype = DType::kF32;  // kF32 (every backend) or kBF16 (CUDA)
 };
 
 class KvCache {
  public:
-  static Expected<KvCache> create(const KvCacheConfig& config);
+  // Storage in `memory` (a backend's memory(); host memory by default, on huge pages).
+  static Expected<KvCache> create(const KvCacheConfig& config,
+                                  MemorySpace& memory = host_memory());
   // Bytes one block takes across all layers (K and V).
   static int64_t block_bytes(const KvCacheConfig& config);
 
   const KvCacheConfig& config() const { return config_; }
+  Device device() const { return memory_->device(); }
   int64_t block_size() const { return config_.block_size; }
   int64_t blocks_free() const { return pool_.blocks_free(); }
   int64_t blocks_used() const { return pool_.blocks_used(); }
@@ -42,19 +49,31 @@ class KvCache {
   Status reserve(std::vector<int32_t>& table, int64_t n_tokens);
   void release(std::vector<int32_t>& table);
 
-  // Start of (block, kv_head) in a layer: [block_size, head_dim] contiguous.
+  // Start of (block, kv_head) in a layer: [block_size, head_dim] contiguous. Host f32 caches only.
   float* k(int layer, int32_t block, int64_t kv_head) const { return at(k_base_, layer, block, kv_head); }
   float* v(int layer, int32_t block, int64_t kv_head) const { return at(v_base_, layer, block, kv_head); }
+  // Start of a layer's K (V) blocks, [n_blocks, n_kv_heads, block_size, head_dim] of dtype, in
+  // the cache's memory (what device kernels index).
+  void* k_layer(int layer) const { return layer_at(k_base_, layer); }
+  void* v_layer(int layer) const { return layer_at(v_base_, layer); }
 
  private:
-  float* at(float* base, int layer, int32_t block, int64_t kv_head) const {
-    return base + ((layer * config_.n_blocks + block) * config_.n_kv_heads + kv_head) *
-                      config_.block_size * config_.head_dim;
+  float* at(void* base, int layer, int32_t block, int64_t kv_head) const {
+    return static_cast<float*>(base) +
+           ((layer * config_.n_blocks + block) * config_.n_kv_heads + kv_head) *
+               config_.block_size * config_.head_dim;
+  }
+  void* layer_at(void* base, int layer) const {
+    return static_cast<char*>(base) + layer * config_.n_blocks * config_.n_kv_heads *
+                                          config_.block_size * config_.head_dim *
+                                          static_cast<int64_t>(dtype_size(config_.dtype));
   }
   KvCacheConfig config_;
-  HostRegion storage_;
-  float* k_base_ = nullptr;
-  float* v_base_ = nullptr;
+  MemorySpace* memory_ = &host_memory();
+  HostRegion storage_;    // host caches
+  Buffer device_storage_;  // caches in a device's memory
+  void* k_base_ = nullptr;
+  void* v_base_ = nullptr;
   BlockPool pool_{1, 1};
 };
 

@@ -40,9 +40,6 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
       r->tp_, world.split(role.replica * options.pp + role.stage, role.tp_rank, deadline));
   PONDER_ASSIGN_OR_RETURN(
       r->pp_, world.split(role.replica * options.tp + role.tp_rank, role.stage, deadline));
-  r->comms_ = {.tp = options.tp > 1 ? r->tp_.get() : nullptr,
-               .pp = options.pp > 1 ? r->pp_.get() : nullptr,
-               .timeout = options.timeout};
   r->sampler_rank_ = (options.pp - 1) * options.tp;  // last stage, tp rank 0
 
   ShardSpec shard{.tp_rank = role.tp_rank,
@@ -52,15 +49,30 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
                   .first_stage = role.stage == 0,
                   .last_stage = role.stage == options.pp - 1};
   PONDER_ASSIGN_OR_RETURN(r->model_, DecoderModel::load(options.model_dir, options.load, shard));
-  PONDER_ASSIGN_OR_RETURN(r->backend_, CpuBackend::create(options.backend));
-  PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks)));
+  PONDER_ASSIGN_OR_RETURN(r->backend_, create_backend(options.backend));
+  PONDER_RETURN_IF_ERROR(r->model_->move_to(*r->backend_));
+  PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks),
+                                                         r->backend_->memory()));
+  if (options.tp > 1) {
+    PONDER_ASSIGN_OR_RETURN(r->tp_device_, create_device_communicator(*r->backend_, *r->tp_, deadline));
+  }
+  if (options.pp > 1) {
+    PONDER_ASSIGN_OR_RETURN(r->pp_device_, create_device_communicator(*r->backend_, *r->pp_, deadline));
+  }
+  auto group = [](int size, auto& device, auto& host) -> collective::Communicator* {
+    return size == 1 ? nullptr : device ? device.get() : host.get();
+  };
+  r->comms_ = {.tp = group(options.tp, r->tp_device_, r->tp_),
+               .pp = group(options.pp, r->pp_device_, r->pp_),
+               .timeout = options.timeout};
   r->cache_ = std::make_unique<KvCache>(std::move(cache));
   r->runner_ = std::make_unique<PlanRunner>(*r->model_, *r->backend_, *r->cache_, r->comms_,
                                             r->replica_->rank() == r->sampler_rank_);
   PONDER_LOG(kInfo, "replica",
-             "replica %d stage %d tp %d/%d: layers [%lld, %lld), %zu weight bytes read", role.replica,
-             role.stage, role.tp_rank, options.tp, (long long)role.layer_begin,
-             (long long)role.layer_end, r->model_->weights().bytes_read);
+             "replica %d stage %d tp %d/%d: layers [%lld, %lld), %zu weight bytes read, %s backend (%s)",
+             role.replica, role.stage, role.tp_rank, options.tp, (long long)role.layer_begin,
+             (long long)role.layer_end, r->model_->weights().bytes_read,
+             std::string(r->backend_->name()).c_str(), r->backend_->description().c_str());
   // Nobody starts serving before every shard is loaded.
   PONDER_RETURN_IF_ERROR(world.barrier(collective::deadline_in(options.timeout)));
   return r;

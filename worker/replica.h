@@ -13,7 +13,7 @@
 
 #include "collective/mpi_communicator.h"
 #include "collective/world_layout.h"
-#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/engine/plan_runner.h"
 #include "worker/engine/step_executor.h"
 #include "worker/kv_cache.h"
@@ -33,7 +33,7 @@ struct ReplicaOptions {
   int pp = 1;
   std::vector<int64_t> stage_layers;  // empty: even split
   int64_t kv_blocks = 1024;           // per rank, 16 tokens each
-  CpuBackendOptions backend;
+  BackendChoice backend;  // CUDA: the device from the process environment, NCCL for TP/PP
   std::chrono::milliseconds timeout{60'000};  // every collective's deadline
   LoadOptions load;
 };
@@ -81,7 +81,9 @@ class Replica final : public StepExecutor {
   ShardComms comms_;
   int sampler_rank_ = 0;  // in the replica communicator
   std::unique_ptr<DecoderModel> model_;
-  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<Backend> backend_;
+  // NCCL over the tp_/pp_ groups when the backend is CUDA and NCCL is built; null otherwise.
+  std::unique_ptr<collective::Communicator> tp_device_, pp_device_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<PlanRunner> runner_;
 };

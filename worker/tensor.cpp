@@ -3,10 +3,13 @@
 
 namespace ponder::worker {
 
-Tensor Tensor::view(void* data, DType dtype, std::initializer_list<int64_t> dims) {
+std::string_view device_name(Device device) { return device == Device::kCuda ? "cuda" : "host"; }
+
+Tensor Tensor::view(void* data, DType dtype, std::initializer_list<int64_t> dims, Device device) {
   Tensor t;
   t.data = data;
   t.dtype = dtype;
+  t.device = device;
   for (int64_t d : dims) t.shape[t.ndim++] = d;
   return t;
 }

@@ -21,12 +21,16 @@ nlohmann::ordered_json ApiError::to_json() const {
 }
 
 ApiError invalid_value(std::string param, std::string message) {
-  return {.status = 400, .message = std::move(message), .param = std::move(param),
+  return {.status = 400,
+          .message = std::move(message),
+          .param = std::move(param),
           .code = "invalid_value"};
 }
 
 ApiError invalid_type(std::string param, std::string message) {
-  return {.status = 400, .message = std::move(message), .param = std::move(param),
+  return {.status = 400,
+          .message = std::move(message),
+          .param = std::move(param),
           .code = "invalid_type"};
 }
 

@@ -2,9 +2,8 @@
 // the HTTP status it is sent with — what every failed request of the HTTP API turns into.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 #include <tl/expected.hpp>
 
 #include "common/status.h"
@@ -16,7 +15,8 @@ struct ApiError {
   std::string message;
   std::string type = "invalid_request_error";
   std::string param;  // the request field at fault; empty: null
-  std::string code;   // machine-readable reason ("invalid_type", "model_not_found", ...); empty: null
+  std::string
+      code;  // machine-readable reason ("invalid_type", "model_not_found", ...); empty: null
 
   // {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
   nlohmann::ordered_json to_json() const;

@@ -35,8 +35,8 @@ struct TokenAlternative {
 
 struct TokenLogprobEntry {
   int32_t token = 0;
-  std::string text;         // the token alone, decoded
-  float logprob = 0.0f;     // NaN for tokens the engine inserted (thinking budgets)
+  std::string text;      // the token alone, decoded
+  float logprob = 0.0f;  // NaN for tokens the engine inserted (thinking budgets)
   std::vector<TokenAlternative> top;
   int64_t text_offset = 0;  // bytes of completion text before this token
 };

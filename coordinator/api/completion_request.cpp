@@ -67,11 +67,13 @@ void read_content(FieldReader& f, const Json& message, size_t i, Json* out) {
     if (type != "text") {
       f.fail(invalid_value(part_param + ".type",
                            strformat("content parts of type '%s' are not supported by this model "
-                                     "(only 'text')", type.c_str())));
+                                     "(only 'text')",
+                                     type.c_str())));
       return;
     }
     if (!part.contains("text") || !part["text"].is_string()) {
-      f.fail(invalid_type(part_param + ".text", strformat("'%s.text' must be a string", part_param.c_str())));
+      f.fail(invalid_type(part_param + ".text",
+                          strformat("'%s.text' must be a string", part_param.c_str())));
       return;
     }
     if (j > 0) text += '\n';
@@ -83,7 +85,8 @@ void read_content(FieldReader& f, const Json& message, size_t i, Json* out) {
 void read_messages(FieldReader& f, CompletionRequest& r) {
   const Json* m = f.get("messages");
   if (m == nullptr) {
-    f.fail({.message = "'messages' is a required property", .param = "messages",
+    f.fail({.message = "'messages' is a required property",
+            .param = "messages",
             .code = "missing_required_parameter"});
     return;
   }
@@ -99,12 +102,14 @@ void read_messages(FieldReader& f, CompletionRequest& r) {
     const std::string param = strformat("messages[%zu]", i);
     if (!in.is_object()) {
       f.fail(invalid_type(param, strformat("Invalid type for '%s': expected an object, but got %s "
-                                           "instead.", param.c_str(), json_type_phrase(in).c_str())));
+                                           "instead.",
+                                           param.c_str(), json_type_phrase(in).c_str())));
       return;
     }
     auto role = in.find("role");
     if (role == in.end() || !role->is_string()) {
-      f.fail(invalid_value(param + ".role", strformat("'%s.role' must be a string", param.c_str())));
+      f.fail(
+          invalid_value(param + ".role", strformat("'%s.role' must be a string", param.c_str())));
       return;
     }
     std::string role_name = role->get<std::string>();
@@ -126,7 +131,8 @@ void read_messages(FieldReader& f, CompletionRequest& r) {
 void read_prompts(FieldReader& f, CompletionRequest& r, const RequestLimits& limits) {
   const Json* p = f.get("prompt");
   if (p == nullptr) {
-    f.fail({.message = "'prompt' is a required property", .param = "prompt",
+    f.fail({.message = "'prompt' is a required property",
+            .param = "prompt",
             .code = "missing_required_parameter"});
     return;
   }
@@ -138,8 +144,9 @@ void read_prompts(FieldReader& f, CompletionRequest& r, const RequestLimits& lim
       }
       const int64_t id = t.get<int64_t>();
       if (!token_in_vocab(id, limits)) {
-        f.fail(invalid_value(param, strformat("token id %lld in '%s' is outside the vocabulary %s",
-                                              (long long)id, param.c_str(), vocab_range(limits).c_str())));
+        f.fail(invalid_value(
+            param, strformat("token id %lld in '%s' is outside the vocabulary %s", (long long)id,
+                             param.c_str(), vocab_range(limits).c_str())));
         return;
       }
       ids->push_back(static_cast<int32_t>(id));
@@ -150,9 +157,10 @@ void read_prompts(FieldReader& f, CompletionRequest& r, const RequestLimits& lim
     return;
   }
   if (!p->is_array()) {
-    f.fail(invalid_type("prompt", "Invalid type for 'prompt': expected a string, an array of strings, "
-                                  "an array of token ids or an array of arrays of token ids, but got " +
-                                      json_type_phrase(*p) + " instead."));
+    f.fail(invalid_type("prompt",
+                        "Invalid type for 'prompt': expected a string, an array of strings, "
+                        "an array of token ids or an array of arrays of token ids, but got " +
+                            json_type_phrase(*p) + " instead."));
     return;
   }
   if (p->empty()) {
@@ -182,8 +190,9 @@ void read_prompts(FieldReader& f, CompletionRequest& r, const RequestLimits& lim
       ids_of(e, param, &ids);
       r.prompts.emplace_back(std::move(ids));
     } else {
-      f.fail(invalid_type(param, "'prompt' must be a string, an array of strings, an array of token "
-                                 "ids or an array of arrays of token ids (elements of one kind)"));
+      f.fail(invalid_type(param,
+                          "'prompt' must be a string, an array of strings, an array of token "
+                          "ids or an array of arrays of token ids (elements of one kind)"));
       return;
     }
   }
@@ -203,13 +212,16 @@ void read_stop(FieldReader& f, CompletionRequest& r, const RequestLimits& limits
       r.stop.push_back(e.get<std::string>());
     }
   } else {
-    f.fail(invalid_type("stop", "Invalid type for 'stop': expected a string or an array of strings, "
-                                "but got " + json_type_phrase(*s) + " instead."));
+    f.fail(invalid_type("stop",
+                        "Invalid type for 'stop': expected a string or an array of strings, "
+                        "but got " +
+                            json_type_phrase(*s) + " instead."));
     return;
   }
   f.check(static_cast<int64_t>(r.stop.size()) <= limits.max_stop, "stop",
           strformat("at most %d stop strings (got %zu)", limits.max_stop, r.stop.size()));
-  for (const std::string& stop : r.stop) f.check(!stop.empty(), "stop", "stop strings must not be empty");
+  for (const std::string& stop : r.stop)
+    f.check(!stop.empty(), "stop", "stop strings must not be empty");
 }
 
 void read_stop_token_ids(FieldReader& f, CompletionRequest& r, const RequestLimits& limits) {
@@ -226,9 +238,10 @@ void read_stop_token_ids(FieldReader& f, CompletionRequest& r, const RequestLimi
     }
     const int64_t id = e.get<int64_t>();
     if (!token_in_vocab(id, limits)) {
-      f.fail(invalid_value("stop_token_ids",
-                           strformat("token id %lld in 'stop_token_ids' is outside the vocabulary %s",
-                                     (long long)id, vocab_range(limits).c_str())));
+      f.fail(
+          invalid_value("stop_token_ids",
+                        strformat("token id %lld in 'stop_token_ids' is outside the vocabulary %s",
+                                  (long long)id, vocab_range(limits).c_str())));
       return;
     }
     r.stop_token_ids.push_back(static_cast<int32_t>(id));
@@ -239,8 +252,10 @@ void read_logit_bias(FieldReader& f, CompletionRequest& r, const RequestLimits& 
   const Json* b = f.get("logit_bias");
   if (b == nullptr || !f.ok()) return;
   if (!b->is_object()) {
-    f.fail(invalid_type("logit_bias", "Invalid type for 'logit_bias': expected an object mapping token "
-                                      "ids to numbers, but got " + json_type_phrase(*b) + " instead."));
+    f.fail(invalid_type("logit_bias",
+                        "Invalid type for 'logit_bias': expected an object mapping token "
+                        "ids to numbers, but got " +
+                            json_type_phrase(*b) + " instead."));
     return;
   }
   for (const auto& [key, value] : b->items()) {
@@ -251,13 +266,15 @@ void read_logit_bias(FieldReader& f, CompletionRequest& r, const RequestLimits& 
       return;
     }
     if (!value.is_number()) {
-      f.fail(invalid_type("logit_bias", strformat("logit_bias['%s'] must be a number", key.c_str())));
+      f.fail(
+          invalid_type("logit_bias", strformat("logit_bias['%s'] must be a number", key.c_str())));
       return;
     }
     const double bias = value.get<double>();
     if (!(bias >= -100.0 && bias <= 100.0)) {
-      f.fail(invalid_value("logit_bias", strformat("logit_bias['%s'] must be in [-100, 100] (got %g)",
-                                                   key.c_str(), bias)));
+      f.fail(invalid_value(
+          "logit_bias",
+          strformat("logit_bias['%s'] must be in [-100, 100] (got %g)", key.c_str(), bias)));
       return;
     }
     r.sampling.logit_bias.emplace_back(static_cast<int32_t>(*id), static_cast<float>(bias));
@@ -274,7 +291,8 @@ void read_sampling(FieldReader& f, CompletionRequest& r, const RequestLimits& li
             strformat("'top_p' must be in (0, 1] (got %g)", s.top_p));
   int32_t top_k = 0;
   if (f.integer("top_k", &top_k)) {
-    f.check(top_k >= -1, "top_k", strformat("'top_k' must be -1 or 0 (all tokens) or >= 1 (got %d)", top_k));
+    f.check(top_k >= -1, "top_k",
+            strformat("'top_k' must be -1 or 0 (all tokens) or >= 1 (got %d)", top_k));
     s.top_k = top_k < 0 ? 0 : top_k;
   }
   if (f.number("min_p", &s.min_p))
@@ -287,7 +305,8 @@ void read_sampling(FieldReader& f, CompletionRequest& r, const RequestLimits& li
     f.check(s.frequency_penalty >= -2.0f && s.frequency_penalty <= 2.0f, "frequency_penalty",
             strformat("'frequency_penalty' must be in [-2, 2] (got %g)", s.frequency_penalty));
   if (f.number("repetition_penalty", &s.repetition_penalty))
-    f.check(std::isfinite(s.repetition_penalty) && s.repetition_penalty > 0.0f, "repetition_penalty",
+    f.check(std::isfinite(s.repetition_penalty) && s.repetition_penalty > 0.0f,
+            "repetition_penalty",
             strformat("'repetition_penalty' must be > 0 (got %g)", s.repetition_penalty));
   int64_t seed = 0;
   if (f.integer("seed", &seed)) {
@@ -357,13 +376,14 @@ ApiResult<Json> parse_json_body(std::string_view body) {
   try {
     j = Json::parse(body);
   } catch (const Json::exception& e) {
-    return tl::unexpected(ApiError{.message = std::string("The request body is not valid JSON: ") + e.what(),
-                                   .code = "invalid_json"});
+    return tl::unexpected(
+        ApiError{.message = std::string("The request body is not valid JSON: ") + e.what(),
+                 .code = "invalid_json"});
   }
   if (!j.is_object())
-    return tl::unexpected(ApiError{.message = "The request body must be a JSON object, got " +
-                                              json_type_phrase(j),
-                                   .code = "invalid_json"});
+    return tl::unexpected(
+        ApiError{.message = "The request body must be a JSON object, got " + json_type_phrase(j),
+                 .code = "invalid_json"});
   return j;
 }
 
@@ -381,7 +401,8 @@ ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint, const J
 
   int64_t max_tokens = 0;
   if (f.integer("max_tokens", &max_tokens)) {
-    f.check(max_tokens >= 1, "max_tokens", strformat("'max_tokens' must be >= 1 (got %lld)", (long long)max_tokens));
+    f.check(max_tokens >= 1, "max_tokens",
+            strformat("'max_tokens' must be >= 1 (got %lld)", (long long)max_tokens));
     r.max_tokens = max_tokens;
   }
   if (f.integer("max_completion_tokens", &max_tokens)) {
@@ -410,7 +431,8 @@ ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint, const J
     f.check(r.max_thinking_tokens >= -1, "max_thinking_tokens",
             "'max_thinking_tokens' must be >= 0 (or -1 for no cap)");
   if (f.integer("min_thinking_tokens", &r.min_thinking_tokens))
-    f.check(r.min_thinking_tokens >= 0, "min_thinking_tokens", "'min_thinking_tokens' must be >= 0");
+    f.check(r.min_thinking_tokens >= 0, "min_thinking_tokens",
+            "'min_thinking_tokens' must be >= 0");
   if (f.integer("extend_thinking", &r.extend_thinking))
     f.check(r.extend_thinking >= 0, "extend_thinking", "'extend_thinking' must be >= 0");
   if (r.max_thinking_tokens >= 0)

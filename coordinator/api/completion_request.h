@@ -4,12 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "coordinator/api/api_error.h"
 #include "worker/sampler.h"
@@ -20,10 +19,10 @@ enum class Endpoint { kChatCompletions, kCompletions };
 
 // Bounds that come from the deployment rather than the request.
 struct RequestLimits {
-  int32_t max_n = 64;          // largest n (choices per prompt)
-  int64_t vocab_size = 0;      // token ids must be below it; 0: not checked here
-  int32_t max_prompts = 64;    // /v1/completions: prompts in one request
-  int32_t max_stop = 16;       // stop strings
+  int32_t max_n = 64;        // largest n (choices per prompt)
+  int64_t vocab_size = 0;    // token ids must be below it; 0: not checked here
+  int32_t max_prompts = 64;  // /v1/completions: prompts in one request
+  int32_t max_stop = 16;     // stop strings
 };
 
 // One /v1/completions prompt: text, or token ids used as given.
@@ -45,7 +44,7 @@ struct CompletionRequest {
 
   std::optional<int64_t> max_tokens;  // max_completion_tokens, else max_tokens
   int32_t n = 1;
-  worker::SamplingParams sampling;    // seed set only when has_seed
+  worker::SamplingParams sampling;  // seed set only when has_seed
   bool has_seed = false;
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;
@@ -53,8 +52,8 @@ struct CompletionRequest {
   bool ignore_eos = false;
   bool include_stop_str_in_output = false;
   bool skip_special_tokens = true;
-  bool logprobs = false;    // chat: `logprobs`; completions: `logprobs` given (an integer)
-  int32_t top_logprobs = 0; // alternatives per token (chat: top_logprobs; completions: logprobs)
+  bool logprobs = false;     // chat: `logprobs`; completions: `logprobs` given (an integer)
+  int32_t top_logprobs = 0;  // alternatives per token (chat: top_logprobs; completions: logprobs)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   int64_t max_thinking_tokens = -1;

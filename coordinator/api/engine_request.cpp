@@ -11,14 +11,16 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
     const CompletionRequest& r, const std::vector<PreparedPrompt>& prompts,
     const GenerationLimits& limits, uint64_t seed) {
   const bool chat = r.endpoint == Endpoint::kChatCompletions;
-  const bool budgets = r.max_thinking_tokens >= 0 || r.min_thinking_tokens > 0 || r.extend_thinking > 0;
+  const bool budgets =
+      r.max_thinking_tokens >= 0 || r.min_thinking_tokens > 0 || r.extend_thinking > 0;
   if (budgets && !limits.has_thinking_delimiter) {
-    const char* param = r.max_thinking_tokens >= 0 ? "max_thinking_tokens"
+    const char* param = r.max_thinking_tokens >= 0  ? "max_thinking_tokens"
                         : r.min_thinking_tokens > 0 ? "min_thinking_tokens"
-                                                     : "extend_thinking";
+                                                    : "extend_thinking";
     return tl::unexpected(invalid_value(
-        param, strformat("'%s' needs a model with a thinking delimiter (</think>); this one has none",
-                         param)));
+        param,
+        strformat("'%s' needs a model with a thinking delimiter (</think>); this one has none",
+                  param)));
   }
   std::vector<worker::EngineRequest> out;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -30,21 +32,23 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
       return tl::unexpected(ApiError{
           .message = strformat("This model's maximum context length is %lld tokens, but the %s has "
                                "%lld tokens, which leaves no room for a completion.",
-                               (long long)limits.context_length, chat ? "messages' prompt" : "prompt",
-                               (long long)prompt_tokens),
-          .param = prompt_param, .code = "context_length_exceeded"});
+                               (long long)limits.context_length,
+                               chat ? "messages' prompt" : "prompt", (long long)prompt_tokens),
+          .param = prompt_param,
+          .code = "context_length_exceeded"});
     const int64_t room = limits.context_length - prompt_tokens;
     int64_t max_tokens = 0;
     if (r.max_tokens) {
       if (*r.max_tokens > room)
         return tl::unexpected(ApiError{
-            .message = strformat("This model's maximum context length is %lld tokens. However, you "
-                                 "requested %lld tokens (%lld in the %s, %lld for the completion). "
-                                 "Reduce the prompt or max_tokens.",
-                                 (long long)limits.context_length,
-                                 (long long)(prompt_tokens + *r.max_tokens), (long long)prompt_tokens,
-                                 chat ? "messages" : "prompt", (long long)*r.max_tokens),
-            .param = "max_tokens", .code = "context_length_exceeded"});
+            .message = strformat(
+                "This model's maximum context length is %lld tokens. However, you "
+                "requested %lld tokens (%lld in the %s, %lld for the completion). "
+                "Reduce the prompt or max_tokens.",
+                (long long)limits.context_length, (long long)(prompt_tokens + *r.max_tokens),
+                (long long)prompt_tokens, chat ? "messages" : "prompt", (long long)*r.max_tokens),
+            .param = "max_tokens",
+            .code = "context_length_exceeded"});
       max_tokens = *r.max_tokens;
     } else if (chat) {
       max_tokens = limits.default_max_tokens > 0 ? std::min(room, limits.default_max_tokens) : room;

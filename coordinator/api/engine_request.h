@@ -14,7 +14,7 @@
 namespace ponder::coordinator::api {
 
 struct GenerationLimits {
-  int64_t context_length = 0;       // prompt + completion tokens the model takes
+  int64_t context_length = 0;  // prompt + completion tokens the model takes
   // Chat requests without max_tokens get the rest of the context, capped by this when > 0.
   int64_t default_max_tokens = 0;
   bool has_thinking_delimiter = false;  // thinking budgets need the model's end-of-thinking token

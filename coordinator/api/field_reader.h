@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "coordinator/api/api_error.h"
 
@@ -39,7 +38,8 @@ class FieldReader {
   const std::optional<ApiError>& error() const { return error_; }
 
  private:
-  const nlohmann::ordered_json* typed(std::string_view key, bool type_ok_fn(const nlohmann::ordered_json&),
+  const nlohmann::ordered_json* typed(std::string_view key,
+                                      bool type_ok_fn(const nlohmann::ordered_json&),
                                       const char* expected);
 
   const nlohmann::ordered_json& object_;

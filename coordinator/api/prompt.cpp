@@ -15,11 +15,13 @@ bool opens_reasoning(const ModelText& model, std::string_view prompt) {
 
 ApiResult<PreparedPrompt> prepare_chat(const CompletionRequest& r, const ModelText& model) {
   if (!model.chat_template)
-    return tl::unexpected(ApiError{.message = "This model has no chat template; use /v1/completions",
-                                   .param = "messages", .code = "chat_template_missing"});
+    return tl::unexpected(
+        ApiError{.message = "This model has no chat template; use /v1/completions",
+                 .param = "messages",
+                 .code = "chat_template_missing"});
   const text::ChatTemplate& tmpl = *model.chat_template;
-  Expected<std::string> rendered = tmpl.render(r.messages, r.add_generation_prompt,
-                                               r.chat_template_kwargs, r.tools);
+  Expected<std::string> rendered =
+      tmpl.render(r.messages, r.add_generation_prompt, r.chat_template_kwargs, r.tools);
   if (!rendered) {
     bool has_null = false;
     Json messages = r.messages;
@@ -29,15 +31,17 @@ ApiResult<PreparedPrompt> prepare_chat(const CompletionRequest& r, const ModelTe
         has_null = true;
       }
     if (has_null) {
-      Expected<std::string> retry = tmpl.render(messages, r.add_generation_prompt,
-                                                r.chat_template_kwargs, r.tools);
+      Expected<std::string> retry =
+          tmpl.render(messages, r.add_generation_prompt, r.chat_template_kwargs, r.tools);
       if (retry) rendered = std::move(retry);
     }
   }
   if (!rendered)
-    return tl::unexpected(ApiError{.message = "The chat template could not render these messages: " +
-                                              rendered.error().message(),
-                                   .param = "messages", .code = "chat_template_error"});
+    return tl::unexpected(ApiError{
+        .message =
+            "The chat template could not render these messages: " + rendered.error().message(),
+        .param = "messages",
+        .code = "chat_template_error"});
   PreparedPrompt p;
   model.tokenizer.encode(*rendered, &p.ids);
   p.opens_reasoning = opens_reasoning(model, *rendered);

@@ -43,14 +43,16 @@ ResponseAssembler::ResponseAssembler(ResponseMeta meta, const text::Tokenizer& t
     : meta_(std::move(meta)), n_(n) {
   choices_.reserve(per_prompt.size() * n);
   for (const ChoiceOptions& o : per_prompt)
-    for (int32_t i = 0; i < n; ++i) choices_.push_back(Choice{.stream = ChoiceStream(tokenizer, o)});
+    for (int32_t i = 0; i < n; ++i)
+      choices_.push_back(Choice{.stream = ChoiceStream(tokenizer, o)});
   for (int64_t p : prompt_tokens) usage_.prompt_tokens += p;
 }
 
 Json ResponseAssembler::chunk(Json choices) const {
   Json c = Json::object();
   c["id"] = meta_.id;
-  c["object"] = meta_.endpoint == Endpoint::kChatCompletions ? "chat.completion.chunk" : "text_completion";
+  c["object"] =
+      meta_.endpoint == Endpoint::kChatCompletions ? "chat.completion.chunk" : "text_completion";
   c["created"] = meta_.created;
   c["model"] = meta_.model;
   c["choices"] = std::move(choices);
@@ -64,7 +66,9 @@ Json ResponseAssembler::logprobs_json(const std::vector<TokenLogprobEntry>& entr
     for (const TokenLogprobEntry& e : entries) {
       Json top = Json::array();
       for (const TokenAlternative& a : e.top)
-        top.push_back({{"token", a.text}, {"logprob", logprob_value(a.logprob)}, {"bytes", bytes_of(a.text)}});
+        top.push_back({{"token", a.text},
+                       {"logprob", logprob_value(a.logprob)},
+                       {"bytes", bytes_of(a.text)}});
       content.push_back({{"token", e.text},
                          {"logprob", logprob_value(e.logprob)},
                          {"bytes", bytes_of(e.text)},
@@ -140,17 +144,22 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
     if ((d.finish_reason == "error" || d.finish_reason == "cancelled") && !error_) {
       error_ = d.finish_reason == "error"
                    ? ApiError{.status = 500,
-                              .message = "generation failed: " + (d.error.empty() ? "engine error" : d.error),
-                              .type = "server_error", .code = "internal_error"}
+                              .message = "generation failed: " +
+                                         (d.error.empty() ? "engine error" : d.error),
+                              .type = "server_error",
+                              .code = "internal_error"}
                    : ApiError{.status = 503,
-                              .message = "the request was cancelled before it finished "
-                                         "(the server is shutting down)",
-                              .type = "server_error", .code = "service_unavailable"};
+                              .message =
+                                  "the request was cancelled before it finished "
+                                  "(the server is shutting down)",
+                              .type = "server_error",
+                              .code = "service_unavailable"};
       if (meta_.stream) events += sse_event(error_->to_json());
     }
   }
   if (meta_.stream) {
-    const bool failed = d.finished && (d.finish_reason == "error" || d.finish_reason == "cancelled");
+    const bool failed =
+        d.finished && (d.finish_reason == "error" || d.finish_reason == "cancelled");
     if (!failed && (d.has_text() || !d.logprobs.empty() || d.finished))
       events += sse_event(chunk(Json::array({chunk_choice(index, d)})));
     return events;

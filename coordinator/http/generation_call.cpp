@@ -1,9 +1,8 @@
 // Completion requests through the dispatcher, answered whole or streamed.
 #include "coordinator/http/generation_call.h"
 
-#include <ctime>
-
 #include <boost/asio/post.hpp>
+#include <ctime>
 
 #include "common/log.h"
 #include "coordinator/api/prompt.h"
@@ -13,7 +12,10 @@ namespace ponder::coordinator::http {
 
 GenerationCall::GenerationCall(std::shared_ptr<Session> session, ServerContext& ctx,
                                Clock::time_point received)
-    : session_(std::move(session)), executor_(session_->executor()), ctx_(ctx), received_(received) {}
+    : session_(std::move(session)),
+      executor_(session_->executor()),
+      ctx_(ctx),
+      received_(received) {}
 
 void GenerationCall::start(std::shared_ptr<Session> session, ServerContext& ctx,
                            api::Endpoint endpoint, std::string body, Clock::time_point received) {
@@ -32,7 +34,8 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
   if (!request) return fail(request.error());
   if (!request->model.empty() && request->model != ctx_.options.served_model_name)
     return fail({.status = 404,
-                 .message = "The model '" + request->model + "' does not exist; this server serves '" +
+                 .message = "The model '" + request->model +
+                            "' does not exist; this server serves '" +
                             ctx_.options.served_model_name + "'",
                  .param = "model",
                  .code = "model_not_found"});
@@ -78,8 +81,10 @@ void GenerationCall::submit(std::vector<worker::EngineRequest> requests) {
     std::lock_guard<std::mutex> lock(ctx_.mu);
     if (ctx_.draining.load()) {
       answered_ = true;
-      session_->respond_error({.status = 503, .message = "The server is shutting down",
-                               .type = "server_error", .code = "service_unavailable"});
+      session_->respond_error({.status = 503,
+                               .message = "The server is shutting down",
+                               .type = "server_error",
+                               .code = "service_unavailable"});
       return;
     }
     ctx_.calls[this] = shared_from_this();
@@ -90,14 +95,15 @@ void GenerationCall::submit(std::vector<worker::EngineRequest> requests) {
     const int32_t n = requests[p].n;
     prompt_tokens += static_cast<int64_t>(requests[p].prompt.size());
     std::weak_ptr<GenerationCall> weak = weak_from_this();
-    auto on_output = [gate = ctx_.gate, weak, prompt = static_cast<int32_t>(p)](
-                         const worker::EngineOutput& out) {
+    auto on_output = [gate = ctx_.gate, weak,
+                      prompt = static_cast<int32_t>(p)](const worker::EngineOutput& out) {
       std::lock_guard<std::mutex> lock(gate->mu);
       if (!gate->open) return;
       std::shared_ptr<GenerationCall> call = weak.lock();
       if (!call) return;
       auto executor = call->executor_;
-      boost::asio::post(executor, [call = std::move(call), prompt, out] { call->on_output(prompt, out); });
+      boost::asio::post(executor,
+                        [call = std::move(call), prompt, out] { call->on_output(prompt, out); });
     };
     Expected<int64_t> id = ctx_.dispatcher.submit(std::move(requests[p]), std::move(on_output));
     if (!id) {
@@ -128,14 +134,15 @@ void GenerationCall::on_output(int32_t prompt, const worker::EngineOutput& out) 
   if (!out.tokens.empty() && choice < first_token_at_.size()) {
     if (!first_token_seen_) {
       first_token_seen_ = true;
-      ctx_.metrics.observe_time_to_first_token(std::chrono::duration<double>(now - received_).count());
+      ctx_.metrics.observe_time_to_first_token(
+          std::chrono::duration<double>(now - received_).count());
     }
     if (!first_token_at_[choice]) first_token_at_[choice] = now;
   }
   if (out.finished) {
     --samples_left_;
-    if (choice < first_token_at_.size() && first_token_at_[choice] && out.usage.completion_tokens > 1 &&
-        out.finish_reason != "cancelled")
+    if (choice < first_token_at_.size() && first_token_at_[choice] &&
+        out.usage.completion_tokens > 1 && out.finish_reason != "cancelled")
       ctx_.metrics.observe_time_per_output_token(
           std::chrono::duration<double>(now - *first_token_at_[choice]).count() /
           static_cast<double>(out.usage.completion_tokens - 1));

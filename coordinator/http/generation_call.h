@@ -8,6 +8,7 @@
 // stays in ServerContext::calls until every sample it submitted has finished.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -15,8 +16,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "coordinator/api/response_assembler.h"
 #include "coordinator/http/server_context.h"

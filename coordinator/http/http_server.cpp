@@ -1,18 +1,17 @@
 // HttpServer: options, listening socket, I/O threads, accept loop and graceful drain.
 #include "coordinator/http/http_server.h"
 
-#include <ctime>
-#include <filesystem>
-#include <fstream>
-#include <future>
-#include <thread>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -84,8 +83,9 @@ HttpServer::~HttpServer() {
   if (impl_) stop(std::chrono::milliseconds(0));
 }
 
-Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, const ModelText& model,
-                                                       Dispatcher& dispatcher) {
+Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
+                                                        const ModelText& model,
+                                                        Dispatcher& dispatcher) {
   PONDER_ASSIGN_OR_RETURN(net::ip::address address, listen_address(options.host));
   if (!address.is_loopback() && options.api_key.empty())
     return error(StatusCode::kInvalidArgument,
@@ -97,7 +97,8 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, c
   if (options.max_body_bytes < 1 || options.max_header_bytes < 1)
     return error(StatusCode::kInvalidArgument, "max_body_bytes and max_header_bytes must be >= 1");
   const nlohmann::json config = read_model_config(model.model_dir);
-  if (options.context_length <= 0) options.context_length = config_int(config, "max_position_embeddings");
+  if (options.context_length <= 0)
+    options.context_length = config_int(config, "max_position_embeddings");
   if (options.context_length <= 0)
     return error(StatusCode::kInvalidArgument,
                  "context_length is not set and %s/config.json has no max_position_embeddings",
@@ -111,9 +112,8 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, c
   auto impl = std::make_unique<Impl>(std::move(options), model, dispatcher);
   ServerContext& ctx = impl->ctx;
   ctx.created = static_cast<int64_t>(std::time(nullptr));
-  ctx.request_limits = {.max_n = ctx.options.max_n,
-                        .vocab_size = vocab,
-                        .max_prompts = ctx.options.max_prompts};
+  ctx.request_limits = {
+      .max_n = ctx.options.max_n, .vocab_size = vocab, .max_prompts = ctx.options.max_prompts};
   ctx.generation_limits = {.context_length = ctx.options.context_length,
                            .default_max_tokens = ctx.options.default_max_tokens,
                            .has_thinking_delimiter = !model.think_end.empty()};
@@ -139,17 +139,18 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, c
 }
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      boost::system::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
-      std::make_shared<Session>(std::move(socket), ctx)->start();
-    } else {
-      PONDER_LOG(kWarn, "http", "accept failed: %s", ec.message().c_str());
-    }
-    accept();
-  });
+  acceptor.async_accept(
+      net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+        if (!ec) {
+          boost::system::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
+          std::make_shared<Session>(std::move(socket), ctx)->start();
+        } else {
+          PONDER_LOG(kWarn, "http", "accept failed: %s", ec.message().c_str());
+        }
+        accept();
+      });
 }
 
 void HttpServer::Impl::wait_for_calls(std::chrono::steady_clock::time_point deadline) {
@@ -159,7 +160,9 @@ void HttpServer::Impl::wait_for_calls(std::chrono::steady_clock::time_point dead
 
 uint16_t HttpServer::port() const { return impl_->port; }
 
-const std::string& HttpServer::served_model_name() const { return impl_->ctx.options.served_model_name; }
+const std::string& HttpServer::served_model_name() const {
+  return impl_->ctx.options.served_model_name;
+}
 
 void HttpServer::stop(std::chrono::milliseconds drain) {
   Impl& s = *impl_;

@@ -23,20 +23,20 @@ struct ServerOptions {
   // Listen address. Anything but a loopback address (127.0.0.0/8, ::1, "localhost") needs
   // api_key: start() refuses without one.
   std::string host = "127.0.0.1";
-  uint16_t port = 8000;                     // 0: an ephemeral port (see port())
-  int threads = 2;                          // I/O threads
-  int64_t max_body_bytes = int64_t{8} << 20;    // larger bodies: 413
-  int64_t max_header_bytes = int64_t{16} << 10; // larger headers: 431
-  int32_t max_n = 64;                       // largest n (must not exceed the engine's max_n)
-  int32_t max_prompts = 64;                 // /v1/completions: prompts in one request
+  uint16_t port = 8000;                          // 0: an ephemeral port (see port())
+  int threads = 2;                               // I/O threads
+  int64_t max_body_bytes = int64_t{8} << 20;     // larger bodies: 413
+  int64_t max_header_bytes = int64_t{16} << 10;  // larger headers: 431
+  int32_t max_n = 64;                            // largest n (must not exceed the engine's max_n)
+  int32_t max_prompts = 64;                      // /v1/completions: prompts in one request
   // Clients must send "Authorization: Bearer <api_key>" to /v1/*; empty: no authentication.
   std::string api_key;
-  std::string served_model_name;            // empty: the model directory's base name
-  int64_t context_length = 0;               // 0: config.json's max_position_embeddings
-  int64_t default_max_tokens = 0;           // chat without max_tokens: 0 = rest of the context
-  std::chrono::seconds idle_timeout{60};    // keep-alive connection with no request
-  std::chrono::seconds write_timeout{60};   // a client that stops reading a response
-  int retry_after_s = 1;                    // Retry-After of 503 answers
+  std::string served_model_name;           // empty: the model directory's base name
+  int64_t context_length = 0;              // 0: config.json's max_position_embeddings
+  int64_t default_max_tokens = 0;          // chat without max_tokens: 0 = rest of the context
+  std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
+  std::chrono::seconds write_timeout{60};  // a client that stops reading a response
+  int retry_after_s = 1;                   // Retry-After of 503 answers
 };
 
 class HttpServer {

@@ -16,8 +16,8 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // A histogram's state: counts per upper bound (not cumulative), observations above the last
 // bound, their sum and count.
 struct HistogramSnapshot {
-  std::vector<double> bounds;   // ascending upper bounds, +Inf excluded
-  std::vector<uint64_t> counts; // one per bound
+  std::vector<double> bounds;    // ascending upper bounds, +Inf excluded
+  std::vector<uint64_t> counts;  // one per bound
   uint64_t overflow = 0;
   double sum = 0.0;
   uint64_t count = 0;

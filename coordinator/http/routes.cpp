@@ -42,13 +42,20 @@ Route route_of(std::string_view target) {
 
 const char* endpoint_label(Route route) {
   switch (route) {
-    case Route::kChatCompletions: return "/v1/chat/completions";
-    case Route::kCompletions: return "/v1/completions";
-    case Route::kModels: return "/v1/models";
-    case Route::kModel: return "/v1/models/{model}";
-    case Route::kHealth: return "/health";
-    case Route::kMetrics: return "/metrics";
-    case Route::kUnknown: break;
+    case Route::kChatCompletions:
+      return "/v1/chat/completions";
+    case Route::kCompletions:
+      return "/v1/completions";
+    case Route::kModels:
+      return "/v1/models";
+    case Route::kModel:
+      return "/v1/models/{model}";
+    case Route::kHealth:
+      return "/health";
+    case Route::kMetrics:
+      return "/metrics";
+    case Route::kUnknown:
+      break;
   }
   return "other";
 }
@@ -97,11 +104,12 @@ PlainResponse models_response(const ServerContext& ctx) {
 PlainResponse model_response(const ServerContext& ctx, std::string_view target) {
   std::string_view id = path_of(target).substr(kModelPrefix.size());
   if (id != ctx.options.served_model_name)
-    return error_response({.status = 404,
-                           .message = strformat("The model '%.*s' does not exist", (int)id.size(), id.data()),
-                           .param = "model",
-                           .code = "model_not_found"},
-                          ctx.options.retry_after_s);
+    return error_response(
+        {.status = 404,
+         .message = strformat("The model '%.*s' does not exist", (int)id.size(), id.data()),
+         .param = "model",
+         .code = "model_not_found"},
+        ctx.options.retry_after_s);
   return json_response(200, model_card(ctx));
 }
 
@@ -113,9 +121,10 @@ PlainResponse health_response(ServerContext& ctx) {
   body["status"] = ok ? "ok" : "unavailable";
   if (!ok)
     body["reason"] = draining ? std::string("the server is shutting down")
-                              : strformat("no healthy replica (%lld registered, none answered a "
-                                          "heartbeat with every rank recently)",
-                                          (long long)st.replicas);
+                              : strformat(
+                                    "no healthy replica (%lld registered, none answered a "
+                                    "heartbeat with every rank recently)",
+                                    (long long)st.replicas);
   body["replicas"] = st.replicas;
   body["healthy_replicas"] = st.healthy_replicas;
   body["requests_in_flight"] = st.requests_in_flight;
@@ -130,10 +139,10 @@ PlainResponse metrics_response(ServerContext& ctx) {
     std::lock_guard<std::mutex> lock(ctx.mu);
     in_progress = static_cast<int64_t>(ctx.calls.size());
   }
-  return {.status = 200,
-          .content_type = "text/plain; version=0.0.4; charset=utf-8",
-          .body = ctx.metrics.render(ctx.dispatcher.stats(), in_progress,
-                                     ServerMetrics::Clock::now())};
+  return {
+      .status = 200,
+      .content_type = "text/plain; version=0.0.4; charset=utf-8",
+      .body = ctx.metrics.render(ctx.dispatcher.stats(), in_progress, ServerMetrics::Clock::now())};
 }
 
 }  // namespace ponder::coordinator::http

@@ -3,12 +3,11 @@
 // responses that the session writes. Internal to coordinator/http.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "coordinator/api/api_error.h"
 #include "coordinator/http/server_context.h"

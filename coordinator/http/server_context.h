@@ -30,7 +30,8 @@ struct CallbackGate {
 };
 
 struct ServerContext {
-  ServerContext(ServerOptions o, const ModelText& m, Dispatcher& d) : options(std::move(o)), model(m), dispatcher(d) {}
+  ServerContext(ServerOptions o, const ModelText& m, Dispatcher& d)
+      : options(std::move(o)), model(m), dispatcher(d) {}
 
   ServerOptions options;
   const ModelText& model;

@@ -3,12 +3,11 @@
 
 #include <sys/socket.h>
 
-#include <cerrno>
-
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 
 #include "common/log.h"
 #include "coordinator/http/generation_call.h"
@@ -70,13 +69,14 @@ void Session::on_header(beast::error_code ec, size_t bytes) {
   if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
     auto interim = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                         parser_->get().version());
-    bhttp::async_write(stream_, *interim, [self = shared_from_this(), interim](beast::error_code ec, size_t) {
-      if (ec) {
-        self->do_close();
-        return;
-      }
-      self->read_body();
-    });
+    bhttp::async_write(stream_, *interim,
+                       [self = shared_from_this(), interim](beast::error_code ec, size_t) {
+                         if (ec) {
+                           self->do_close();
+                           return;
+                         }
+                         self->read_body();
+                       });
     return;
   }
   read_body();
@@ -91,8 +91,8 @@ void Session::read_body() {
 void Session::on_read(beast::error_code ec, size_t) {
   if (closed_) return;
   if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
-      ec == beast::error::timeout || ec == net::error::eof ||
-      ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      ec == beast::error::timeout || ec == net::error::eof || ec == net::error::connection_reset ||
+      ec == net::error::operation_aborted) {
     // The client went away (or stayed silent) between or in the middle of requests.
     do_close();
     return;
@@ -136,7 +136,9 @@ void Session::handle_request() {
   endpoint_ = endpoint_label(route);
   if (ctx_.draining.load()) {
     keep_alive_ = false;
-    respond_error({.status = 503, .message = "The server is shutting down", .type = "server_error",
+    respond_error({.status = 503,
+                   .message = "The server is shutting down",
+                   .type = "server_error",
                    .code = "service_unavailable"});
     return;
   }
@@ -168,10 +170,18 @@ void Session::handle_request() {
     return;
   }
   switch (route) {
-    case Route::kModels: respond(models_response(ctx_)); return;
-    case Route::kModel: respond(model_response(ctx_, view(req.target()))); return;
-    case Route::kHealth: respond(health_response(ctx_)); return;
-    case Route::kMetrics: respond(metrics_response(ctx_)); return;
+    case Route::kModels:
+      respond(models_response(ctx_));
+      return;
+    case Route::kModel:
+      respond(model_response(ctx_, view(req.target())));
+      return;
+    case Route::kHealth:
+      respond(health_response(ctx_));
+      return;
+    case Route::kMetrics:
+      respond(metrics_response(ctx_));
+      return;
     case Route::kChatCompletions:
     case Route::kCompletions:
       stream_.expires_never();  // generation takes as long as it takes; disconnects are watched
@@ -180,7 +190,8 @@ void Session::handle_request() {
                                                              : api::Endpoint::kCompletions,
                             std::move(req.body()), received);
       return;
-    case Route::kUnknown: break;
+    case Route::kUnknown:
+      break;
   }
 }
 
@@ -196,19 +207,21 @@ void Session::respond(PlainResponse r) {
   res->set(bhttp::field::server, "ponder");
   res->set(bhttp::field::content_type, r.content_type);
   for (const auto& [name, value] : r.headers) res->set(name, value);
-  const bool lingering = r.status == 413 || r.status == 431 || (r.status == 400 && !parser_->is_done());
+  const bool lingering =
+      r.status == 413 || r.status == 431 || (r.status == 400 && !parser_->is_done());
   res->keep_alive(keep_alive_ && !ctx_.draining.load() && !lingering);
   res->body() = std::move(r.body);
   res->prepare_payload();
   stream_.expires_after(ctx_.options.write_timeout);
-  bhttp::async_write(stream_, *res, [self = shared_from_this(), res, lingering](beast::error_code ec, size_t) {
-    if (lingering && !ec) {
-      self->end_response();
-      self->linger_close();
-      return;
-    }
-    self->on_written(res->keep_alive(), ec);
-  });
+  bhttp::async_write(stream_, *res,
+                     [self = shared_from_this(), res, lingering](beast::error_code ec, size_t) {
+                       if (lingering && !ec) {
+                         self->end_response();
+                         self->linger_close();
+                         return;
+                       }
+                       self->on_written(res->keep_alive(), ec);
+                     });
 }
 
 void Session::on_written(bool keep_alive, beast::error_code ec) {
@@ -222,7 +235,8 @@ void Session::on_written(bool keep_alive, beast::error_code ec) {
 void Session::begin_stream(std::string first_events) {
   if (closed_ || !responding_) return;
   ctx_.metrics.count_request(endpoint_, 200);
-  stream_header_ = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::ok, version_);
+  stream_header_ =
+      std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::ok, version_);
   stream_header_->set(bhttp::field::server, "ponder");
   stream_header_->set(bhttp::field::content_type, "text/event-stream");
   stream_header_->set(bhttp::field::cache_control, "no-cache");
@@ -235,14 +249,14 @@ void Session::begin_stream(std::string first_events) {
   pending_ = std::move(first_events);
   write_in_flight_ = true;
   stream_.expires_after(ctx_.options.write_timeout);
-  bhttp::async_write_header(stream_, *serializer_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->on_stream_written(ec);
-                            });
+  bhttp::async_write_header(
+      stream_, *serializer_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_stream_written(ec); });
 }
 
 void Session::stream(std::string events) {
-  if (closed_ || phase_ == StreamPhase::kNone || phase_ == StreamPhase::kLast || end_requested_) return;
+  if (closed_ || phase_ == StreamPhase::kNone || phase_ == StreamPhase::kLast || end_requested_)
+    return;
   pending_ += events;
   if (!write_in_flight_) write_stream();
 }
@@ -256,7 +270,9 @@ void Session::end_stream(std::string last_events) {
 
 void Session::write_stream() {
   if (closed_) return;
-  auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->on_stream_written(ec); };
+  auto done = [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->on_stream_written(ec);
+  };
   if (!pending_.empty()) {
     writing_.swap(pending_);
     pending_.clear();

@@ -7,15 +7,14 @@
 // Internal to coordinator/http.
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "coordinator/api/api_error.h"
 #include "coordinator/http/routes.h"
@@ -77,7 +76,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   StreamPhase phase_ = StreamPhase::kNone;
   std::shared_ptr<boost::beast::http::response<boost::beast::http::empty_body>> stream_header_;
-  std::shared_ptr<boost::beast::http::response_serializer<boost::beast::http::empty_body>> serializer_;
+  std::shared_ptr<boost::beast::http::response_serializer<boost::beast::http::empty_body>>
+      serializer_;
   std::string pending_;  // events waiting for the write in flight
   std::string writing_;  // the chunk being written
   bool write_in_flight_ = false;

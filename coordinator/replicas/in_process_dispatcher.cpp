@@ -12,8 +12,11 @@ Expected<std::unique_ptr<InProcessDispatcher>> InProcessDispatcher::create(InPro
   d->options_ = std::move(options);
   const InProcessOptions& o = d->options_;
   PONDER_ASSIGN_OR_RETURN(d->model_, worker::DecoderModel::load(o.model_dir));
-  PONDER_ASSIGN_OR_RETURN(d->backend_, worker::CpuBackend::create(
-                                           {.n_threads = o.threads, .precision = o.precision}));
+  PONDER_ASSIGN_OR_RETURN(
+      d->backend_,
+      worker::create_backend(
+          {.kind = o.backend, .cpu = {.n_threads = o.threads, .precision = o.precision}}));
+  PONDER_RETURN_IF_ERROR(d->model_->move_to(*d->backend_));
   worker::KvCacheConfig probe = d->model_->kv_cache_config(1);
   const int64_t n_blocks = o.kv_cache_bytes / worker::KvCache::block_bytes(probe);
   if (n_blocks < 2)
@@ -21,13 +24,14 @@ Expected<std::unique_ptr<InProcessDispatcher>> InProcessDispatcher::create(InPro
                  "kv_cache_bytes %lld holds fewer than 2 KV blocks of %lld bytes",
                  (long long)o.kv_cache_bytes, (long long)worker::KvCache::block_bytes(probe));
   PONDER_ASSIGN_OR_RETURN(worker::KvCache cache,
-                          worker::KvCache::create(d->model_->kv_cache_config(n_blocks)));
+                          worker::KvCache::create(d->model_->kv_cache_config(n_blocks),
+                                                  d->backend_->memory()));
   d->cache_ = std::make_unique<worker::KvCache>(std::move(cache));
   d->executor_ = std::make_unique<worker::LocalExecutor>(*d->model_, *d->backend_, *d->cache_);
   d->engine_ = std::make_unique<worker::Engine>(*d->executor_, o.engine);
-  PONDER_LOG(kInfo, "replica", "in-process replica: %s, %.1f M parameters, %lld KV blocks, %s kernels",
+  PONDER_LOG(kInfo, "replica", "in-process replica: %s, %.1f M parameters, %lld KV blocks, %s backend (%s)",
              o.model_dir.c_str(), d->model_->config().total_params() / 1e6, (long long)n_blocks,
-             d->backend_->isa());
+             std::string(d->backend_->name()).c_str(), d->backend_->description().c_str());
   d->thread_ = std::thread([raw = d.get()] { raw->run(); });
   return d;
 }

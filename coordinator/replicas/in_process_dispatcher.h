@@ -1,5 +1,5 @@
 // InProcessDispatcher: one replica of one rank inside the coordinator's process — the model, the
-// CPU backend and the engine, stepped by a thread of its own. `ponder serve` uses it when the
+// backend (CPU, or one GPU) and the engine, stepped by a thread of its own. `ponder serve` uses it when the
 // deployment is a single replica with tp = pp = 1; tests use it to drive the HTTP front with a
 // real engine.
 #pragma once
@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "coordinator/replicas/dispatcher.h"
-#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/engine/engine.h"
 #include "worker/model/decoder_model.h"
 
@@ -18,6 +18,7 @@ namespace ponder::coordinator {
 
 struct InProcessOptions {
   std::string model_dir;
+  worker::BackendKind backend = worker::BackendKind::kCpu;
   int threads = 0;  // 0: the CPU backend's default
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
@@ -44,7 +45,7 @@ class InProcessDispatcher final : public Dispatcher {
 
   InProcessOptions options_;
   std::unique_ptr<worker::DecoderModel> model_;
-  std::unique_ptr<worker::CpuBackend> backend_;
+  std::unique_ptr<worker::Backend> backend_;
   std::unique_ptr<worker::KvCache> cache_;
   std::unique_ptr<worker::LocalExecutor> executor_;
   std::unique_ptr<worker::Engine> engine_;

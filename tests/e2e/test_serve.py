@@ -229,12 +229,26 @@ class ServeConfig(unittest.TestCase):
                  (["--model", "models/tiny-reasoner", "--tp", "zero"], "'tp' must be an integer"),
                  (["--model", "models/tiny-reasoner", "--host", "0.0.0.0"], "api_key"),
                  (["--model", "/nonexistent"], "config.json"),
+                 (["--model", "models/tiny-reasoner", "--backend", "tpu"], "'backend' must be cpu or cuda"),
                  (["--config", "/nonexistent.yaml"], "cannot read the config")]
         for args, message in cases:
             r = subprocess.run([PONDER, "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(message, r.stderr, args)
         os.unlink(f.name)
+
+    def test_cuda_backend_without_a_gpu_is_a_clear_error(self):
+        import shutil
+        import subprocess
+        from serve_harness import PONDER, ROOT
+        smi = shutil.which("nvidia-smi")
+        if smi and subprocess.run([smi, "-L"], capture_output=True).returncode == 0:
+            self.skipTest("a GPU is visible here")
+        r = subprocess.run([PONDER, "serve", "--model", "models/tiny-reasoner", "--backend", "cuda",
+                            "--port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        # A CUDA build names the driver's reason; a CPU-only build names the rebuild.
+        self.assertRegex(r.stderr, r"backend cuda: (no usable CUDA device|this ponder was built without)")
 
 
 if __name__ == "__main__":

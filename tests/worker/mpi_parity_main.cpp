@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   const std::string dir = std::string(PONDER_TEST_DATA_DIR) + "/models/" + name;
   ReplicaOptions options{.model_dir = dir, .tp = std::atoi(argv[2]), .pp = std::atoi(argv[3]),
                          .kv_blocks = 256,
-                         .backend = {.n_threads = 1, .precision = MatmulPrecision::kExact},
+                         .backend = {.cpu = {.n_threads = 1, .precision = MatmulPrecision::kExact}},
                          .timeout = std::chrono::seconds(60)};
   if (argc > 4)
     for (const std::string& n : split(argv[4], ',')) options.stage_layers.push_back(std::stoll(n));

@@ -1,14 +1,20 @@
 // Backend: the ops of a decoder forward pass. The CPU backend is the reference; others (CUDA) are
 // tested op by op against it. All activations are f32 row-major; weights keep their checkpoint
-// dtype (f32, f16 or bf16). A backend instance is used by one engine thread at a time.
+// dtype (f32, f16 or bf16). Every tensor an op takes lives in the backend's memory() (host memory
+// for the CPU backend, the GPU's for CUDA); token ids, positions and block tables are host arrays.
+// Ops may run asynchronously: results are visible to memory().copy() and after synchronize().
+// A backend instance is used by one engine thread at a time.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
 #include "worker/kv_cache.h"
+#include "worker/memory_space.h"
 #include "worker/tensor.h"
 
 namespace ponder::worker {
@@ -34,10 +40,40 @@ struct BatchLayout {
   int32_t n_tokens() const { return static_cast<int32_t>(positions.size()); }
 };
 
+// What begin_step() tells the forward pass: every activation of the step has `n_tokens` rows, at
+// least the batch's tokens (more when the backend pads a decode batch to a recorded graph's size;
+// the extra rows are inert: ids -1, no KV written, attention output zero).
+struct StepShape {
+  int32_t n_tokens = 0;
+};
+
+struct StepOptions {
+  // Between begin_step and end_step the ops depend only on the batch's shapes and the layout
+  // begin_step uploaded: no collective, no copy to the host. A backend may then record the step
+  // once and replay it (CUDA graphs) for later steps of the same shape and key.
+  bool replayable = false;
+  const void* key[2] = {nullptr, nullptr};  // what the recording belongs to (model, KV cache)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  // One line for logs: "avx512, 2 threads"; "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB".
+  virtual std::string description() const = 0;
+  // Where the tensors of this backend's ops live, and how to allocate and copy them.
+  virtual MemorySpace& memory() const { return host_memory(); }
+  Device device() const { return memory().device(); }
+
+  // Brackets one forward step over `batch`: a device backend uploads the batch's positions and
+  // block tables once here (kv_store, attention and rope then use them). end_step() finishes the
+  // step's work (a recorded step is launched here) and reports device errors.
+  virtual StepShape begin_step(const BatchLayout& batch, const StepOptions& options) {
+    return {batch.n_tokens()};
+  }
+  virtual Status end_step() { return {}; }
+  // Waits for every op issued so far (before a collective reads their outputs on the host side).
+  virtual Status synchronize() { return {}; }
 
   // out[i, :] = table[ids[i], :], or zeros where ids[i] < 0 (a token outside this rank's
   // vocabulary slice)                       table [vocab, hidden] any float dtype; out [n, hidden]
@@ -59,6 +95,13 @@ class Backend {
                          float scale, Tensor out) = 0;
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, ffn + j]     gate_up [n, 2*ffn]; out [n, ffn]
   virtual void swiglu(Tensor gate_up, Tensor out) = 0;
+  // dst[i, dst_col + j] = src[i, src_col + j] for j < cols and every row   src, dst [n, *] f32
+  virtual void copy_columns(Tensor src, int64_t src_col, Tensor dst, int64_t dst_col,
+                            int64_t cols) = 0;
+  // x += y                                    x, y f32 of the same shape
+  virtual void add(Tensor x, Tensor y) = 0;
+  // dst[i, :] = src[rows[i], :]               src [n, d]; dst [rows.size(), d] f32
+  virtual void gather_rows(Tensor src, std::span<const int32_t> rows, Tensor dst) = 0;
 };
 
 }  // namespace ponder::worker

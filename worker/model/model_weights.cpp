@@ -208,6 +208,124 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
   return w;
 }
 
+namespace {
+
+// Every tensor slot, empty ones and the tied lm_head included.
+std::vector<Tensor*> all_slots(ModelWeights& w) {
+  std::vector<Tensor*> out = {&w.embed};
+  for (LayerWeights& l : w.layers) {
+    for (Tensor* t : {&l.attn_norm, &l.wqkv, &l.bqkv, &l.q_norm, &l.k_norm, &l.wo, &l.bo,
+                      &l.mlp_norm, &l.w_gate_up, &l.b_gate_up, &l.w_down, &l.b_down})
+      out.push_back(t);
+  }
+  out.push_back(&w.final_norm);
+  out.push_back(&w.lm_head);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Tensor*> ModelWeights::tensors() {
+  std::vector<Tensor*> out;
+  for (Tensor* t : all_slots(*this)) {
+    if (t->empty()) continue;
+    bool seen = false;
+    for (const Tensor* o : out) seen = seen || o->data == t->data;  // the tied lm_head
+    if (!seen) out.push_back(t);
+  }
+  return out;
+}
+
+Device ModelWeights::device() const {
+  return device_storage.empty() ? Device::kHost : device_storage.device();
+}
+
+Status ModelWeights::move_to(MemorySpace& memory) {
+  if (memory.device() == device()) return {};
+  if (device() != Device::kHost)
+    return error(StatusCode::kFailedPrecondition, "weights are already on %s; cannot move to %s",
+                 std::string(device_name(device())).c_str(),
+                 std::string(device_name(memory.device())).c_str());
+  PONDER_ASSIGN_OR_RETURN(Buffer moved, memory.allocate(storage.size()));
+  memory.copy(moved.data(), storage.data(), storage.size());
+  // Every tensor (the tied lm_head too, and a dropped embedding's share) keeps its offset.
+  const char* old_base = storage.data();
+  for (Tensor* t : all_slots(*this)) {
+    if (t->empty()) continue;
+    t->data = moved.as<char>() + (static_cast<const char*>(t->data) - old_base);
+    t->device = memory.device();
+  }
+  device_storage = std::move(moved);
+  storage = HostRegion();
+  return {};
+}
+
+Expected<ModelWeights> ModelWeights::allocate(const ModelConfig& c, const ShardSpec& shard,
+                                              DType dtype, MemorySpace& memory) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16)
+    return error(StatusCode::kInvalidArgument, "weights dtype %s is not F32, F16 or BF16",
+                 std::string(dtype_name(dtype)).c_str());
+  ModelWeights w;
+  const ShardDims d = ShardDims::of(c, shard);
+  const int64_t h = c.hidden_size, hd = c.head_dim;
+  const int64_t qkv_rows = (d.n_heads + 2 * d.n_kv_heads) * hd;
+  const int64_t vocab_rows = d.vocab_end - d.vocab_begin;
+  const bool bias_owner = shard.tp_rank == 0;
+  struct Planned {
+    Tensor* t;
+    DType dt;
+    int64_t rows, cols;  // cols 0: a vector of `rows`
+    size_t offset;
+  };
+  std::vector<Planned> plan;
+  size_t total = 0;
+  auto add = [&](Tensor* t, DType dt, int64_t rows, int64_t cols) {
+    const size_t bytes = static_cast<size_t>(rows * (cols ? cols : 1)) * dtype_size(dt);
+    plan.push_back({t, dt, rows, cols, total});
+    total += (bytes + 255) / 256 * 256;
+  };
+  if (shard.first_stage || (shard.last_stage && c.tie_word_embeddings))
+    add(&w.embed, dtype, vocab_rows, h);
+  w.layers.resize(d.n_layers());
+  for (LayerWeights& l : w.layers) {
+    add(&l.attn_norm, DType::kF32, h, 0);
+    add(&l.wqkv, dtype, qkv_rows, h);
+    if (c.qkv_bias) add(&l.bqkv, DType::kF32, qkv_rows, 0);
+    if (c.qk_norm) {
+      add(&l.q_norm, DType::kF32, hd, 0);
+      add(&l.k_norm, DType::kF32, hd, 0);
+    }
+    add(&l.wo, dtype, h, d.n_heads * hd);
+    if (c.o_bias && bias_owner) add(&l.bo, DType::kF32, h, 0);
+    add(&l.mlp_norm, DType::kF32, h, 0);
+    add(&l.w_gate_up, dtype, 2 * d.ffn, h);
+    add(&l.w_down, dtype, h, d.ffn);
+    if (c.mlp_bias) {
+      add(&l.b_gate_up, DType::kF32, 2 * d.ffn, 0);
+      if (bias_owner) add(&l.b_down, DType::kF32, h, 0);
+    }
+  }
+  if (shard.last_stage) {
+    add(&w.final_norm, DType::kF32, h, 0);
+    if (!c.tie_word_embeddings) add(&w.lm_head, dtype, vocab_rows, h);
+  }
+  char* base = nullptr;
+  if (memory.device() == Device::kHost) {
+    PONDER_ASSIGN_OR_RETURN(w.storage, HostRegion::allocate(total, /*huge_pages=*/true));
+    base = w.storage.data();
+  } else {
+    PONDER_ASSIGN_OR_RETURN(w.device_storage, memory.allocate(total));
+    base = w.device_storage.as<char>();
+  }
+  for (const Planned& p : plan) {
+    *p.t = p.cols ? Tensor::view(base + p.offset, p.dt, {p.rows, p.cols}, memory.device())
+                  : Tensor::view(base + p.offset, p.dt, {p.rows}, memory.device());
+  }
+  if (shard.last_stage && c.tie_word_embeddings) w.lm_head = w.embed;
+  if (!shard.first_stage) w.embed = Tensor{};
+  return w;
+}
+
 size_t ModelWeights::matmul_bytes() const {
   size_t total = lm_head.empty() ? 0 : lm_head.nbytes();
   for (const LayerWeights& l : layers)

@@ -2,12 +2,14 @@
 // into one anonymous host region by reading only the byte ranges of that share. Matrices keep the
 // checkpoint dtype; q/k/v are stacked into one matrix and gate/up into another so each needs one
 // matmul; norms and biases become f32. Shapes below are local (see ShardDims): with tp = 1 and one
-// stage they are the full model's.
+// stage they are the full model's. move_to() puts them in a device's memory (one allocation, one
+// copy); allocate() makes zero-filled weights of a config directly there (random-weight benchmarks).
 #pragma once
 
 #include <vector>
 
 #include "worker/host_memory.h"
+#include "worker/memory_space.h"
 #include "worker/model/model_config.h"
 #include "worker/safetensors.h"
 #include "worker/shard.h"
@@ -39,12 +41,23 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;  // the stage's layers, from ShardDims::layer_begin
   Tensor final_norm;  // [hidden] f32 on the last stage
   Tensor lm_head;     // [vocab_end - vocab_begin, hidden] on the last stage (the embedding when tied)
-  HostRegion storage;
+  HostRegion storage;       // where load() puts the tensors
+  Buffer device_storage;    // where they are after move_to() / allocate() with a device space
   size_t bytes_read = 0;  // checkpoint bytes read while loading
 
   // Reads every tensor the config implies; shapes must agree with config.json.
   static Expected<ModelWeights> load(const Checkpoint& checkpoint, const ModelConfig& config,
                                      const ShardSpec& shard, const LoadOptions& options);
+  // Every tensor `config`'s shard needs, zero-filled, in `memory`: matrices in `dtype`, norms and
+  // biases f32 (norm weights are left zero too: callers fill every tensor).
+  static Expected<ModelWeights> allocate(const ModelConfig& config, const ShardSpec& shard,
+                                         DType dtype, MemorySpace& memory);
+  // Moves every tensor from host memory into `memory` and releases the host copy; a no-op when
+  // they are already there.
+  Status move_to(MemorySpace& memory);
+  Device device() const;
+  // Every non-empty tensor once (the tied lm_head is the embedding): for filling and moving.
+  std::vector<Tensor*> tensors();
   // Weight bytes a decode step streams: every matrix once (embedding rows excluded when untied).
   size_t matmul_bytes() const;
 };

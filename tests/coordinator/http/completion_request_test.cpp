@@ -18,7 +18,8 @@ Json chat_body(Json extra = Json::object()) {
 }
 
 ApiError chat_error(Json extra) {
-  auto r = parse_completion_request(Endpoint::kChatCompletions, chat_body(std::move(extra)), kLimits);
+  auto r =
+      parse_completion_request(Endpoint::kChatCompletions, chat_body(std::move(extra)), kLimits);
   EXPECT_FALSE(r.has_value());
   return r ? ApiError{} : r.error();
 }
@@ -86,8 +87,9 @@ TEST(CompletionRequest, ChatFieldsAreRead) {
 }
 
 TEST(CompletionRequest, DefaultsAndNulls) {
-  auto r = parse_completion_request(Endpoint::kChatCompletions,
-                                    chat_body({{"temperature", nullptr}, {"stop", nullptr}}), kLimits);
+  auto r =
+      parse_completion_request(Endpoint::kChatCompletions,
+                               chat_body({{"temperature", nullptr}, {"stop", nullptr}}), kLimits);
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->max_tokens.has_value());
   EXPECT_EQ(r->n, 1);
@@ -102,8 +104,9 @@ TEST(CompletionRequest, DefaultsAndNulls) {
 TEST(CompletionRequest, MessagesAreNormalized) {
   Json messages = Json::array({
       {{"role", "developer"}, {"content", "be brief"}},
-      {{"role", "user"}, {"content", Json::array({{{"type", "text"}, {"text", "a"}},
-                                                   {{"type", "text"}, {"text", "b"}}})}},
+      {{"role", "user"},
+       {"content",
+        Json::array({{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}})}},
       {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", Json::array()}},
   });
   auto r = parse_completion_request(Endpoint::kChatCompletions, {{"messages", messages}}, kLimits);
@@ -145,7 +148,7 @@ TEST(CompletionRequest, PromptForms) {
 
   EXPECT_EQ(parse(Json::array()).error().param, "prompt");
   EXPECT_EQ(parse({"a", 1}).error().param, "prompt[1]");
-  EXPECT_EQ(parse({1, 5000}).error().param, "prompt");  // outside the vocabulary
+  EXPECT_EQ(parse({1, 5000}).error().param, "prompt");                  // outside the vocabulary
   EXPECT_EQ(parse({"a", "b", "c", "d", "e"}).error().param, "prompt");  // max_prompts
   EXPECT_EQ(parse(3.5).error().code, "invalid_type");
   auto missing = parse_completion_request(Endpoint::kCompletions, Json::object(), kLimits);
@@ -153,15 +156,18 @@ TEST(CompletionRequest, PromptForms) {
 }
 
 TEST(CompletionRequest, CompletionsLogprobsIsAnInteger) {
-  auto r = parse_completion_request(Endpoint::kCompletions, {{"prompt", "x"}, {"logprobs", 2}}, kLimits);
+  auto r =
+      parse_completion_request(Endpoint::kCompletions, {{"prompt", "x"}, {"logprobs", 2}}, kLimits);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->logprobs);
   EXPECT_EQ(r->top_logprobs, 2);
-  auto zero = parse_completion_request(Endpoint::kCompletions, {{"prompt", "x"}, {"logprobs", 0}}, kLimits);
+  auto zero =
+      parse_completion_request(Endpoint::kCompletions, {{"prompt", "x"}, {"logprobs", 0}}, kLimits);
   ASSERT_TRUE(zero.has_value());
   EXPECT_TRUE(zero->logprobs);
   EXPECT_EQ(zero->top_logprobs, 0);
-  auto wrong = parse_completion_request(Endpoint::kCompletions, {{"prompt", "x"}, {"logprobs", true}}, kLimits);
+  auto wrong = parse_completion_request(Endpoint::kCompletions,
+                                        {{"prompt", "x"}, {"logprobs", true}}, kLimits);
   ASSERT_FALSE(wrong.has_value());
   EXPECT_EQ(wrong.error().param, "logprobs");
 }
@@ -231,7 +237,8 @@ TEST(CompletionRequest, TopLogprobsNeedsLogprobs) {
 
 TEST(CompletionRequest, BadMessages) {
   auto parse = [](Json messages) {
-    auto r = parse_completion_request(Endpoint::kChatCompletions, {{"messages", messages}}, kLimits);
+    auto r =
+        parse_completion_request(Endpoint::kChatCompletions, {{"messages", messages}}, kLimits);
     return r ? ApiError{} : r.error();
   };
   EXPECT_EQ(parse(Json::array()).param, "messages");

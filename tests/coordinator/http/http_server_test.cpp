@@ -75,8 +75,10 @@ Streamed parse_stream(const HttpReply& r) {
       const int idx = ch["index"];
       EXPECT_FALSE(s.finish.count(idx)) << "a chunk after choice " << idx << "'s finish_reason";
       if (ch.contains("delta")) {
-        if (ch["delta"].contains("reasoning_content")) s.reasoning[idx] += ch["delta"]["reasoning_content"].get<std::string>();
-        if (ch["delta"].contains("content")) s.content[idx] += ch["delta"]["content"].get<std::string>();
+        if (ch["delta"].contains("reasoning_content"))
+          s.reasoning[idx] += ch["delta"]["reasoning_content"].get<std::string>();
+        if (ch["delta"].contains("content"))
+          s.content[idx] += ch["delta"]["content"].get<std::string>();
       }
       if (ch.contains("text")) s.text[idx] += ch["text"].get<std::string>();
       if (!ch["finish_reason"].is_null()) s.finish[idx] = ch["finish_reason"];
@@ -88,12 +90,14 @@ Streamed parse_stream(const HttpReply& r) {
 // Delays every output by `delay` on the dispatcher's thread, so that a generation lasts seconds.
 class SlowDispatcher final : public Dispatcher {
  public:
-  SlowDispatcher(Dispatcher& inner, std::chrono::milliseconds delay) : inner_(inner), delay_(delay) {}
+  SlowDispatcher(Dispatcher& inner, std::chrono::milliseconds delay)
+      : inner_(inner), delay_(delay) {}
   Expected<int64_t> submit(worker::EngineRequest r, OutputFn fn) override {
-    return inner_.submit(std::move(r), [fn = std::move(fn), d = delay_](const worker::EngineOutput& o) {
-      std::this_thread::sleep_for(d);
-      fn(o);
-    });
+    return inner_.submit(std::move(r),
+                         [fn = std::move(fn), d = delay_](const worker::EngineOutput& o) {
+                           std::this_thread::sleep_for(d);
+                           fn(o);
+                         });
   }
   void cancel(int64_t id) override { inner_.cancel(id); }
   DispatcherStats stats() const override { return inner_.stats(); }
@@ -147,8 +151,12 @@ class HttpServerTest : public ::testing::Test {
     return s ? std::move(*s) : nullptr;
   }
   uint16_t port() const { return server_->port(); }
-  HttpReply post(const std::string& target, const Json& body) { return post_json(port(), target, body); }
-  HttpReply chat(Json extra = Json::object()) { return post("/v1/chat/completions", chat_body(extra)); }
+  HttpReply post(const std::string& target, const Json& body) {
+    return post_json(port(), target, body);
+  }
+  HttpReply chat(Json extra = Json::object()) {
+    return post("/v1/chat/completions", chat_body(extra));
+  }
 
   // The rendered chat prompt of kQuestion and its token count.
   static std::string rendered_prompt(Json kwargs = nullptr) {
@@ -176,7 +184,8 @@ class HttpServerTest : public ::testing::Test {
 ModelText* HttpServerTest::model_ = nullptr;
 InProcessDispatcher* HttpServerTest::dispatcher_ = nullptr;
 
-void expect_error_shape(const HttpReply& r, int status, const std::string& param, const std::string& code) {
+void expect_error_shape(const HttpReply& r, int status, const std::string& param,
+                        const std::string& code) {
   EXPECT_EQ(r.status, status) << r.body;
   EXPECT_EQ(r.header("content-type"), "application/json");
   Json j = r.json();
@@ -204,7 +213,8 @@ TEST_F(HttpServerTest, ListsTheModel) {
   EXPECT_EQ(j["data"][0]["object"], "model");
   EXPECT_EQ(j["data"][0]["max_model_len"], 1024);
   EXPECT_EQ(http_request(port(), "GET", "/v1/models/tiny-reasoner").status, 200);
-  expect_error_shape(http_request(port(), "GET", "/v1/models/gpt-9"), 404, "model", "model_not_found");
+  expect_error_shape(http_request(port(), "GET", "/v1/models/gpt-9"), 404, "model",
+                     "model_not_found");
 }
 
 TEST_F(HttpServerTest, ChatCompletionSplitsReasoningFromContent) {
@@ -218,7 +228,8 @@ TEST_F(HttpServerTest, ChatCompletionSplitsReasoningFromContent) {
   const Json& c = j["choices"][0];
   EXPECT_EQ(c["index"], 0);
   EXPECT_EQ(c["message"]["role"], "assistant");
-  const std::string reasoning = c["message"]["reasoning_content"], content = c["message"]["content"];
+  const std::string reasoning = c["message"]["reasoning_content"],
+                    content = c["message"]["content"];
   EXPECT_FALSE(reasoning.empty()) << "the template opens <think>: the model starts by thinking";
   for (const std::string* s : {&reasoning, &content}) {
     EXPECT_EQ(s->find("<think>"), std::string::npos);
@@ -229,20 +240,23 @@ TEST_F(HttpServerTest, ChatCompletionSplitsReasoningFromContent) {
   const std::string prompt = rendered_prompt();
   EXPECT_EQ(u["prompt_tokens"], model_->tokenizer.encode(prompt).size());
   EXPECT_GT(u["completion_tokens"], 0);
-  EXPECT_EQ(u["total_tokens"], u["prompt_tokens"].get<int64_t>() + u["completion_tokens"].get<int64_t>());
+  EXPECT_EQ(u["total_tokens"],
+            u["prompt_tokens"].get<int64_t>() + u["completion_tokens"].get<int64_t>());
   EXPECT_GE(u["prompt_tokens_details"]["cached_tokens"], 0);
   EXPECT_GT(u["completion_tokens_details"]["reasoning_tokens"], 0);
   EXPECT_LE(u["completion_tokens_details"]["reasoning_tokens"], u["completion_tokens"]);
 
   // The same prompt through /v1/completions gives the raw text; the reasoning parser's split
   // of it is what the chat endpoint answered.
-  HttpReply raw = post("/v1/completions", {{"prompt", prompt}, {"temperature", 0}, {"max_tokens", 300}});
+  HttpReply raw =
+      post("/v1/completions", {{"prompt", prompt}, {"temperature", 0}, {"max_tokens", 300}});
   ASSERT_EQ(raw.status, 200) << raw.body;
   Json rj = raw.json();
   EXPECT_EQ(rj["object"], "text_completion");
   text::ReasoningConfig rc;
   rc.starts_in_reasoning = true;
-  text::ReasoningSplit split = text::ReasoningParser::parse(rj["choices"][0]["text"].get<std::string>(), rc);
+  text::ReasoningSplit split =
+      text::ReasoningParser::parse(rj["choices"][0]["text"].get<std::string>(), rc);
   EXPECT_EQ(split.reasoning, reasoning);
   EXPECT_EQ(split.content, content);
   EXPECT_EQ(rj["usage"]["completion_tokens"], u["completion_tokens"]);
@@ -297,7 +311,8 @@ TEST_F(HttpServerTest, StreamedChatEqualsTheWholeResponse) {
 }
 
 TEST_F(HttpServerTest, StreamedCompletionEqualsTheWholeResponse) {
-  Json body = {{"prompt", rendered_prompt()}, {"temperature", 0.7}, {"seed", 3}, {"max_tokens", 80}};
+  Json body = {
+      {"prompt", rendered_prompt()}, {"temperature", 0.7}, {"seed", 3}, {"max_tokens", 80}};
   Json w = post("/v1/completions", body).json();
   body["stream"] = true;
   Streamed s = parse_stream(post("/v1/completions", body));
@@ -316,8 +331,9 @@ TEST_F(HttpServerTest, NSamplesWithASeedDifferAndReproduce) {
   // A hard question, where the tiny model is unsure enough for samples to differ.
   const std::string hard = "What is 4821*37-999?";
   auto ask = [&](int64_t seed, int n) {
-    return post("/v1/chat/completions",
-                chat_body({{"temperature", 1.2}, {"seed", seed}, {"n", n}, {"max_tokens", 60}}, hard));
+    return post(
+        "/v1/chat/completions",
+        chat_body({{"temperature", 1.2}, {"seed", seed}, {"n", n}, {"max_tokens", 60}}, hard));
   };
   HttpReply r = ask(5, 4);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -346,10 +362,13 @@ TEST_F(HttpServerTest, NSamplesWithASeedDifferAndReproduce) {
 
 TEST_F(HttpServerTest, NSamplesCountTheirTokens) {
   // With logprobs, each choice lists its tokens (all but a final end-of-sequence token).
-  Json j = chat({{"temperature", 1.0}, {"seed", 9}, {"n", 3}, {"max_tokens", 40}, {"logprobs", true}}).json();
+  Json j =
+      chat({{"temperature", 1.0}, {"seed", 9}, {"n", 3}, {"max_tokens", 40}, {"logprobs", true}})
+          .json();
   int64_t tokens = 0;
   for (const Json& c : j["choices"])
-    tokens += static_cast<int64_t>(c["logprobs"]["content"].size()) + (c["finish_reason"] == "stop" ? 1 : 0);
+    tokens += static_cast<int64_t>(c["logprobs"]["content"].size()) +
+              (c["finish_reason"] == "stop" ? 1 : 0);
   EXPECT_EQ(j["usage"]["completion_tokens"], tokens);
 }
 
@@ -379,7 +398,8 @@ TEST_F(HttpServerTest, StopStringsAreCutStreamedOrNot) {
   EXPECT_EQ(s.text[0], before);
   EXPECT_EQ(s.finish[0], "stop");
   for (const Json& c : s.chunks)
-    for (const Json& ch : c["choices"]) EXPECT_EQ(ch["text"].get<std::string>().find(stop), std::string::npos);
+    for (const Json& ch : c["choices"])
+      EXPECT_EQ(ch["text"].get<std::string>().find(stop), std::string::npos);
 }
 
 TEST_F(HttpServerTest, StopStringAcrossASkippedSpecialTokenEndsTheChoiceEarly) {
@@ -387,7 +407,10 @@ TEST_F(HttpServerTest, StopStringAcrossASkippedSpecialTokenEndsTheChoiceEarly) {
   // client sees has them skipped. A stop string that only exists in the skipped text is found by
   // the server, which then cancels the rest of the generation.
   const std::string prompt = rendered_prompt();
-  Json raw_body = {{"prompt", prompt}, {"temperature", 0}, {"max_tokens", 200}, {"ignore_eos", true},
+  Json raw_body = {{"prompt", prompt},
+                   {"temperature", 0},
+                   {"max_tokens", 200},
+                   {"ignore_eos", true},
                    {"skip_special_tokens", false}};
   const std::string raw = post("/v1/completions", raw_body).json()["choices"][0]["text"];
   const std::string eos = "<|im_end|>";
@@ -406,7 +429,10 @@ TEST_F(HttpServerTest, StopStringAcrossASkippedSpecialTokenEndsTheChoiceEarly) {
   SlowDispatcher slow(*dispatcher_, 2ms);
   auto s = start({}, &slow);
   Json j = post_json(s->port(), "/v1/completions",
-                     {{"prompt", prompt}, {"temperature", 0}, {"max_tokens", 900}, {"ignore_eos", true},
+                     {{"prompt", prompt},
+                      {"temperature", 0},
+                      {"max_tokens", 900},
+                      {"ignore_eos", true},
                       {"stop", stop}})
                .json();
   EXPECT_EQ(j["choices"][0]["text"], before);
@@ -431,16 +457,20 @@ TEST_F(HttpServerTest, SamplingControlsReachTheEngine) {
   Json plain = chat({{"temperature", 0}, {"max_tokens", 60}, {"logprobs", true}}).json();
   const Json& content = plain["choices"][0]["logprobs"]["content"];
   ASSERT_GE(content.size(), 4u);
-  const std::vector<int32_t> third = model_->tokenizer.encode(content[2]["token"].get<std::string>());
+  const std::vector<int32_t> third =
+      model_->tokenizer.encode(content[2]["token"].get<std::string>());
   ASSERT_EQ(third.size(), 1u);
-  Json stopped = chat({{"temperature", 0}, {"max_tokens", 60}, {"stop_token_ids", {third[0]}}}).json();
+  Json stopped =
+      chat({{"temperature", 0}, {"max_tokens", 60}, {"stop_token_ids", {third[0]}}}).json();
   EXPECT_EQ(stopped["choices"][0]["finish_reason"], "stop");
   EXPECT_LE(stopped["usage"]["completion_tokens"], 3);
 
   // min_tokens: no end-of-sequence before that many tokens.
   const int64_t natural = plain["usage"]["completion_tokens"];
   if (plain["choices"][0]["finish_reason"] == "stop") {
-    Json longer = chat({{"temperature", 0}, {"max_tokens", natural + 20}, {"min_tokens", natural + 10}}).json();
+    Json longer =
+        chat({{"temperature", 0}, {"max_tokens", natural + 20}, {"min_tokens", natural + 10}})
+            .json();
     EXPECT_GE(longer["usage"]["completion_tokens"], natural + 10);
   }
 }
@@ -449,7 +479,9 @@ TEST_F(HttpServerTest, MaxTokensEndsWithLength) {
   Json j = chat({{"max_tokens", 5}, {"ignore_eos", true}}).json();
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(j["usage"]["completion_tokens"], 5);
-  Json k = post("/v1/completions", {{"prompt", "1+1="}, {"max_completion_tokens", 3}, {"ignore_eos", true}}).json();
+  Json k = post("/v1/completions",
+                {{"prompt", "1+1="}, {"max_completion_tokens", 3}, {"ignore_eos", true}})
+               .json();
   EXPECT_EQ(k["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(k["usage"]["completion_tokens"], 3);
 }
@@ -460,7 +492,10 @@ TEST_F(HttpServerTest, CompletionsDefaultToSixteenTokens) {
 }
 
 TEST_F(HttpServerTest, ChatLogprobsHaveTheOpenAiShape) {
-  Json j = chat({{"temperature", 0}, {"max_tokens", 20}, {"ignore_eos", true}, {"logprobs", true},
+  Json j = chat({{"temperature", 0},
+                 {"max_tokens", 20},
+                 {"ignore_eos", true},
+                 {"logprobs", true},
                  {"top_logprobs", 3}})
                .json();
   const Json& content = j["choices"][0]["logprobs"]["content"];
@@ -489,9 +524,10 @@ TEST_F(HttpServerTest, ChatLogprobsHaveTheOpenAiShape) {
 }
 
 TEST_F(HttpServerTest, CompletionLogprobsHaveTheLegacyShape) {
-  Json j = post("/v1/completions", {{"prompt", rendered_prompt()}, {"temperature", 0}, {"max_tokens", 30},
-                                    {"logprobs", 2}})
-               .json();
+  Json j =
+      post("/v1/completions",
+           {{"prompt", rendered_prompt()}, {"temperature", 0}, {"max_tokens", 30}, {"logprobs", 2}})
+          .json();
   const Json& c = j["choices"][0];
   const Json& lp = c["logprobs"];
   const size_t n = lp["tokens"].size();
@@ -510,9 +546,13 @@ TEST_F(HttpServerTest, CompletionLogprobsHaveTheLegacyShape) {
 
 TEST_F(HttpServerTest, ErrorsHaveTheOpenAiShapeAndStatus) {
   TestConnection conn(port());  // errors leave the connection usable
-  auto chat_with = [&](Json extra) { return conn.post_json("/v1/chat/completions", chat_body(extra)); };
-  expect_error_shape(conn.request("POST", "/v1/chat/completions", "{\"messages\": [", {}), 400, "", "invalid_json");
-  expect_error_shape(conn.request("POST", "/v1/chat/completions", "[]", {}), 400, "", "invalid_json");
+  auto chat_with = [&](Json extra) {
+    return conn.post_json("/v1/chat/completions", chat_body(extra));
+  };
+  expect_error_shape(conn.request("POST", "/v1/chat/completions", "{\"messages\": [", {}), 400, "",
+                     "invalid_json");
+  expect_error_shape(conn.request("POST", "/v1/chat/completions", "[]", {}), 400, "",
+                     "invalid_json");
   expect_error_shape(chat_with({{"temperature", "hot"}}), 400, "temperature", "invalid_type");
   expect_error_shape(chat_with({{"temperature", -1}}), 400, "temperature", "invalid_value");
   expect_error_shape(chat_with({{"n", 0}}), 400, "n", "invalid_value");
@@ -520,16 +560,20 @@ TEST_F(HttpServerTest, ErrorsHaveTheOpenAiShapeAndStatus) {
   expect_error_shape(chat_with({{"top_p", 0}}), 400, "top_p", "invalid_value");
   expect_error_shape(chat_with({{"top_p", 1.5}}), 400, "top_p", "invalid_value");
   expect_error_shape(chat_with({{"stop", 3}}), 400, "stop", "invalid_type");
-  expect_error_shape(chat_with({{"logit_bias", {{"99999", 1}}}}), 400, "logit_bias", "invalid_value");
+  expect_error_shape(chat_with({{"logit_bias", {{"99999", 1}}}}), 400, "logit_bias",
+                     "invalid_value");
   expect_error_shape(chat_with({{"model", "gpt-4o"}}), 404, "model", "model_not_found");
-  expect_error_shape(conn.post_json("/v1/chat/completions", {{"model", "tiny-reasoner"}}), 400, "messages", "");
-  expect_error_shape(conn.post_json("/v1/completions", {{"prompt", 5}}), 400, "prompt", "invalid_type");
+  expect_error_shape(conn.post_json("/v1/chat/completions", {{"model", "tiny-reasoner"}}), 400,
+                     "messages", "");
+  expect_error_shape(conn.post_json("/v1/completions", {{"prompt", 5}}), 400, "prompt",
+                     "invalid_type");
   // The context is 1024 tokens; each digit is a token.
   expect_error_shape(conn.post_json("/v1/completions", {{"prompt", std::string(1100, '7')}}), 400,
                      "prompt", "context_length_exceeded");
-  expect_error_shape(chat_with({{"messages", user_messages(std::string(1100, '7'))}}), 400, "messages",
+  expect_error_shape(chat_with({{"messages", user_messages(std::string(1100, '7'))}}), 400,
+                     "messages", "context_length_exceeded");
+  expect_error_shape(chat_with({{"max_tokens", 1020}}), 400, "max_tokens",
                      "context_length_exceeded");
-  expect_error_shape(chat_with({{"max_tokens", 1020}}), 400, "max_tokens", "context_length_exceeded");
   HttpReply wrong_method = conn.request("GET", "/v1/chat/completions");
   expect_error_shape(wrong_method, 405, "", "method_not_allowed");
   EXPECT_EQ(wrong_method.header("allow"), "POST");
@@ -542,12 +586,12 @@ TEST_F(HttpServerTest, ErrorsHaveTheOpenAiShapeAndStatus) {
 
 TEST_F(HttpServerTest, BodyAndHeaderLimits) {
   auto small = start({.max_body_bytes = 1024, .max_header_bytes = 2048});
-  HttpReply big = post_json(small->port(), "/v1/chat/completions",
-                            chat_body({}, std::string(4000, 'x')));
+  HttpReply big =
+      post_json(small->port(), "/v1/chat/completions", chat_body({}, std::string(4000, 'x')));
   expect_error_shape(big, 413, "", "request_too_large");
   // A body far beyond the limit: the server reads and drops it so the client gets the answer.
-  HttpReply huge = testing::http_request(small->port(), "POST", "/v1/completions",
-                                         std::string(16 << 20, ' '));
+  HttpReply huge =
+      testing::http_request(small->port(), "POST", "/v1/completions", std::string(16 << 20, ' '));
   EXPECT_EQ(huge.status, 413);
   HttpReply headers = testing::http_request(small->port(), "GET", "/v1/models", "",
                                             {{"X-Padding", std::string(4000, 'p')}});
@@ -565,7 +609,8 @@ TEST_F(HttpServerTest, UnavailableDispatcherGives503WithRetryAfter) {
   HttpReply health = testing::http_request(s->port(), "GET", "/health");
   EXPECT_EQ(health.status, 503);
   EXPECT_EQ(health.json()["status"], "unavailable");
-  EXPECT_NE(health.json()["reason"].get<std::string>().find("no healthy replica"), std::string::npos);
+  EXPECT_NE(health.json()["reason"].get<std::string>().find("no healthy replica"),
+            std::string::npos);
   unavailable.healthy = 1;
   EXPECT_EQ(testing::http_request(s->port(), "GET", "/health").status, 200);
   s->stop(1s);
@@ -573,11 +618,16 @@ TEST_F(HttpServerTest, UnavailableDispatcherGives503WithRetryAfter) {
 
 TEST_F(HttpServerTest, ApiKeyIsRequiredWhenConfigured) {
   auto s = start({.api_key = "sekrit"});
-  expect_error_shape(testing::http_request(s->port(), "GET", "/v1/models"), 401, "", "invalid_api_key");
-  HttpReply wrong = testing::http_request(s->port(), "GET", "/v1/models", "", {{"Authorization", "Bearer nope"}});
+  expect_error_shape(testing::http_request(s->port(), "GET", "/v1/models"), 401, "",
+                     "invalid_api_key");
+  HttpReply wrong =
+      testing::http_request(s->port(), "GET", "/v1/models", "", {{"Authorization", "Bearer nope"}});
   expect_error_shape(wrong, 401, "", "invalid_api_key");
   EXPECT_EQ(wrong.header("www-authenticate"), "Bearer");
-  EXPECT_EQ(testing::http_request(s->port(), "GET", "/v1/models", "", {{"Authorization", "Bearer sekrit"}}).status, 200);
+  EXPECT_EQ(testing::http_request(s->port(), "GET", "/v1/models", "",
+                                  {{"Authorization", "Bearer sekrit"}})
+                .status,
+            200);
   HttpReply gen = testing::http_request(s->port(), "POST", "/v1/completions",
                                         Json({{"prompt", "1+"}, {"max_tokens", 2}}).dump(),
                                         {{"Authorization", "Bearer sekrit"}});
@@ -604,8 +654,10 @@ TEST_F(HttpServerTest, ClientAbortMidStreamCancelsTheRequest) {
     TestConnection conn(s->port());
     Json body = chat_body({{"stream", true}, {"max_tokens", 900}, {"ignore_eos", true}});
     const std::string text = body.dump();
-    conn.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text);
+    conn.send_raw(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(text.size()) + "\r\n\r\n" + text);
     std::string got = conn.read_until_count("data: ", 4);
     EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos);
     conn.close();
@@ -641,9 +693,11 @@ TEST_F(HttpServerTest, ClientAbortBeforeTheWholeResponseCancelsTheRequest) {
   ASSERT_TRUE(wait_idle());
   EXPECT_LT(dispatcher_->stats().tokens_generated - tokens_before, 900);
   std::vector<testing::PrometheusSample> samples;
-  testing::check_prometheus_text(testing::http_request(s->port(), "GET", "/metrics").body, &samples);
+  testing::check_prometheus_text(testing::http_request(s->port(), "GET", "/metrics").body,
+                                 &samples);
   EXPECT_EQ(testing::prometheus_value(samples, "ponder_http_requests_total",
-                                      {{"endpoint", "/v1/chat/completions"}, {"status", "499"}}), 1);
+                                      {{"endpoint", "/v1/chat/completions"}, {"status", "499"}}),
+            1);
   s->stop(1s);
 }
 
@@ -692,8 +746,12 @@ TEST_F(HttpServerTest, HealthAndMetrics) {
   auto value = [&](const std::string& name, std::map<std::string, std::string> labels = {}) {
     return testing::prometheus_value(s, name, labels);
   };
-  EXPECT_EQ(value("ponder_http_requests_total", {{"endpoint", "/v1/chat/completions"}, {"status", "200"}}), 2);
-  EXPECT_EQ(value("ponder_http_requests_total", {{"endpoint", "/v1/chat/completions"}, {"status", "400"}}), 1);
+  EXPECT_EQ(value("ponder_http_requests_total",
+                  {{"endpoint", "/v1/chat/completions"}, {"status", "200"}}),
+            2);
+  EXPECT_EQ(value("ponder_http_requests_total",
+                  {{"endpoint", "/v1/chat/completions"}, {"status", "400"}}),
+            1);
   EXPECT_EQ(value("ponder_http_requests_total", {{"endpoint", "/health"}, {"status", "200"}}), 1);
   EXPECT_EQ(value("ponder_time_to_first_token_seconds_count"), 2);
   EXPECT_GE(value("ponder_time_per_output_token_seconds_count"), 1);
@@ -714,7 +772,8 @@ TEST_F(HttpServerTest, DrainLetsRequestsInFlightFinish) {
   const uint16_t p = s->port();
   ASSERT_TRUE(wait_idle());
   auto reply = std::async(std::launch::async, [p] {
-    return post_json(p, "/v1/chat/completions", chat_body({{"max_tokens", 150}, {"ignore_eos", true}}));
+    return post_json(p, "/v1/chat/completions",
+                     chat_body({{"max_tokens", 150}, {"ignore_eos", true}}));
   });
   const auto until = std::chrono::steady_clock::now() + 10s;
   while (dispatcher_->stats().requests_in_flight == 0 && std::chrono::steady_clock::now() < until)
@@ -730,7 +789,8 @@ TEST_F(HttpServerTest, DrainCancelsWhatOutlivesTheDeadline) {
   SlowDispatcher slow(*dispatcher_, 5ms);
   auto s = start({}, &slow);
   TestConnection conn(s->port());
-  const std::string text = chat_body({{"stream", true}, {"max_tokens", 900}, {"ignore_eos", true}}).dump();
+  const std::string text =
+      chat_body({{"stream", true}, {"max_tokens", 900}, {"ignore_eos", true}}).dump();
   conn.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " +
                 std::to_string(text.size()) + "\r\n\r\n" + text);
   conn.read_until_count("data: ", 3);
@@ -745,11 +805,12 @@ TEST_F(HttpServerTest, DrainCancelsWhatOutlivesTheDeadline) {
 }
 
 TEST_F(HttpServerTest, NullAndMultipartContent) {
-  Json messages = Json::array({{{"role", "user"}, {"content", "What is 1+1?"}},
-                               {{"role", "assistant"}, {"content", nullptr}},
-                               {{"role", "user"},
-                                {"content", Json::array({{{"type", "text"}, {"text", "And"}},
-                                                         {{"type", "text"}, {"text", kQuestion}}})}}});
+  Json messages =
+      Json::array({{{"role", "user"}, {"content", "What is 1+1?"}},
+                   {{"role", "assistant"}, {"content", nullptr}},
+                   {{"role", "user"},
+                    {"content", Json::array({{{"type", "text"}, {"text", "And"}},
+                                             {{"type", "text"}, {"text", kQuestion}}})}}});
   HttpReply r = post("/v1/chat/completions", {{"messages", messages}, {"max_tokens", 8}});
   EXPECT_EQ(r.status, 200) << r.body;
   expect_error_shape(post("/v1/chat/completions",
@@ -759,20 +820,27 @@ TEST_F(HttpServerTest, NullAndMultipartContent) {
 
 TEST_F(HttpServerTest, ArraysOfPromptsGiveChoicesInOrder) {
   const std::string a = "12+30=", b = "7*8=";
-  Json j = post("/v1/completions", {{"prompt", {a, b}}, {"n", 2}, {"temperature", 0}, {"max_tokens", 12}}).json();
+  Json j = post("/v1/completions",
+                {{"prompt", {a, b}}, {"n", 2}, {"temperature", 0}, {"max_tokens", 12}})
+               .json();
   ASSERT_EQ(j["choices"].size(), 4u);
-  const std::string ta = post("/v1/completions", {{"prompt", a}, {"temperature", 0}, {"max_tokens", 12}})
-                             .json()["choices"][0]["text"];
-  const std::string tb = post("/v1/completions", {{"prompt", b}, {"temperature", 0}, {"max_tokens", 12}})
-                             .json()["choices"][0]["text"];
+  const std::string ta =
+      post("/v1/completions", {{"prompt", a}, {"temperature", 0}, {"max_tokens", 12}})
+          .json()["choices"][0]["text"];
+  const std::string tb =
+      post("/v1/completions", {{"prompt", b}, {"temperature", 0}, {"max_tokens", 12}})
+          .json()["choices"][0]["text"];
   EXPECT_EQ(j["choices"][0]["text"], ta);
   EXPECT_EQ(j["choices"][1]["text"], ta);
   EXPECT_EQ(j["choices"][2]["text"], tb);
   EXPECT_EQ(j["choices"][3]["text"], tb);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(j["choices"][i]["index"], i);
-  EXPECT_EQ(j["usage"]["prompt_tokens"], model_->tokenizer.encode(a).size() + model_->tokenizer.encode(b).size());
+  EXPECT_EQ(j["usage"]["prompt_tokens"],
+            model_->tokenizer.encode(a).size() + model_->tokenizer.encode(b).size());
   // Token ids are taken as given: the same prompt as ids gives the same text.
-  Json ids = post("/v1/completions", {{"prompt", model_->tokenizer.encode(a)}, {"temperature", 0}, {"max_tokens", 12}}).json();
+  Json ids = post("/v1/completions",
+                  {{"prompt", model_->tokenizer.encode(a)}, {"temperature", 0}, {"max_tokens", 12}})
+                 .json();
   EXPECT_EQ(ids["choices"][0]["text"], ta);
 }
 
@@ -781,16 +849,19 @@ TEST_F(HttpServerTest, ThinkingControls) {
   ASSERT_TRUE(capped.contains("usage")) << capped.dump();
   // Five thinking tokens and the inserted end-of-thinking delimiter.
   EXPECT_LE(capped["usage"]["completion_tokens_details"]["reasoning_tokens"], 6);
-  Json off = chat({{"max_tokens", 40}, {"chat_template_kwargs", {{"enable_thinking", false}}}}).json();
+  Json off =
+      chat({{"max_tokens", 40}, {"chat_template_kwargs", {{"enable_thinking", false}}}}).json();
   EXPECT_EQ(off["choices"][0]["message"]["reasoning_content"], "");
   EXPECT_EQ(off["usage"]["completion_tokens_details"]["reasoning_tokens"], 0);
-  expect_error_shape(chat({{"max_thinking_tokens", -3}}), 400, "max_thinking_tokens", "invalid_value");
+  expect_error_shape(chat({{"max_thinking_tokens", -3}}), 400, "max_thinking_tokens",
+                     "invalid_value");
 }
 
 TEST_F(HttpServerTest, KeepAliveAcrossRequestsAndStreams) {
   TestConnection conn(port());
   EXPECT_EQ(conn.request("GET", "/health").status, 200);
-  HttpReply stream = conn.post_json("/v1/chat/completions", chat_body({{"stream", true}, {"max_tokens", 6}}));
+  HttpReply stream =
+      conn.post_json("/v1/chat/completions", chat_body({{"stream", true}, {"max_tokens", 6}}));
   EXPECT_EQ(stream.status, 200);
   EXPECT_TRUE(parse_stream(stream).done);
   EXPECT_TRUE(stream.keep_alive);
@@ -798,19 +869,20 @@ TEST_F(HttpServerTest, KeepAliveAcrossRequestsAndStreams) {
   EXPECT_EQ(whole.status, 200);
   EXPECT_EQ(conn.request("GET", "/v1/models").status, 200);
   // Pipelined: two requests in one write, two answers in order.
-  conn.send_raw("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+  conn.send_raw(
+      "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(conn.read_reply().status, 200);
   EXPECT_EQ(conn.read_reply().status, 404);
 }
-
-
 
 TEST_F(HttpServerTest, CurlStyleExpectContinueAndHttp10Streams) {
   const std::string body = chat_body({{"max_tokens", 4}}).dump();
   {
     TestConnection conn(port());
-    conn.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+    conn.send_raw(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n");
     std::string interim = conn.read_until_count("\r\n\r\n", 1);
     EXPECT_EQ(interim.rfind("HTTP/1.1 100 Continue", 0), 0u) << interim;
     conn.send_raw(body);

@@ -2,23 +2,22 @@
 // that a server that never answers fails the test instead of hanging it.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <nlohmann/json.hpp>
-
 namespace ponder::coordinator::http::testing {
 
 struct HttpReply {
-  int status = 0;                             // 0: no answer (connection closed or timed out)
-  std::map<std::string, std::string> headers; // names in lower case
+  int status = 0;                              // 0: no answer (connection closed or timed out)
+  std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   bool keep_alive = false;
 

@@ -45,9 +45,16 @@ TEST(ServerMetrics, RendersValidTextWithWhatWasRecorded) {
   m.observe_time_to_first_token(0.3);
   m.observe_time_per_output_token(0.002);
   m.add_prompt_tokens(17);
-  DispatcherStats st{.replicas = 1, .healthy_replicas = 1, .requests_in_flight = 3, .waiting = 2,
-                     .running = 4, .kv_blocks_used = 10, .kv_blocks_free = 90,
-                     .prefix_cache_queries = 8, .prefix_cache_hits = 2, .tokens_generated = 100};
+  DispatcherStats st{.replicas = 1,
+                     .healthy_replicas = 1,
+                     .requests_in_flight = 3,
+                     .waiting = 2,
+                     .running = 4,
+                     .kv_blocks_used = 10,
+                     .kv_blocks_free = 90,
+                     .prefix_cache_queries = 8,
+                     .prefix_cache_hits = 2,
+                     .tokens_generated = 100};
   const auto t0 = ServerMetrics::Clock::now();
   std::string first = m.render(st, 5, t0);
   EXPECT_TRUE(check_prometheus_text(first).empty());
@@ -57,9 +64,11 @@ TEST(ServerMetrics, RendersValidTextWithWhatWasRecorded) {
   auto problems = check_prometheus_text(text, &s);
   EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text;
   EXPECT_EQ(prometheus_value(s, "ponder_http_requests_total",
-                             {{"endpoint", "/v1/chat/completions"}, {"status", "200"}}), 2);
+                             {{"endpoint", "/v1/chat/completions"}, {"status", "200"}}),
+            2);
   EXPECT_EQ(prometheus_value(s, "ponder_http_requests_total",
-                             {{"endpoint", "/v1/completions"}, {"status", "400"}}), 1);
+                             {{"endpoint", "/v1/completions"}, {"status", "400"}}),
+            1);
   EXPECT_EQ(prometheus_value(s, "ponder_http_requests_in_progress"), 5);
   EXPECT_EQ(prometheus_value(s, "ponder_requests_in_flight"), 3);
   EXPECT_EQ(prometheus_value(s, "ponder_sequences_waiting"), 2);

@@ -1,16 +1,22 @@
 // Prometheus text format checker for the tests.
 #include "prometheus_check.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <regex>
 #include <set>
 #include <sstream>
 
 namespace ponder::coordinator::http::testing {
 
 namespace {
-const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*");
+// [a-zA-Z_:][a-zA-Z0-9_:]*
+bool valid_name(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != ':') return false;
+  return true;
+}
 
 bool parse_value(const std::string& s, double* v) {
   if (s == "+Inf") return *v = INFINITY, true;
@@ -31,7 +37,8 @@ std::vector<std::string> check_prometheus_text(const std::string& text,
   std::istringstream in(text);
   std::string line;
   int n = 0;
-  if (!text.empty() && text.back() != '\n') problems.push_back("the text does not end with a newline");
+  if (!text.empty() && text.back() != '\n')
+    problems.push_back("the text does not end with a newline");
   while (std::getline(in, line)) {
     ++n;
     const std::string where = "line " + std::to_string(n) + ": ";
@@ -46,7 +53,8 @@ std::vector<std::string> check_prometheus_text(const std::string& text,
       std::string name, type;
       f >> name >> type;
       if (types.count(name)) problems.push_back(where + "second TYPE for " + name);
-      if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" && type != "untyped")
+      if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" &&
+          type != "untyped")
         problems.push_back(where + "unknown type " + type);
       if (!helped.count(name)) problems.push_back(where + "TYPE before HELP for " + name);
       types[name] = type;
@@ -57,7 +65,7 @@ std::vector<std::string> check_prometheus_text(const std::string& text,
     size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     s.name = line.substr(0, i);
-    if (!std::regex_match(s.name, kName)) problems.push_back(where + "bad metric name " + s.name);
+    if (!valid_name(s.name)) problems.push_back(where + "bad metric name " + s.name);
     if (i < line.size() && line[i] == '{') {
       ++i;
       while (i < line.size() && line[i] != '}') {
@@ -86,7 +94,8 @@ std::vector<std::string> check_prometheus_text(const std::string& text,
       problems.push_back(where + "no value");
       continue;
     }
-    if (!parse_value(line.substr(i + 1), &s.value)) problems.push_back(where + "bad value " + line.substr(i + 1));
+    if (!parse_value(line.substr(i + 1), &s.value))
+      problems.push_back(where + "bad value " + line.substr(i + 1));
     // The family: the name itself, or a histogram's name before _bucket/_sum/_count.
     std::string family = s.name;
     for (const char* suffix : {"_bucket", "_sum", "_count"}) {

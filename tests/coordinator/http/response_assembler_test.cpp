@@ -23,7 +23,8 @@ text::Tokenizer tiny_tokenizer() {
   return std::move(*t);
 }
 
-// One output per token, the last one finished with `reason` (and `stop` as the engine's stop string).
+// One output per token, the last one finished with `reason` (and `stop` as the engine's stop
+// string).
 std::vector<worker::EngineOutput> outputs_of(const std::vector<int32_t>& ids, int32_t index = 0,
                                              const std::string& reason = "length",
                                              const std::string& stop = "") {
@@ -46,7 +47,8 @@ std::vector<worker::EngineOutput> outputs_of(const std::vector<int32_t>& ids, in
 
 TEST(ChoiceStream, SplitCharactersNeverBecomeReplacementCharacters) {
   text::Tokenizer tok = tiny_tokenizer();
-  const std::string text = "h\xC3\xA9llo w\xC3\xB6rld \xE2\x9C\x93 \xF0\x9F\x99\x82!";  // é ö ✓ 🙂
+  const std::string text =
+      "h\xC3\xA9llo w\xC3\xB6rld \xE2\x9C\x93 \xF0\x9F\x99\x82!";  // é ö ✓ 🙂
   std::vector<int32_t> ids = tok.encode(text);
   int partial = 0;
   for (int32_t id : ids)
@@ -89,8 +91,9 @@ TEST(ChoiceStream, EndOfSequenceTokenIsLeftOut) {
   std::vector<int32_t> ids = tok.encode("done");
   ids.push_back(*tok.token_id("<|im_end|>"));
   for (bool include : {false, true}) {
-    ChoiceStream s(tok, {.skip_special_tokens = false, .include_stop_str_in_output = include,
-                         .logprobs = true});
+    ChoiceStream s(
+        tok,
+        {.skip_special_tokens = false, .include_stop_str_in_output = include, .logprobs = true});
     std::string all;
     size_t logprobs = 0;
     for (const auto& o : outputs_of(ids, 0, "stop")) {
@@ -107,7 +110,8 @@ TEST(ChoiceStream, ReasoningIsSplitTheSameStreamedOrWhole) {
   text::Tokenizer tok = tiny_tokenizer();
   text::ReasoningConfig rc;
   rc.starts_in_reasoning = true;
-  std::vector<int32_t> ids = tok.encode("7*3 = 21\n21+1 = 22\n</think>\n\nThe answer is \\boxed{22}.");
+  std::vector<int32_t> ids =
+      tok.encode("7*3 = 21\n21+1 = 22\n</think>\n\nThe answer is \\boxed{22}.");
   ids.push_back(kEos);  // "stop" without a stop string: the model drew end-of-sequence
   ChoiceStream s(tok, {.reasoning = rc});
   ChoiceDelta all;
@@ -122,8 +126,14 @@ TEST(ChoiceStream, ReasoningIsSplitTheSameStreamedOrWhole) {
 }
 
 ResponseMeta meta(Endpoint e, bool stream) {
-  return {.endpoint = e, .id = "chatcmpl-x", .created = 123, .model = "tiny", .stream = stream,
-          .include_usage = true, .logprobs = false, .reasoning = e == Endpoint::kChatCompletions};
+  return {.endpoint = e,
+          .id = "chatcmpl-x",
+          .created = 123,
+          .model = "tiny",
+          .stream = stream,
+          .include_usage = true,
+          .logprobs = false,
+          .reasoning = e == Endpoint::kChatCompletions};
 }
 
 TEST(ResponseAssembler, ChatStreamHasTheOpenAiShape) {
@@ -171,7 +181,8 @@ TEST(ResponseAssembler, ChatStreamHasTheOpenAiShape) {
     const Json& ch = c["choices"][0];
     const int idx = ch["index"];
     EXPECT_EQ(finishes[idx], 0) << "a chunk after the finish_reason of choice " << idx;
-    if (ch["delta"].contains("reasoning_content")) reasoning[idx] += ch["delta"]["reasoning_content"];
+    if (ch["delta"].contains("reasoning_content"))
+      reasoning[idx] += ch["delta"]["reasoning_content"];
     if (ch["delta"].contains("content")) content[idx] += ch["delta"]["content"];
     if (!ch["finish_reason"].is_null()) ++finishes[idx];
   }

@@ -12,8 +12,8 @@
 namespace ponder::coordinator::api {
 namespace {
 
-std::string run(const std::vector<std::string>& pieces, std::vector<std::string> stops, bool include,
-                std::string* match = nullptr) {
+std::string run(const std::vector<std::string>& pieces, std::vector<std::string> stops,
+                bool include, std::string* match = nullptr) {
   StopStringFilter f(std::move(stops), include);
   std::string out;
   for (const std::string& p : pieces) out += f.feed(p);
@@ -61,8 +61,8 @@ TEST(StopStringFilter, NoMatchReleasesEverything) {
 TEST(StopStringFilter, HoldsBackOnlyWhatCouldStartAStop) {
   StopStringFilter f({"</end>"}, false);
   EXPECT_EQ(f.feed("hello <"), "hello ");  // "<" could start the stop string
-  EXPECT_EQ(f.feed("/e"), "");              // "</e" still could
-  EXPECT_EQ(f.feed("x"), "</ex");           // no longer
+  EXPECT_EQ(f.feed("/e"), "");             // "</e" still could
+  EXPECT_EQ(f.feed("x"), "</ex");          // no longer
   EXPECT_EQ(f.feed(" </en"), " ");
   EXPECT_EQ(f.feed("d> tail"), "");
   EXPECT_TRUE(f.matched());

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/strings.h"
 
 namespace ponder::worker {
 
@@ -40,6 +41,11 @@ Expected<std::unique_ptr<CpuBackend>> CpuBackend::create(const CpuBackendOptions
   std::unique_ptr<CpuBackend> backend(new CpuBackend(k, n, precision));
   backend->scratch_.resize(n);
   return backend;
+}
+
+std::string CpuBackend::description() const {
+  return strformat("%s kernels, %d threads, %s bf16 matmuls", isa(), n_threads(),
+                   std::string(matmul_precision_name(precision_)).c_str());
 }
 
 void CpuBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) {
@@ -120,6 +126,8 @@ void CpuBackend::rope(Tensor x, std::span<const int32_t> positions, const RopeTa
 }
 
 void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const BatchLayout& batch) {
+  PONDER_CHECK(cache.device() == Device::kHost && cache.config().dtype == DType::kF32,
+               "the CPU backend needs a host f32 KV cache");
   const int64_t n_kv = k.dim(1), hd = k.dim(2), bs = cache.block_size();
   for (const SeqSlice& s : batch.seqs) {
     for (int32_t i = 0; i < s.n_tokens; ++i) {
@@ -136,6 +144,8 @@ void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const B
 
 void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch,
                            float scale, Tensor out) {
+  PONDER_CHECK(cache.device() == Device::kHost && cache.config().dtype == DType::kF32,
+               "the CPU backend needs a host f32 KV cache");
   const int64_t n_heads = q.dim(1), hd = q.dim(2);
   const int64_t n_kv = cache.config().n_kv_heads, group = n_heads / n_kv;
   const int64_t bs = cache.block_size();
@@ -188,6 +198,36 @@ void CpuBackend::swiglu(Tensor gate_up, Tensor out) {
       for (int64_t j = 0; j < ffn; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
     }
   });
+}
+
+void CpuBackend::copy_columns(Tensor src, int64_t src_col, Tensor dst, int64_t dst_col,
+                              int64_t cols) {
+  const int64_t n = src.rows(), sw = src.cols(), dw = dst.cols();
+  PONDER_CHECK(dst.rows() == n && src_col + cols <= sw && dst_col + cols <= dw,
+               "copy_columns src%s [%lld, +%lld) dst%s [%lld, ...)", src.shape_string().c_str(),
+               (long long)src_col, (long long)cols, dst.shape_string().c_str(), (long long)dst_col);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst.as<float>() + i * dw + dst_col, src.as<float>() + i * sw + src_col,
+                cols * sizeof(float));
+}
+
+void CpuBackend::add(Tensor x, Tensor y) {
+  PONDER_CHECK(x.numel() == y.numel(), "add x%s y%s", x.shape_string().c_str(),
+               y.shape_string().c_str());
+  float* xd = x.as<float>();
+  const float* yd = y.as<float>();
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) xd[i] += yd[i];
+}
+
+void CpuBackend::gather_rows(Tensor src, std::span<const int32_t> rows, Tensor dst) {
+  const int64_t d = src.cols();
+  PONDER_CHECK(dst.cols() == d && dst.rows() == static_cast<int64_t>(rows.size()),
+               "gather_rows src%s dst%s of %zu rows", src.shape_string().c_str(),
+               dst.shape_string().c_str(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    PONDER_CHECK(rows[i] >= 0 && rows[i] < src.rows(), "row %d out of range", rows[i]);
+    std::memcpy(dst.as<float>() + i * d, src.as<float>() + rows[i] * d, d * sizeof(float));
+  }
 }
 
 }  // namespace ponder::worker

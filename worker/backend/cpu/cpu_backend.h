@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   static Expected<std::unique_ptr<CpuBackend>> create(const CpuBackendOptions& options);
 
   std::string_view name() const override { return "cpu"; }
+  std::string description() const override;
   const char* isa() const { return k_->isa; }
   int n_threads() const { return pool_.size(); }
   // The precision bf16-weight matmuls really use (kExact where the CPU lacks bf16 dot products).
@@ -46,6 +47,10 @@ class CpuBackend final : public Backend {
   void attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch, float scale,
                  Tensor out) override;
   void swiglu(Tensor gate_up, Tensor out) override;
+  void copy_columns(Tensor src, int64_t src_col, Tensor dst, int64_t dst_col,
+                    int64_t cols) override;
+  void add(Tensor x, Tensor y) override;
+  void gather_rows(Tensor src, std::span<const int32_t> rows, Tensor dst) override;
 
  private:
   CpuBackend(const cpu::Kernels* k, int n_threads, MatmulPrecision precision)
