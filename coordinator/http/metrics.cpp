@@ -101,6 +101,9 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
                                                : 0.0);
   w.family("ponder_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.");
   w.sample("ponder_preemptions_total", static_cast<double>(st.preemptions));
+  w.family("ponder_spread_requests_total", "counter",
+           "Requests whose n samples were spread over several replicas.");
+  w.sample("ponder_spread_requests_total", static_cast<double>(st.spread_requests));
   w.family("ponder_prompt_tokens_total", "counter",
            "Prompt tokens of the completion requests submitted.");
   w.sample("ponder_prompt_tokens_total", static_cast<double>(prompt_tokens_));

@@ -23,6 +23,7 @@ struct DispatcherStats {
   int64_t prefix_cache_hits = 0;
   int64_t tokens_generated = 0;
   int64_t preemptions = 0;
+  int64_t spread_requests = 0;  // requests whose samples went to more than one replica
 };
 
 class Dispatcher {

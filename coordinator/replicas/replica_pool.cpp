@@ -70,6 +70,7 @@ struct ReplicaPool::State {
   std::map<int64_t, Request> requests;
   std::map<int64_t, Placement> placements;  // by wire id
   int64_t next_wire_id = 1;
+  int64_t spread_requests = 0;
   bool draining = false;
   Clock::time_point drain_until;
 };
@@ -296,26 +297,52 @@ class Loop {
     place(r, 0, r.request.n, r.request);
   }
 
-  // Sends samples [first, first + count) of `r` as `request` to the replica the router picks.
+  // Sends samples [first, first + count) of `r` as `request` to the replica the router picks, or
+  // spread over several when they would wait there for a sequence slot (place_samples). A part
+  // keeps its samples' seeds (sample j of `request` draws with seed + j wherever it runs).
   void place(Request& r, int32_t first, int32_t count, const worker::EngineRequest& request) {
     const auto hashes = prompt_block_hashes(request.prompt, 16);
+    std::vector<int64_t> live(s_.replicas.size(), 0);
+    for (const auto& [id, p] : s_.placements) live[p.replica] += p.live;
     std::vector<ReplicaLoad> loads;
-    for (const Replica& rep : s_.replicas)
+    for (size_t i = 0; i < s_.replicas.size(); ++i) {
+      const Replica& rep = s_.replicas[i];
       loads.push_back({.healthy = rep.alive && rep.load.ranks_ok() && !s_.draining,
                        .outstanding_tokens = rep.outstanding,
-                       .cached_prompt_tokens = rep.prefixes.matched_blocks(hashes) * 16});
+                       .cached_prompt_tokens = rep.prefixes.matched_blocks(hashes) * 16,
+                       .free_slots = rep.info.max_running() - live[i]});
+    }
     const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
-    auto chosen = choose_replica(loads, prompt_tokens);
-    if (!chosen) {
+    const std::vector<SamplePlacement> parts = place_samples(loads, prompt_tokens, count);
+    if (parts.empty()) {
       for (int32_t i = first; i < first + count; ++i)
         fail_sample(r, i, "no replica is alive to take the request");
       return;
     }
-    Replica& rep = s_.replicas[*chosen];
+    int32_t at = first;
+    for (const SamplePlacement& part : parts) {
+      worker::EngineRequest sub = request;
+      sub.n = part.count;
+      sub.sampling.seed = request.sampling.seed + static_cast<uint64_t>(at - first);
+      send_placement(r, at, sub, part.replica, hashes);
+      at += part.count;
+    }
+    if (parts.size() > 1) ++s_.spread_requests;
+    if (parts.size() > 1)
+      PONDER_LOG(kDebug, "replicas", "request %lld: %d samples spread over %zu replicas",
+                 (long long)r.id, count, parts.size());
+  }
+
+  // Samples [first, first + request.n) of `r` on replica `index` under a new wire id.
+  void send_placement(Request& r, int32_t first, const worker::EngineRequest& request, size_t index,
+                      const std::vector<uint64_t>& hashes) {
+    Replica& rep = s_.replicas[index];
     const int64_t wire_id = s_.next_wire_id++;
-    const int64_t cost = prompt_tokens + static_cast<int64_t>(count) * request.max_tokens;
-    s_.placements[wire_id] = {.request_id = r.id, .first_index = first, .count = count, .live = count,
-                              .replica = *chosen, .cost_left = cost, .prompt_tokens = prompt_tokens};
+    const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
+    const int64_t cost = prompt_tokens + static_cast<int64_t>(request.n) * request.max_tokens;
+    s_.placements[wire_id] = {.request_id = r.id, .first_index = first, .count = request.n,
+                              .live = request.n, .replica = index, .cost_left = cost,
+                              .prompt_tokens = prompt_tokens};
     rep.outstanding += cost;
     ++rep.requests;
     rep.prefixes.record(hashes);
@@ -571,6 +598,7 @@ class Loop {
       st.preemptions += rep.load.preemptions();
     }
     if (s_.draining) st.healthy_replicas = 0;
+    st.spread_requests = s_.spread_requests;
     for (const Replica& rep : s_.replicas)
       infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),
                         .tp = rep.info.tp(), .pp = rep.info.pp(),

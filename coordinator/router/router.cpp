@@ -20,6 +20,35 @@ std::optional<size_t> choose_replica(std::span<const ReplicaLoad> replicas, int6
   return best;
 }
 
+std::vector<SamplePlacement> place_samples(std::span<const ReplicaLoad> replicas,
+                                           int64_t prompt_tokens, int32_t n) {
+  const std::optional<size_t> pick = choose_replica(replicas, prompt_tokens);
+  if (!pick) return {};
+  auto room = [&](size_t i) { return std::max<int64_t>(0, replicas[i].free_slots); };
+  if (n <= room(*pick)) return {{*pick, n}};
+  // The others with room, cheapest first (the same cost as choose_replica's).
+  std::vector<size_t> others;
+  for (size_t i = 0; i < replicas.size(); ++i)
+    if (i != *pick && replicas[i].healthy && room(i) > 0) others.push_back(i);
+  auto cost = [&](size_t i) {
+    const ReplicaLoad& r = replicas[i];
+    return r.outstanding_tokens + prompt_tokens - std::min(r.cached_prompt_tokens, prompt_tokens);
+  };
+  std::stable_sort(others.begin(), others.end(),
+                   [&](size_t a, size_t b) { return cost(a) < cost(b); });
+  std::vector<SamplePlacement> out = {{*pick, static_cast<int32_t>(std::min<int64_t>(n, room(*pick)))}};
+  int32_t left = n - out[0].count;
+  for (size_t i : others) {
+    if (left == 0) break;
+    const auto take = static_cast<int32_t>(std::min<int64_t>(left, room(i)));
+    out.push_back({i, take});
+    left -= take;
+  }
+  out[0].count += left;  // no room anywhere: the pick's engine queues the rest
+  if (out[0].count == 0) out.erase(out.begin());
+  return out;
+}
+
 std::vector<uint64_t> prompt_block_hashes(std::span<const int32_t> prompt, int32_t block_size) {
   std::vector<uint64_t> hashes;
   uint64_t parent = 0xcbf29ce484222325ull;

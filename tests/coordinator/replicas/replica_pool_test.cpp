@@ -84,13 +84,15 @@ class Collector {
 };
 
 // One replica: an mpirun of `ranks` ponder replica processes, in its own process group.
-pid_t start_replica(const std::string& endpoint, int tp, int pp, const std::string& model) {
+pid_t start_replica(const std::string& endpoint, int tp, int pp, const std::string& model,
+                    const std::vector<std::string>& extra = {}) {
   std::vector<std::string> words = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
                                     std::to_string(tp * pp), kPonder, "replica",
                                     "--coordinator", endpoint, "--model", model,
                                     "--served-model-name", "test-model", "--tp", std::to_string(tp),
                                     "--pp", std::to_string(pp), "--threads", "1",
                                     "--kv-cache-bytes", "67108864", "--heartbeat-ms", "50"};
+  words.insert(words.end(), extra.begin(), extra.end());
   if (geteuid() == 0) words.insert(words.begin() + 1, "--allow-run-as-root");
   pid_t pid = fork();
   if (pid == 0) {
@@ -117,8 +119,10 @@ class ReplicaPoolTest : public ::testing::Test {
     ASSERT_TRUE(pool.has_value()) << pool.error().to_string();
     pool_ = std::move(*pool);
   }
-  void add_replicas(int count, int tp = 1, int pp = 1, const std::string& model = kModel) {
-    for (int i = 0; i < count; ++i) groups_.push_back(start_replica(pool_->endpoint(), tp, pp, model));
+  void add_replicas(int count, int tp = 1, int pp = 1, const std::string& model = kModel,
+                    const std::vector<std::string>& extra = {}) {
+    for (int i = 0; i < count; ++i)
+      groups_.push_back(start_replica(pool_->endpoint(), tp, pp, model, extra));
     const auto until = std::chrono::steady_clock::now() + 120s;
     Status st;
     do {
@@ -194,6 +198,34 @@ TEST_F(ReplicaPoolTest, RemoteReplicasGiveWhatTheInProcessEngineGives) {
   auto stats = pool_->stats();
   EXPECT_EQ(stats.healthy_replicas, 2);
   EXPECT_EQ(stats.requests_in_flight, 0);
+}
+
+// n samples that do not fit in one replica's sequence slots are spread over both replicas, and
+// each sample keeps its seed: the tokens are those of one engine running all n.
+TEST_F(ReplicaPoolTest, SamplesBeyondAReplicasSlotsSpreadWithTheSameTokens) {
+  worker::EngineRequest r{.prompt = {}, .n = 6,
+                          .sampling = {.temperature = 0.9f, .seed = 41},
+                          .max_tokens = 12, .ignore_eos = true};
+  for (int t = 0; t < 21; ++t) r.prompt.push_back((t * 13 + 5) % 353);
+  auto local = InProcessDispatcher::create({.model_dir = kModel, .threads = 1,
+                                            .kv_cache_bytes = 8 << 20});
+  ASSERT_TRUE(local.has_value()) << local.error().to_string();
+  auto expected = run_all(**local, {r});
+
+  start_pool();
+  add_replicas(2, 1, 1, kModel, {"--max-running", "4"});
+  auto got = run_all(*pool_, {r});
+  for (int32_t s = 0; s < r.n; ++s) {
+    EXPECT_EQ(got[0].tokens[s], expected[0].tokens[s]) << "sample " << s;
+    EXPECT_EQ(got[0].usage[s].completion_tokens, r.max_tokens);
+  }
+  settle();
+  EXPECT_EQ(pool_->stats().spread_requests, 1);
+  // Two samples fit on one replica: they stay together.
+  r.n = 2;
+  run_all(*pool_, {r});
+  settle();
+  EXPECT_EQ(pool_->stats().spread_requests, 1);
 }
 
 TEST_F(ReplicaPoolTest, TensorParallelReplicaGivesTheSameTokens) {

@@ -28,6 +28,29 @@ TEST(RouterTest, LeastOutstandingWorkWithPrefixAffinity) {
   for (const Case& c : cases) EXPECT_EQ(choose_replica(c.replicas, c.prompt), c.want) << c.what;
 }
 
+TEST(RouterTest, SamplesStayTogetherUnlessTheyWouldWaitForASlot) {
+  struct Case {
+    const char* what;
+    std::vector<ReplicaLoad> replicas;  // healthy, outstanding, cached, free slots
+    int32_t n;
+    std::vector<SamplePlacement> want;
+  };
+  const std::vector<Case> cases = {
+      {"none healthy", {{false, 0, 0, 8}}, 4, {}},
+      {"fits on the pick", {{true, 0, 0, 8}, {true, 0, 0, 8}}, 4, {{0, 4}}},
+      {"exactly fits", {{true, 0, 0, 4}, {true, 0, 0, 8}}, 4, {{0, 4}}},
+      {"overflow goes to the other replica", {{true, 0, 0, 3}, {true, 10, 0, 8}}, 8, {{0, 3}, {1, 5}}},
+      {"overflow fills the cheapest others first",
+       {{true, 0, 0, 2}, {true, 900, 0, 8}, {true, 100, 0, 1}}, 6, {{0, 2}, {2, 1}, {1, 3}}},
+      {"no room anywhere: all wait on the pick", {{true, 0, 0, 0}, {true, 50, 0, 0}}, 4, {{0, 4}}},
+      {"what fits nowhere stays on the pick", {{true, 0, 0, 1}, {true, 50, 0, 2}}, 6, {{0, 4}, {1, 2}}},
+      {"a full pick gives everything away", {{true, 0, 0, 0}, {true, 50, 0, 8}}, 4, {{1, 4}}},
+      {"unhealthy replicas take nothing", {{true, 0, 0, 1}, {false, 0, 0, 8}}, 3, {{0, 3}}},
+      {"n = 1 is one placement", {{true, 0, 0, 0}, {true, 50, 0, 8}}, 1, {{1, 1}}},
+  };
+  for (const Case& c : cases) EXPECT_EQ(place_samples(c.replicas, 64, c.n), c.want) << c.what;
+}
+
 TEST(RouterTest, PrefixIndexMatchesLeadingBlocksAndEvictsLeastRecentlyUsed) {
   std::vector<int32_t> a(64), b(64);
   for (int i = 0; i < 64; ++i) a[i] = b[i] = i;
