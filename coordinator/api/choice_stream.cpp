@@ -39,12 +39,14 @@ ChoiceDelta ChoiceStream::push(const worker::EngineOutput& out) {
     if (options_.logprobs) {
       TokenLogprobEntry e{.token = t,
                           .text = tokenizer_.decode(std::span<const int32_t>(&t, 1)),
+                          .bytes = tokenizer_.token_bytes(t),
                           .logprob = i < out.logprobs.size() ? out.logprobs[i] : 0.0f,
                           .text_offset = decoded_bytes_};
       if (i < out.top_logprobs.size())
         for (const worker::TokenLogprob& alt : out.top_logprobs[i])
           e.top.push_back({.token = alt.token,
                            .text = tokenizer_.decode(std::span<const int32_t>(&alt.token, 1)),
+                           .bytes = tokenizer_.token_bytes(alt.token),
                            .logprob = alt.logprob});
       delta.logprobs.push_back(std::move(e));
     }

@@ -29,13 +29,15 @@ struct ChoiceOptions {
 
 struct TokenAlternative {
   int32_t token = 0;
-  std::string text;
+  std::string text;   // the token alone, decoded (U+FFFD for part of a character)
+  std::string bytes;  // its raw bytes (Tokenizer::token_bytes)
   float logprob = 0.0f;
 };
 
 struct TokenLogprobEntry {
   int32_t token = 0;
   std::string text;      // the token alone, decoded
+  std::string bytes;     // its raw bytes
   float logprob = 0.0f;  // NaN for tokens the engine inserted (thinking budgets)
   std::vector<TokenAlternative> top;
   int64_t text_offset = 0;  // bytes of completion text before this token

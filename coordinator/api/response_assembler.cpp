@@ -68,10 +68,10 @@ Json ResponseAssembler::logprobs_json(const std::vector<TokenLogprobEntry>& entr
       for (const TokenAlternative& a : e.top)
         top.push_back({{"token", a.text},
                        {"logprob", logprob_value(a.logprob)},
-                       {"bytes", bytes_of(a.text)}});
+                       {"bytes", bytes_of(a.bytes)}});
       content.push_back({{"token", e.text},
                          {"logprob", logprob_value(e.logprob)},
-                         {"bytes", bytes_of(e.text)},
+                         {"bytes", bytes_of(e.bytes)},
                          {"top_logprobs", std::move(top)}});
     }
     return {{"content", std::move(content)}, {"refusal", nullptr}};

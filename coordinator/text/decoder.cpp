@@ -153,7 +153,12 @@ void Decoder::feed(size_t index, DecoderState* state, Chunk&& chunk,
       // token (e.g. "<｜end▁of▁sentence｜>") for its own UTF-8.
       if (!byte_level_to_bytes(chunk.text, &st.held)) st.held.append(chunk.text);
       std::string text;
-      st.held.erase(0, decode_lossy(st.held, /*final=*/false, &text));
+      if (state->raw_) {
+        text = std::move(st.held);
+        st.held.clear();
+      } else {
+        st.held.erase(0, decode_lossy(st.held, /*final=*/false, &text));
+      }
       out->push_back({std::move(text), !st.any});
       st.any = true;
       return;
@@ -264,7 +269,11 @@ void Decoder::end(size_t index, DecoderState* state, std::vector<Chunk>* out) co
   switch (stage.kind) {
     case Kind::kByteLevel: {
       std::string text;
-      decode_lossy(st.held, /*final=*/true, &text);
+      if (state->raw_) {
+        text = std::move(st.held);
+      } else {
+        decode_lossy(st.held, /*final=*/true, &text);
+      }
       st.held.clear();
       if (!text.empty() || !st.any) out->push_back({std::move(text), !st.any});
       st.any = true;
@@ -277,7 +286,7 @@ void Decoder::end(size_t index, DecoderState* state, std::vector<Chunk>* out) co
     case Kind::kByteFallback:
       // A group of byte tokens is its UTF-8 text if valid, else one U+FFFD per byte.
       if (st.held.empty()) return;
-      if (utf8_is_valid(st.held)) {
+      if (state->raw_ || utf8_is_valid(st.held)) {
         out->push_back({std::move(st.held), true});
       } else {
         for (size_t i = 0; i < st.held.size(); ++i)
@@ -313,6 +322,15 @@ void Decoder::push(DecoderState* state, std::string_view token, std::string* out
   state->current_.clear();
   state->current_.push_back({std::string(token), true});
   run(state, /*finishing=*/false, out);
+}
+
+std::string Decoder::token_bytes(std::string_view token) const {
+  DecoderState state = start();
+  state.raw_ = true;
+  std::string out;
+  push(&state, token, &out);
+  finish(&state, &out);
+  return out;
 }
 
 void Decoder::finish(DecoderState* state, std::string* out) const {

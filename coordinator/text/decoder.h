@@ -35,6 +35,7 @@ class DecoderState {
   };
   std::vector<Stage> stages_;
   std::vector<Chunk> current_, next_;
+  bool raw_ = false;  // bytes pass through as they are (token_bytes), no U+FFFD
 };
 
 class Decoder {
@@ -48,6 +49,9 @@ class Decoder {
   void push(DecoderState* state, std::string_view token, std::string* out) const;
   // Ends the stream: appends everything still held back.
   void finish(DecoderState* state, std::string* out) const;
+  // The bytes one token decodes to on its own, before any UTF-8 repair: a byte-level token that
+  // is part of a multi-byte character gives that byte, not U+FFFD (the OpenAI logprobs "bytes").
+  std::string token_bytes(std::string_view token) const;
 
  private:
   enum class Kind { kByteLevel, kReplace, kByteFallback, kFuse, kStrip, kMetaspace, kJoinSpaces };

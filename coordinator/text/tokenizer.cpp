@@ -340,6 +340,11 @@ std::optional<std::string_view> Tokenizer::token_text(int32_t id) const {
 
 bool Tokenizer::is_special(int32_t id) const { return data_->is_special(id); }
 
+std::string Tokenizer::token_bytes(int32_t id) const {
+  std::optional<std::string_view> token = data_->token_text(id);
+  return token ? data_->decoder.token_bytes(*token) : std::string();
+}
+
 const std::optional<SpecialToken>& Tokenizer::bos_token() const { return data_->bos; }
 const std::optional<SpecialToken>& Tokenizer::eos_token() const { return data_->eos; }
 const std::optional<SpecialToken>& Tokenizer::pad_token() const { return data_->pad; }

@@ -62,6 +62,9 @@ class Tokenizer {
   std::optional<std::string_view> token_text(int32_t id) const;
   // True for added tokens marked "special" (dropped by decode with skip_special).
   bool is_special(int32_t id) const;
+  // The bytes `id` decodes to on its own, without UTF-8 repair (a byte token that is part of a
+  // multi-byte character is that one byte); empty for an unknown id.
+  std::string token_bytes(int32_t id) const;
 
   // From tokenizer_config.json (a string or an AddedToken object there); nullopt when absent
   // or null.

@@ -288,6 +288,32 @@ TEST(TokenizerTest, ByteTokensStreamOnlyWholeCharacters) {
   EXPECT_EQ(tok.decode(std::vector<int32_t>{ids[0]}), "\uFFFD");
 }
 
+TEST(TokenizerTest, TokenBytesAreTheRawBytesOfPartialCharacters) {
+  // Byte-level: each byte token of "你" is that byte alone, not U+FFFD.
+  const Tokenizer& qwen = tokenizer("qwen3");
+  const std::string ni = "\u4f60";
+  std::string joined;
+  for (char c : ni) {
+    std::string alphabet_char;
+    utf8_append(&alphabet_char, byte_level_char(static_cast<uint8_t>(c)));
+    std::optional<int32_t> id = qwen.token_id(alphabet_char);
+    ASSERT_TRUE(id);
+    EXPECT_EQ(qwen.token_bytes(*id), std::string(1, c));
+    joined += qwen.token_bytes(*id);
+  }
+  EXPECT_EQ(joined, ni);
+  for (int32_t id : qwen.encode("hello world"))
+    EXPECT_EQ(qwen.token_bytes(id), qwen.decode(std::vector<int32_t>{id}));
+  EXPECT_EQ(qwen.token_bytes(*qwen.token_id("<|im_start|>")), "<|im_start|>");
+  EXPECT_EQ(qwen.token_bytes(-1), "");
+  // SentencePiece byte fallback: <0xE4> is the byte 0xE4.
+  const Tokenizer& sp = tokenizer("sp_bpe");
+  std::vector<int32_t> ids = sp.encode("\u4f60 hi");
+  ASSERT_GE(ids.size(), 4u);
+  EXPECT_EQ(sp.token_bytes(ids[1]), "\xE4");
+  EXPECT_EQ(sp.token_bytes(ids[1]) + sp.token_bytes(ids[2]) + sp.token_bytes(ids[3]), ni);
+}
+
 TEST(TokenizerTest, SentencePieceByteFallbackStreamsGroups) {
   const Tokenizer& tok = tokenizer("sp_bpe");
   std::vector<int32_t> ids = tok.encode("\u4f60 hi");  // ▁ <0xE4> <0xBD> <0xA0> ▁h...
