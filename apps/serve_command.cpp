@@ -23,6 +23,7 @@
 #include "apps/serve_config.h"
 #include "common/check.h"
 #include "common/log.h"
+#include "common/process_tree.h"
 #include "common/strings.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/model_text.h"
@@ -88,7 +89,9 @@ void reap(std::vector<Child>& children) {
   }
 }
 
-// Stops what is left of the children: SIGTERM to each group, SIGKILL after `grace`.
+// Stops what is left of the children: SIGTERM to each group (mpirun passes it to its ranks),
+// then SIGKILL to each whole process tree (mpirun cannot pass that on, and its ranks sit in
+// process groups of their own).
 void stop_children(std::vector<Child>& children, std::chrono::milliseconds grace) {
   const auto until = Clock::now() + grace;
   auto all_exited = [&] {
@@ -104,7 +107,7 @@ void stop_children(std::vector<Child>& children, std::chrono::milliseconds grace
   while (!all_exited() && Clock::now() < hard) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   for (Child& c : children)
     if (!c.exited) {
-      kill(-c.pid, SIGKILL);
+      signal_tree(c.pid, SIGKILL);
       waitpid(c.pid, &c.status, 0);
       c.exited = true;
     }

@@ -50,6 +50,12 @@ class Server:
                              text=True).stdout.split()
         return [int(p) for p in out]
 
+    @staticmethod
+    def kill_replica(mpirun_pid: int):
+        """SIGKILLs one replica: its mpirun and every rank below it (Open MPI puts each rank in a
+        process group of its own, so killing mpirun's group would leave the ranks running)."""
+        kill_tree(mpirun_pid)
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
         self.proc.send_signal(sig)
         try:
@@ -59,6 +65,8 @@ class Server:
             raise
 
     def kill(self):
+        for group in self.replica_groups():
+            kill_tree(group)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -108,6 +116,26 @@ class Server:
                 break
         conn.close()
         return events
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`."""
+    out, todo = [], [pid]
+    while todo:
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())],
+                                  capture_output=True, text=True).stdout.split()
+        out += [int(c) for c in children]
+        todo += [int(c) for c in children]
+    return out
+
+
+def kill_tree(pid: int):
+    """SIGKILL to `pid` and everything below it (found first, so none is re-parented unseen)."""
+    for p in [pid, *descendants(pid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05):

@@ -167,25 +167,31 @@ class ServeTwoReplicas(unittest.TestCase):
 
 class ServeReplicaLoss(unittest.TestCase):
     def test_killed_replica_requests_finish_on_the_other_and_health_follows(self):
-        server = Server("--model", MODEL, "--replicas", "2", "--threads", "1",
+        # The random-weight default model (made by scripts/test.sh) decodes far slower than the
+        # tiny reasoner (a 151 669-token lm_head), so the kill surely lands mid-generation.
+        slow = os.path.join(os.path.dirname(MODEL), "random-default")
+        if not os.path.exists(os.path.join(slow, "config.json")):
+            self.skipTest("models/random-default is made by scripts/test.sh (tools/make_random_model.py)")
+        server = Server("--model", slow, "--replicas", "2", "--threads", "1",
                         "--heartbeat-timeout-ms", "800")
         try:
             groups = server.replica_groups()
             self.assertEqual(len(groups), 2, server.log)
             results = {}
-            n_requests, n_tokens = 12, 900
+            n_requests, n_tokens = 12, 300
+            request = {"model": "random-default", "messages": CHAT["messages"]}
 
             def one(i):
                 results[i] = server.stream("/v1/chat/completions",
-                                           {**CHAT, "max_tokens": n_tokens, "ignore_eos": True, "seed": i,
+                                           {**request, "max_tokens": n_tokens, "ignore_eos": True, "seed": i,
                                             "temperature": 0.7, "stream_options": {"include_usage": True}})
 
             with concurrent.futures.ThreadPoolExecutor(n_requests) as pool:
                 futures = [pool.submit(one, i) for i in range(n_requests)]
-                # Kill one replica's ranks once both are generating.
+                # Kill one replica (its rank and mpirun) once both are generating.
                 self.assertTrue(wait_for(lambda: metric(server.get("/metrics")[1], "ponder_generation_tokens_total")
                                          >= 2 * n_requests, timeout=60, interval=0.01))
-                os.killpg(groups[0], signal.SIGKILL)
+                server.kill_replica(groups[0])
                 for f in futures:
                     f.result(timeout=300)
             for i, events in results.items():
@@ -196,9 +202,9 @@ class ServeReplicaLoss(unittest.TestCase):
             self.assertIn("continues elsewhere", log, "no request was moved: the kill came too late")
             self.assertEqual(server.get("/health")[0], 200)
             # The second replica goes too: /health says so and requests fail cleanly, fast.
-            os.killpg(groups[1], signal.SIGKILL)
+            server.kill_replica(groups[1])
             self.assertTrue(wait_for(lambda: server.get("/health")[0] == 503, timeout=10))
-            status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 4})
+            status, body = server.post("/v1/chat/completions", {**request, "max_tokens": 4})
             self.assertEqual(status, 503, body)
             self.assertEqual(server.stop(), 0)
         finally:
@@ -215,6 +221,19 @@ class ServeConfig(unittest.TestCase):
             status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 4})
             self.assertEqual(status, 200, body)
             self.assertEqual(server.stop(signal.SIGINT), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+    def test_without_a_model_it_serves_the_bundled_tiny_reasoner(self):
+        server = Server()
+        try:
+            status, text = server.get("/v1/models")
+            self.assertEqual(status, 200)
+            self.assertEqual(json.loads(text)["data"][0]["id"], "tiny-reasoner")
+            status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 4})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(server.stop(), 0)
         finally:
             if server.proc.poll() is None:
                 server.kill()

@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "coordinator/replicas/in_process_dispatcher.h"
+#include "common/process_tree.h"
 #include "coordinator/replicas/replica_pool.h"
 #include "coordinator/replicas/wire.h"
 
@@ -140,7 +141,7 @@ class ReplicaPoolTest : public ::testing::Test {
   void TearDown() override {
     if (pool_) pool_->drain(2s);
     for (pid_t g : groups_) {
-      kill(-g, SIGKILL);
+      signal_tree(g, SIGKILL);  // mpirun and its ranks (each in a group of its own)
       waitpid(g, nullptr, 0);
     }
     pool_.reset();
@@ -257,7 +258,7 @@ TEST_F(ReplicaPoolTest, KilledReplicaItsRequestsFinishOnTheOtherThenFailCleanlyW
   const auto until = std::chrono::steady_clock::now() + 30s;
   while (c.tokens_so_far() < 40 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
   ASSERT_GE(c.tokens_so_far(), 40);
-  kill(-groups_[0], SIGKILL);
+  signal_tree(groups_[0], SIGKILL);
   ASSERT_TRUE(c.wait(kRequests * 2, 60s)) << "requests were left hanging";
   for (int i = 0; i < kRequests; ++i) {
     Result r = c.get(i);
@@ -280,7 +281,7 @@ TEST_F(ReplicaPoolTest, KilledReplicaItsRequestsFinishOnTheOtherThenFailCleanlyW
   Collector c2;
   ASSERT_TRUE(pool_->submit({.prompt = {5, 6, 7}, .max_tokens = 2000, .ignore_eos = true}, c2.fn(0)).has_value());
   while (c2.tokens_so_far() < 5 && std::chrono::steady_clock::now() < until + 30s) std::this_thread::sleep_for(1ms);
-  kill(-groups_[1], SIGKILL);
+  signal_tree(groups_[1], SIGKILL);
   ASSERT_TRUE(c2.wait(1, 30s));
   Result last = c2.get(0);
   EXPECT_EQ(last.finish[0], "error");
