@@ -12,7 +12,7 @@
 
 namespace ponder::apps {
 
-const char* const kServeConfigKeys = R"(  model DIR              Hugging Face model directory (required)
+const char* const kServeConfigKeys = R"(  model DIR              Hugging Face model directory (default: the bundled models/tiny-reasoner)
   served_model_name S    name in the API (default: the directory's base name)
   dtype D                bf16 (default) or float32
   backend B              cpu (default) or cuda (one GPU per rank; a build with the CUDA backend)
@@ -174,8 +174,15 @@ Status load_serve_config(ServeConfig& config, const std::string& path) {
 }
 
 Status validate_serve_config(ServeConfig& c) {
-  if (c.model.empty())
-    return error(StatusCode::kInvalidArgument, "no model: give --model DIR or 'model' in the config");
+  if (c.model.empty()) {
+    // The bundled default (issue #8): the source tree's models/tiny-reasoner.
+    c.model = PONDER_BUNDLED_MODEL_DIR;
+    if (!std::filesystem::exists(std::filesystem::path(c.model) / "config.json"))
+      return error(StatusCode::kInvalidArgument,
+                   "no model: give --model DIR or 'model' in the config (the bundled default %s "
+                   "is not there)",
+                   c.model.c_str());
+  }
   if (!std::filesystem::exists(std::filesystem::path(c.model) / "config.json"))
     return error(StatusCode::kNotFound, "model '%s' has no config.json", c.model.c_str());
   if (c.served_model_name.empty())

@@ -19,7 +19,7 @@ done
 echo
 echo "== POST /v1/chat/completions: What is 47*23+158?"
 curl -s "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
-  -d '{"model": "tiny-reasoner", "messages": [{"role": "user", "content": "What is 47*23+158?"}], "max_tokens": 512}' |
+  -d '{"model": "tiny-reasoner", "messages": [{"role": "user", "content": "What is 47*23+158?"}], "max_tokens": 512, "temperature": 0}' |
   python3 -c '
 import json, sys
 r = json.load(sys.stdin)
