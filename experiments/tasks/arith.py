@@ -5,17 +5,21 @@
 Levels (see experiments/tasks/README.md for worked examples):
   1  addition of two 3-5 digit numbers with at least one carry ("What is 4821 + 937?")
   2  multiplication of a 2-3 digit number by a 2-99 multiplier, by partial products
-  3  an expression with 2 operations among + - * (precedence; negative results possible)
-  4  an expression with 3-4 operations
+  3  an expression with 2-3 operations among + - * (precedence; negative results possible)
+  4  an expression with 4-5 operations
+  5  an expression with 6 operations
 
 Every problem carries a solution: the working written in the thinking block, one small step per
 line, using only single-digit facts (column addition with carries, column subtraction with
-borrows, multiplication digit by digit, rewriting the expression after each operation).
+borrows, multiplication digit by digit, rewriting the expression after each operation). No step
+needs a decision that is not written down just before it: a column's borrow follows from the
+digits on its own line, and a subtraction whose result is negative shows itself by a borrow out
+of the last column, after which it is redone the other way round.
 
-Splits are decided by a hash of the question text, so no question can appear in two splits
-whatever the seeds and sizes; a split of n problems is the first n distinct questions of that
-split drawn from a seeded generator. The training stream never ends and never leaves the train
-split.
+Splits are decided by a hash of the canonical question text, so no question -- in any surface
+form ("What is 47*23+158?", "Compute 47 * 23 + 158.") -- can appear in two splits whatever the
+seeds and sizes; a split of n problems is the first n distinct questions of that split drawn from
+a seeded generator. The training stream never ends and never leaves the train split.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from typing import Iterable, Iterator, Optional
 LEVELS = {
     1: "addition of two 3-5 digit numbers with carries",
     2: "multiplication (2-3 digits by 2-99) by partial products",
-    3: "expression with 2 operations (+ - *, precedence)",
-    4: "expression with 3-4 operations (+ - *, precedence)",
+    3: "expression with 2-3 operations (+ - *, precedence)",
+    4: "expression with 4-5 operations (+ - *, precedence)",
+    5: "expression with 6 operations (+ - *, precedence)",
 }
 SPLITS = ("train", "validation", "test")
 # Hash buckets (of 100) of each split: 5% test, 5% validation, 90% train.
@@ -43,7 +48,7 @@ DEFAULT_SEED = 20250101
 class Problem:
     question: str    # the user message, e.g. "What is 12 + 7 * 8 - 5?"
     answer: str      # exact integer answer as text, e.g. "63" or "-31"
-    difficulty: int  # level 1-4
+    difficulty: int  # level 1-5
     solution: str    # the working (thinking block content), lines separated by "\n"
 
     def to_record(self, pid: str) -> dict:
@@ -83,23 +88,29 @@ def add_steps(a: int, b: int, out: list[str]) -> int:
 
 
 def sub_steps(a: int, b: int, out: list[str]) -> int:
-    """a - b for a >= b >= 0: one line "x-y-borrow=r" per column, written "1x-y-borrow=r" when
-    the column borrows ten from the next one."""
-    assert a >= b >= 0
+    """a - b for a, b >= 0, column by column from the right: one line "x-y-borrow=r" per
+    column, written "x-y-borrow+10=r" when the column borrows ten from the next one (so the
+    borrow is decided after the digits are written). A borrow out of the last column means
+    a < b: the line "=-(b-a)" follows and the subtraction is done again the other way round."""
+    assert a >= 0 and b >= 0
     da, db = _digits_rev(a), _digits_rev(b)
     borrow, digits = 0, []
-    for i in range(len(da)):
-        x = da[i]
+    for i in range(max(len(da), len(db))):
+        x = da[i] if i < len(da) else 0
         y = db[i] if i < len(db) else 0
         r = x - y - borrow
         if r < 0:
-            out.append(f"1{x}-{y}-{borrow}={r + 10}")
+            out.append(f"{x}-{y}-{borrow}+10={r + 10}")
             digits.append(r + 10)
             borrow = 1
         else:
             out.append(f"{x}-{y}-{borrow}={r}")
             digits.append(r)
             borrow = 0
+    if borrow:
+        assert a < b
+        out.append(f"=-({b}-{a})")
+        return -sub_steps(b, a, out)
     result = int("".join(str(d) for d in reversed(digits)))
     assert result == a - b
     return result
@@ -136,8 +147,8 @@ def mul_steps(a: int, b: int, out: list[str]) -> int:
 
 
 def signed_step(a: int, op: str, b: int, out: list[str]) -> int:
-    """a op b where a may be negative and b >= 0; negative cases are first rewritten into
-    operations on non-negative numbers ("=40-31", "=-(36-5)", "=-(31+40)")."""
+    """a op b where a may be negative and b >= 0; a negative left operand is first rewritten
+    into an operation on non-negative numbers ("=40-31", "=-(31+40)")."""
     if op == "*":
         assert a >= 0
         return mul_steps(a, b, out)
@@ -145,14 +156,11 @@ def signed_step(a: int, op: str, b: int, out: list[str]) -> int:
         return add_steps(a, b, out)
     if op == "+":  # -x + b = b - x
         out.append(f"={b}-{-a}")
-        return signed_step(b, "-", -a, out)
+        return sub_steps(b, -a, out)
     if a < 0:      # -x - b = -(x + b)
         out.append(f"=-({-a}+{b})")
         return -add_steps(-a, b, out)
-    if a >= b:
-        return sub_steps(a, b, out)
-    out.append(f"=-({b}-{a})")
-    return -sub_steps(b, a, out)
+    return sub_steps(a, b, out)
 
 
 def _format_expr(terms: list[int], ops: list[str]) -> str:
@@ -212,14 +220,21 @@ def _level2(rng: random.Random) -> tuple[list[int], list[str]]:
     return [a, b], ["*"]
 
 
-def _random_expression(rng: random.Random, n_ops: int) -> tuple[list[int], list[str]]:
-    """Operands: the right operand of "*" is one digit (2-9), a literal multiplied on its right
-    has 1-2 digits, every other literal 1-3 digits."""
+def _random_expression(rng: random.Random, n_ops: int, two_digit_multiplier: float = 0.5
+                       ) -> tuple[list[int], list[str]]:
+    """Operands: a literal multiplied on its right has 1-2 digits (2-99); the right operand of
+    "*" has two digits (10-99) with probability `two_digit_multiplier`, else one (2-9), and
+    always one when its left operand is itself a product (a*b*c); every other literal has 1-3
+    digits."""
     ops = [rng.choice("+-*") for _ in range(n_ops)]
     terms = []
     for i in range(n_ops + 1):
         if i > 0 and ops[i - 1] == "*":
-            terms.append(rng.randint(2, 9))
+            chained = i > 1 and ops[i - 2] == "*"
+            if not chained and rng.random() < two_digit_multiplier:
+                terms.append(rng.randint(10, 99))
+            else:
+                terms.append(rng.randint(2, 9))
         elif i < n_ops and ops[i] == "*":
             terms.append(rng.randint(2, 99))
         else:
@@ -228,24 +243,29 @@ def _random_expression(rng: random.Random, n_ops: int) -> tuple[list[int], list[
 
 
 def _level3(rng: random.Random) -> tuple[list[int], list[str]]:
-    return _random_expression(rng, 2)
+    return _random_expression(rng, rng.choice((2, 3)))
 
 
 def _level4(rng: random.Random) -> tuple[list[int], list[str]]:
-    return _random_expression(rng, rng.choice((3, 4)))
+    return _random_expression(rng, rng.choice((4, 5)))
 
 
-_GENERATORS = {1: _level1, 2: _level2, 3: _level3, 4: _level4}
+def _level5(rng: random.Random) -> tuple[list[int], list[str]]:
+    return _random_expression(rng, 6)
+
+
+_GENERATORS = {1: _level1, 2: _level2, 3: _level3, 4: _level4, 5: _level5}
 
 
 def make_problem(terms: list[int], ops: list[str], difficulty: int) -> Problem:
-    """The problem "What is <terms joined by ops>?" with its working and exact answer."""
-    pretty = str(terms[0]) + "".join(f" {op} {t}" for op, t in zip(ops, terms[1:]))
+    """The problem "What is <terms joined by ops>?" (canonical form) with its working and exact
+    answer."""
+    pretty = format_expression(terms, ops)
     lines = [_format_expr(terms, ops)]
     value = expression_steps(terms, ops, lines)
     expected = eval(_format_expr(terms, ops), {"__builtins__": {}})  # digits and + - * only
     assert value == expected, (terms, ops, value, expected)
-    return Problem(question=f"What is {pretty}?", answer=str(value), difficulty=difficulty,
+    return Problem(question=QUESTION_TEMPLATES[0].format(pretty), answer=str(value), difficulty=difficulty,
                    solution="\n".join(lines))
 
 
@@ -255,12 +275,67 @@ def random_problem(rng: random.Random, difficulty: int) -> Problem:
 
 
 # ---------------------------------------------------------------------------------------------
+# Surface forms. The canonical question is "What is 47 * 23 + 158?" (single spaces around the
+# operators); test and validation files use only that form. Training also shows other forms of
+# the same problem ("What is 47*23+158?", "Compute 47 * 23 + 158.", "47*23+158=?") so that the
+# model reads what people type; the working is the same for all of them.
+
+# Templates of the question around the expression; the first is the canonical one.
+QUESTION_TEMPLATES = ("What is {}?", "Compute {}.", "Calculate {}.", "Evaluate {}.",
+                      "What's {}?", "{}=?", "{} = ?", "{}")
+_EXPR_RE = re.compile(r"\d+(?:\s*[-+*]\s*\d+)+")
+
+
+def format_expression(terms: list[int], ops: list[str], spacing: str = "spaced",
+                      rng: Optional[random.Random] = None) -> str:
+    """terms and ops as text: "spaced" "47 * 23 + 158", "tight" "47*23+158", or "mixed" (each
+    operator spaced or not at random, from rng)."""
+    parts = [str(terms[0])]
+    for op, t in zip(ops, terms[1:]):
+        spaced = spacing == "spaced" or (spacing == "mixed" and rng.random() < 0.5)
+        parts += [f" {op} " if spaced else op, str(t)]
+    return "".join(parts)
+
+
+def parse_expression(question: str) -> Optional[tuple[list[int], list[str]]]:
+    """terms and ops of the first expression in a question of any surface form, or None."""
+    m = _EXPR_RE.search(question)
+    if not m:
+        return None
+    tokens = re.findall(r"\d+|[-+*]", m.group(0))
+    return [int(t) for t in tokens[0::2]], tokens[1::2]
+
+
+def canonical_question(question: str) -> str:
+    """The canonical form of a question ("What is 47 * 23 + 158?" for "47*23+158=?"); a text
+    without an expression is returned as it is."""
+    parsed = parse_expression(question)
+    if parsed is None:
+        return question
+    return QUESTION_TEMPLATES[0].format(format_expression(*parsed))
+
+
+def surface_variant(p: Problem, rng: random.Random) -> Problem:
+    """The same problem asked in another surface form, drawn from rng: operators without spaces
+    (60%), with spaces (25%) or mixed (15%), in the canonical template (half the time) or one of
+    the others. The solution and answer are unchanged."""
+    parsed = parse_expression(p.question)
+    assert parsed is not None, p.question
+    spacing = rng.choices(("tight", "spaced", "mixed"), (0.60, 0.25, 0.15))[0]
+    template = (QUESTION_TEMPLATES[0] if rng.random() < 0.5
+                else rng.choice(QUESTION_TEMPLATES[1:]))
+    question = template.format(format_expression(*parsed, spacing=spacing, rng=rng))
+    return dataclasses.replace(p, question=question)
+
+
+# ---------------------------------------------------------------------------------------------
 # Splits.
 
 
 def split_of(question: str) -> str:
-    """The split a question belongs to, from a stable hash of its text."""
-    digest = hashlib.sha256(("arith|" + question).encode()).digest()
+    """The split a question belongs to, from a stable hash of its canonical text (so every
+    surface form of a question is in the same split)."""
+    digest = hashlib.sha256(("arith|" + canonical_question(question)).encode()).digest()
     bucket = int.from_bytes(digest[:8], "big") % 100
     for name, buckets in _SPLIT_BUCKETS.items():
         if bucket in buckets:
@@ -300,17 +375,22 @@ def split_records(split: str, difficulty: int, n: int, seed: int = DEFAULT_SEED)
             for i, p in enumerate(make_split(split, difficulty, n, seed))]
 
 
-def train_stream(seed: int = DEFAULT_SEED, weights: Optional[dict[int, float]] = None
-                 ) -> Iterator[Problem]:
+def train_stream(seed: int = DEFAULT_SEED, weights: Optional[dict[int, float]] = None,
+                 variants: float = 0.0) -> Iterator[Problem]:
     """An endless, deterministic stream of train-split problems, levels drawn by `weights`
-    (default: equal). Repeats are possible where a level's problem space is small."""
+    (default: equal). A share `variants` of them is asked in another surface form
+    (`surface_variant`, from a generator of its own: the problems drawn do not depend on it).
+    Repeats are possible where a level's problem space is small."""
     weights = weights or {level: 1.0 for level in LEVELS}
     levels = sorted(weights)
     rng = random.Random(f"arith/{seed}/train-stream")
+    surface_rng = random.Random(f"arith/{seed}/train-stream/surface")
     while True:
         level = rng.choices(levels, [weights[k] for k in levels])[0]
         p = random_problem(rng, level)
         if split_of(p.question) == "train":
+            if variants and surface_rng.random() < variants:
+                p = surface_variant(p, surface_rng)
             yield p
 
 

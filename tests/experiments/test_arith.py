@@ -4,6 +4,7 @@
 #   /usr/bin/python3 -m unittest tests/experiments/test_arith.py    (from the repository root)
 
 import os
+import random
 import re
 import sys
 import tempfile
@@ -27,6 +28,15 @@ def _expression(question):
     return m.group(1)
 
 
+def _expressions(questions):
+    """The expressions of questions in any surface form, as (terms, ops) tuples."""
+    out = set()
+    for q in questions:
+        terms, ops = arith.parse_expression(q)
+        out.add((tuple(terms), tuple(ops)))
+    return out
+
+
 class SplitTest(unittest.TestCase):
     def test_splits_are_disjoint(self):
         for level in arith.LEVELS:
@@ -36,6 +46,35 @@ class SplitTest(unittest.TestCase):
             self.assertFalse(test & val, level)
             self.assertFalse(test & train, level)
             self.assertFalse(val & train, level)
+
+    def test_surface_forms_share_the_split(self):
+        rng = random.Random(5)
+        for split in arith.SPLITS:
+            for p in arith.make_split(split, 3, 60):
+                terms, ops = arith.parse_expression(p.question)
+                forms = [arith.surface_variant(p, rng).question for _ in range(6)]
+                forms += [f"What is {arith.format_expression(terms, ops, 'tight')}?",
+                          f"{arith.format_expression(terms, ops, 'tight')}=?",
+                          f"Compute {arith.format_expression(terms, ops)}.",
+                          f"  what is {arith.format_expression(terms, ops)} ?  "]
+                for q in forms:
+                    self.assertEqual(arith.canonical_question(q), p.question, q)
+                    self.assertEqual(arith.split_of(q), split, q)
+
+    def test_training_never_sees_a_test_or_validation_problem_in_any_form(self):
+        stream = arith.train_stream(seed=11, variants=1.0)
+        trained = [next(stream) for _ in range(4000)]
+        self.assertTrue(all(arith.split_of(p.question) == "train" for p in trained))
+        held_out = set()
+        for split in ("test", "validation"):
+            for level in arith.LEVELS:
+                held_out |= _expressions(_questions(split, level, 300))
+        seen = _expressions(p.question for p in trained)
+        self.assertGreater(len(seen), 3000)
+        self.assertFalse(seen & held_out)
+        # The problems trained on are the same whatever share of them is reworded.
+        plain = arith.train_stream(seed=11)
+        self.assertEqual(_expressions(next(plain).question for _ in range(4000)), seen)
 
     def test_every_problem_is_in_its_split(self):
         for split in arith.SPLITS:
@@ -52,6 +91,17 @@ class SplitTest(unittest.TestCase):
         problems = [next(stream) for _ in range(500)]
         self.assertTrue(all(arith.split_of(p.question) == "train" for p in problems))
         self.assertEqual({p.difficulty for p in problems}, set(arith.LEVELS))
+
+    def test_train_stream_variants(self):
+        stream = arith.train_stream(seed=7, variants=0.3)
+        problems = [next(stream) for _ in range(1000)]
+        reworded = [p for p in problems if p.question != arith.canonical_question(p.question)]
+        self.assertTrue(200 <= len(reworded) <= 400, len(reworded))
+        self.assertTrue(any("*" in p.question and " * " not in p.question for p in reworded))
+        for p in problems:  # the working and answer are those of the canonical question
+            terms, ops = arith.parse_expression(p.question)
+            canonical = arith.make_problem(terms, ops, p.difficulty)
+            self.assertEqual((p.solution, p.answer), (canonical.solution, canonical.answer))
 
     def test_train_stream_weights(self):
         stream = arith.train_stream(seed=7, weights={2: 1.0})
@@ -102,7 +152,7 @@ class ProblemTest(unittest.TestCase):
             (re.compile(r"(\d)\+(\d)\+(\d)=(\d+)"), lambda x, y, c: x + y + c),
             (re.compile(r"(\d)\*(\d)\+(\d+)=(\d+)"), lambda x, d, c: x * d + c),
             (re.compile(r"(\d)-(\d)-(\d)=(\d)"), lambda x, y, b: x - y - b),
-            (re.compile(r"1(\d)-(\d)-(\d)=(\d)"), lambda x, y, b: 10 + x - y - b),
+            (re.compile(r"(\d)-(\d)-(\d)\+10=(\d)"), lambda x, y, b: 10 + x - y - b),
         ]
         checked = 0
         for level in arith.LEVELS:
@@ -116,6 +166,19 @@ class ProblemTest(unittest.TestCase):
                             checked += 1
         self.assertGreater(checked, 1000)
 
+    def test_borrow_is_written_after_the_digits(self):
+        lines = []
+        self.assertEqual(arith.sub_steps(136, 37, lines), 99)
+        self.assertEqual(lines, ["6-7-0+10=9", "3-3-1+10=9", "1-0-1=0"])
+        lines = []
+        self.assertEqual(arith.sub_steps(81, 96, lines), -15)  # a borrow out of the last column
+        self.assertEqual(lines, ["1-6-0+10=5", "8-9-1+10=8", "=-(96-81)", "6-1-0=5", "9-8-0=1"])
+        lines = []
+        self.assertEqual(arith.sub_steps(5, 5, lines), 0)
+        self.assertEqual(lines, ["5-5-0=0"])
+        for a, b in ((1000, 1), (7, 1234), (500, 499), (12, 12)):
+            self.assertEqual(arith.sub_steps(a, b, []), a - b)
+
     def test_level_shapes(self):
         for p in arith.make_split("test", 1, 100):
             a, b = (int(x) for x in _expression(p.question).split(" + "))
@@ -125,15 +188,36 @@ class ProblemTest(unittest.TestCase):
         for p in arith.make_split("test", 2, 100):
             a, b = (int(x) for x in _expression(p.question).split(" * "))
             self.assertTrue(10 <= a <= 999 and 2 <= b <= 99)
-        for level, n_ops in ((3, {2}), (4, {3, 4})):
+        for level, n_ops in ((3, {2, 3}), (4, {4, 5}), (5, {6})):
+            two_digit = 0
             for p in arith.make_split("test", level, 100):
-                self.assertIn(len(re.findall(r" [+*-] ", p.question)), n_ops)
+                terms, ops = arith.parse_expression(p.question)
+                self.assertIn(len(ops), n_ops, p.question)
+                for i, op in enumerate(ops):
+                    if op != "*":
+                        continue
+                    if i == 0 or ops[i - 1] != "*":
+                        self.assertTrue(2 <= terms[i] <= 99, p.question)
+                    self.assertTrue(2 <= terms[i + 1] <= (9 if i and ops[i - 1] == "*" else 99),
+                                    p.question)
+                    two_digit += terms[i + 1] >= 10
+                self.assertTrue(all(1 <= t <= 999 for t in terms), p.question)
+            self.assertGreater(two_digit, 10, level)
+
+    def test_the_issue_example(self):
+        p = arith.make_problem([47, 23, 158], ["*", "+"], 3)
+        self.assertEqual((p.question, p.answer), ("What is 47 * 23 + 158?", "1239"))
+        self.assertEqual(p.solution.splitlines()[:3], ["47*23+158", "47*23", "47*3"])
+        self.assertEqual(arith.canonical_question("What is 47*23+158?"), p.question)
 
     def test_negative_working(self):
         p = arith.make_problem([5, 36, 40], ["-", "+"], 3)
         self.assertEqual(p.answer, "9")
-        self.assertIn("=-(36-5)", p.solution)
+        self.assertIn("5-6-0+10=9\n0-3-1+10=6\n=-(36-5)", p.solution)
         self.assertIn("=40-31", p.solution)
+        p = arith.make_problem([5, 36, 4], ["-", "+"], 3)
+        self.assertEqual(p.answer, "-27")
+        self.assertIn("=4-31\n4-1-0=3\n0-3-0+10=7\n=-(31-4)", p.solution)
         p = arith.make_problem([5, 36, 40], ["-", "-"], 3)
         self.assertEqual(p.answer, "-71")
         self.assertIn("=-(31+40)", p.solution)
@@ -200,6 +284,38 @@ class CheckerTest(unittest.TestCase):
 
     def test_unclosed_boxed_falls_back(self):
         self.assertEqual(arith.extract_answer("</think>\\boxed{4} and \\boxed{5"), "4")
+
+    def test_nested_braces_and_separators(self):
+        self.assertEqual(arith.extract_answer("</think>\\boxed{{1239}}"), "{1239}")
+        self.assertTrue(arith.is_correct("</think>\\boxed{1,239}", "1239"))
+        self.assertTrue(arith.is_correct("</think>\\boxed{007}", "7"))
+        self.assertFalse(arith.is_correct("</think>\\boxed{1 239 0}", "1239"))
+        self.assertIsNone(arith.extract_answer("</think>\\boxed{ }"))
+
+    def test_cut_off_thinking_has_no_answer(self):
+        # Cut by max tokens in the middle of the working: the last "=..." line is no answer.
+        p = arith.make_problem([47, 23, 158], ["*", "+"], 3)
+        cut = "\n".join(p.solution.splitlines()[:-1])
+        self.assertIsNone(arith.extract_answer(cut))
+        self.assertIsNone(arith.extract_answer(p.solution))
+        self.assertFalse(arith.is_correct(p.solution, p.answer))
+
+    def test_the_trained_completion_of_every_level_is_correct(self):
+        for level in arith.LEVELS:
+            for p in arith.make_split("validation", level, 20):
+                completion = f"{p.solution}\n</think>\n\n\\boxed{{{p.answer}}}"
+                self.assertEqual(arith.extract_answer(completion), p.answer)
+                self.assertTrue(arith.is_correct(completion, p.answer))
+                wrong = str(int(p.answer) + 1)
+                self.assertFalse(arith.is_correct(completion.replace(
+                    f"\\boxed{{{p.answer}}}", f"\\boxed{{{wrong}}}"), p.answer))
+
+    def test_only_the_final_answer_counts(self):
+        # The working's "=r" lines, the question's numbers and a wrong box before the end: none
+        # of them is the answer.
+        self.assertEqual(arith.extract_answer("=1239\n</think>\n\n\\boxed{1240}"), "1240")
+        self.assertEqual(arith.extract_answer("</think>\n\nWhat is 2 + 3? It is 5"), "5")
+        self.assertFalse(arith.is_correct("=1239\n</think>\n\n\\boxed{1240}", "1239"))
 
 
 class MetricsTest(unittest.TestCase):
