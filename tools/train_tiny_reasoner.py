@@ -720,13 +720,15 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
         "## Reproduce",
         "",
         "```sh",
-        "/work/refenv/bin/python " + log["command"],
+        "# python: one with torch, transformers and tokenizers (Debian's python3-torch and",
+        "# libopenblas0-pthread, plus `pip install transformers tokenizers safetensors`)",
+        "python " + re.sub(r"--out \S+", "--out models/tiny-reasoner", log["command"]),
         "cp build/release/bin/ponder /tmp/ponder-eval   # a binary no rebuild replaces meanwhile",
         "PONDER=/tmp/ponder-eval tools/eval_tiny_reasoner.sh models/tiny-reasoner   # "
         "-> eval_results.new.json",
-        "/work/refenv/bin/python tools/train_tiny_reasoner.py --out models/tiny-reasoner "
+        "python tools/train_tiny_reasoner.py --out models/tiny-reasoner "
         "--card-only --eval-json models/tiny-reasoner/eval_results.new.json",
-        "/work/refenv/bin/python tools/reference/make_tiny_reasoner_parity.py   "
+        "python tools/reference/make_tiny_reasoner_parity.py   "
         "# tests/data/tiny_reasoner_parity/",
         "```",
         "",
