@@ -2,6 +2,7 @@
 #include "apps/generate_options.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -313,6 +314,13 @@ int report_failure(const char* command, const Status& status) {
   if (status.code() == StatusCode::kCancelled) return 0;  // --help
   std::fprintf(stderr, "ponder %s: %s\n", command, status.message().c_str());
   return status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound ? 2 : 1;
+}
+
+int finish_rank(const char* command, const Status& status) {
+  if (status.ok()) return 0;
+  const int code = report_failure(command, status);
+  std::fflush(stderr);
+  std::_Exit(code);
 }
 
 }  // namespace ponder::apps

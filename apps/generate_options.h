@@ -115,5 +115,8 @@ worker::EngineOptions engine_options(const PreparedPrompt& prompt);
 
 // Prints "ponder <command>: message" and maps the status to an exit code.
 int report_failure(const char* command, const Status& status);
+// The end of an MPI rank's command: 0 when `status` is ok; otherwise reports it and exits at once
+// (a failed rank must not wait in MPI_Finalize for peers that may be gone).
+int finish_rank(const char* command, const Status& status);
 
 }  // namespace ponder::apps

@@ -158,14 +158,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
 int run_replica(int argc, char** argv) {
   auto options = parse(argc, argv);
   if (!options) return options.error().code() == StatusCode::kCancelled ? 0 : report_failure("replica", options.error());
-  Status st = serve(*options, &argc, &argv);
-  if (!st.ok()) {
-    int code = report_failure("replica", st);
-    // A failed rank must not wait in MPI_Finalize for peers that may be gone.
-    std::fflush(stderr);
-    std::_Exit(code);
-  }
-  return 0;
+  return finish_rank("replica", serve(*options, &argc, &argv));
 }
 
 }  // namespace ponder::apps

@@ -58,14 +58,7 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
 int run_worker(int argc, char** argv) {
   auto options = parse_generate_options(argc, argv);
   if (!options) return report_failure("worker", options.error());
-  Status st = work(*options, &argc, &argv);
-  if (!st.ok()) {
-    int code = report_failure("worker", st);
-    // A failed rank must not wait in MPI_Finalize for peers that may be gone.
-    std::fflush(stderr);
-    std::_Exit(code);
-  }
-  return 0;
+  return finish_rank("worker", work(*options, &argc, &argv));
 }
 
 }  // namespace ponder::apps
