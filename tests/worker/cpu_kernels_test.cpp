@@ -9,6 +9,7 @@
 
 #include "worker/backend/cpu/cpu_backend.h"
 #include "worker/backend/cpu/kernels.h"
+#include "tests/worker/nmse.h"
 
 namespace ponder::worker {
 namespace {
@@ -19,16 +20,6 @@ std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(gen);
   return v;
-}
-
-double nmse(const float* got, const float* want, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / std::max(den, 1e-30);
 }
 
 class KernelIsa : public ::testing::TestWithParam<const char*> {

@@ -21,7 +21,6 @@
 namespace ponder::worker {
 namespace {
 
-using testing::nmse;
 
 std::string fixture_dir(const std::string& name) {
   return std::string(PONDER_TEST_DATA_DIR) + "/models/" + name;

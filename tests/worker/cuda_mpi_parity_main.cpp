@@ -17,21 +17,12 @@
 #include "worker/backend/cuda/cuda_backend.h"
 #include "worker/model/architecture.h"
 #include "worker/model/decoder_model.h"
+#include "tests/worker/nmse.h"
 
 using namespace ponder;
 using namespace ponder::worker;
 
 namespace {
-
-double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / den;
-}
 
 // The step batches: step 0 prefills every prompt; step s > 0 feeds token s - 1 of each prompt's
 // greedy continuation. Logits of each sequence's last row.

@@ -14,7 +14,6 @@ namespace ponder::worker {
 namespace {
 
 using testing::DeviceArrays;
-using testing::nmse;
 using testing::random_vec;
 
 std::vector<uint16_t> to_half(const std::vector<float>& v, DType dt) {

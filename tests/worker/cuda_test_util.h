@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "worker/backend/cuda/cuda_backend.h"
+#include "tests/worker/nmse.h"
 
 // Skips the test, with the reason, where no CUDA device is visible (CI, this VM).
 #define PONDER_SKIP_WITHOUT_GPU()                                                               \
@@ -28,22 +29,6 @@ inline std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f
   std::vector<float> v(n);
   for (auto& x : v) x = d(gen);
   return v;
-}
-
-// Normalized mean squared error; infinite when `got` holds a non-finite value (an unwritten,
-// NaN-poisoned element).
-inline double nmse(const float* got, const float* want, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / std::max(den, 1e-30);
-}
-inline double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  return nmse(got.data(), want.data(), std::min(got.size(), want.size()));
 }
 
 // Device buffers owned by a test, released with it.

@@ -17,20 +17,12 @@
 #include "worker/model/architecture.h"
 #include "worker/replica.h"
 #include "worker/safetensors.h"
+#include "tests/worker/nmse.h"
 
 using namespace ponder;
 using namespace ponder::worker;
 
 namespace {
-
-double nmse(const float* got, const float* want, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / den;
-}
 
 // The last row of fixture logits.<i>: the logits at the end of prompt i.
 std::vector<float> fixture_last_logits(const std::string& dir, size_t i, int64_t vocab) {

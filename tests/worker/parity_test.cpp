@@ -12,6 +12,7 @@
 #include "worker/batch_runner.h"
 #include "worker/model/decoder_model.h"
 #include "worker/safetensors.h"
+#include "tests/worker/nmse.h"
 
 namespace ponder::worker {
 namespace {
@@ -42,15 +43,6 @@ Fixture load_fixture(const std::string& name) {
   EXPECT_TRUE(file.has_value()) << file.error().to_string();
   f.logits_file = std::move(*file);
   return f;
-}
-
-double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / den;
 }
 
 class Parity : public ::testing::TestWithParam<std::string> {

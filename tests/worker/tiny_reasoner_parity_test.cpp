@@ -32,6 +32,7 @@
 #include "worker/engine/engine.h"
 #include "worker/model/decoder_model.h"
 #include "worker/safetensors.h"
+#include "tests/worker/nmse.h"
 
 namespace ponder::worker {
 namespace {
@@ -84,15 +85,6 @@ const Fixture& fixture() {
     return f;
   }();
   return *f;
-}
-
-double nmse(const float* got, const float* want, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return num / den;
 }
 
 class TinyReasonerParity : public ::testing::TestWithParam<MatmulPrecision> {
