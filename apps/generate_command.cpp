@@ -34,7 +34,7 @@ Status generate(const GenerateOptions& o) {
                               .cpu = {.n_threads = o.threads, .precision = o.precision}}));
   PONDER_RETURN_IF_ERROR(model->move_to(*backend));
   const auto& config = model->config();
-  const int64_t total = static_cast<int64_t>(prompt.ids.size()) + o.max_tokens;
+  const int64_t total = static_cast<int64_t>(prompt.ids.size()) + prompt.max_tokens;
   PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(total / 16 + 2),
                                                               backend->memory()));
   PONDER_LOG(kInfo, "generate", "%s: %s, %lld layers, %.1f M parameters, %s backend: %s",

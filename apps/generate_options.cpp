@@ -11,6 +11,7 @@
 #include "apps/args.h"
 #include "common/check.h"
 #include "coordinator/text/chat_template.h"
+#include "worker/model/architecture.h"
 
 namespace ponder::apps {
 
@@ -28,7 +29,8 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prom
   --max-thinking-tokens N   insert the end-of-thinking delimiter after N thinking tokens
   --min-thinking-tokens N   the delimiter cannot be drawn before N thinking tokens
   --extend-thinking N  replace the first N end-of-thinking delimiters by "Wait" (s1)
-  --max-tokens N       tokens to generate (default 64)
+  --max-tokens N       tokens to generate (default: with --chat, until the end of the turn or
+                       the model's context window is full; otherwise 64)
   --temperature T      0 = greedy (default 0)
   --top-k K  --top-p P  --min-p P
   --repetition-penalty R  --presence-penalty P  --frequency-penalty F
@@ -128,8 +130,11 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(o.min_thinking_tokens, args.get_int("min-thinking-tokens", 0));
   PONDER_ASSIGN_OR_RETURN(int64_t extend, args.get_int("extend-thinking", 0));
   o.extend_thinking = static_cast<int32_t>(extend);
-  PONDER_ASSIGN_OR_RETURN(o.max_tokens, args.get_int("max-tokens", 64));
-  if (o.max_tokens < 1) return error(StatusCode::kInvalidArgument, "--max-tokens must be >= 1");
+  if (args.has("max-tokens")) {
+    PONDER_ASSIGN_OR_RETURN(int64_t max_tokens, args.get_int("max-tokens", 0));
+    if (max_tokens < 1) return error(StatusCode::kInvalidArgument, "--max-tokens must be >= 1");
+    o.max_tokens = max_tokens;
+  }
   PONDER_ASSIGN_OR_RETURN(o.sampling, parse_sampling(args));
   PONDER_ASSIGN_OR_RETURN(o.backend, worker::parse_backend_kind(args.get("backend").value_or("cpu")));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
@@ -151,6 +156,24 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   return o;
 }
 
+namespace {
+
+// --max-tokens, or its default: a chat turn may run to the end of the context window (it ends
+// itself with an end-of-turn token); a raw prompt gets kDefaultRawMaxTokens.
+Expected<int64_t> resolve_max_tokens(const GenerateOptions& o, size_t prompt_tokens) {
+  if (o.max_tokens) return *o.max_tokens;
+  if (!o.chat) return kDefaultRawMaxTokens;
+  PONDER_ASSIGN_OR_RETURN(auto config, worker::load_model_config(o.model_dir));
+  const int64_t room = config.max_position_embeddings - static_cast<int64_t>(prompt_tokens);
+  if (room < 1)
+    return error(StatusCode::kInvalidArgument,
+                 "the prompt (%zu tokens) fills the model's context of %lld tokens", prompt_tokens,
+                 (long long)config.max_position_embeddings);
+  return room;
+}
+
+}  // namespace
+
 Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
   PreparedPrompt p;
   const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(o.model_dir) / "tokenizer.json");
@@ -159,6 +182,7 @@ Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
       return error(StatusCode::kNotFound, "%s has no tokenizer.json: give --prompt-ids instead of --prompt",
                    o.model_dir.c_str());
     p.ids = o.prompt_ids;
+    PONDER_ASSIGN_OR_RETURN(p.max_tokens, resolve_max_tokens(o, p.ids.size()));
     return p;
   }
   PONDER_ASSIGN_OR_RETURN(text::Tokenizer tok, text::Tokenizer::load(o.model_dir));
@@ -183,6 +207,7 @@ Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
     p.reasoning->starts_in_reasoning = p.starts_in_thinking;
   }
   p.tokenizer = std::move(tok);
+  PONDER_ASSIGN_OR_RETURN(p.max_tokens, resolve_max_tokens(o, p.ids.size()));
   return p;
 }
 
@@ -282,6 +307,9 @@ void GenerationPrinter::finish(const std::string& finish_reason, const std::stri
   std::fflush(stdout);
   std::fprintf(stderr, "prefill: %zu tokens, %.1f tokens/s; decode: %zu tokens, %.1f tokens/s\n",
                n_prompt, prefill_tps, generated_.size(), decode_tps);
+  if (finish_reason == "length" && !options_.ignore_eos)
+    std::fprintf(stderr, "stopped at the length limit (%lld tokens) before the model ended its turn; "
+                         "raise --max-tokens for the rest\n", (long long)prompt_.max_tokens);
 }
 
 Status run_generation(worker::Engine& engine, const GenerateOptions& o, const PreparedPrompt& p,
@@ -291,7 +319,7 @@ Status run_generation(worker::Engine& engine, const GenerateOptions& o, const Pr
   printer.start();
   worker::EngineRequest request{.prompt = p.ids,
                                 .sampling = o.sampling,
-                                .max_tokens = o.max_tokens,
+                                .max_tokens = p.max_tokens,
                                 .ignore_eos = o.ignore_eos,
                                 .thinking = p.starts_in_thinking,
                                 .max_thinking_tokens = o.max_thinking_tokens,

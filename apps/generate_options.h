@@ -23,6 +23,7 @@
 namespace ponder::apps {
 
 extern const char* const kGenerateUsage;
+inline constexpr int64_t kDefaultRawMaxTokens = 64;  // --max-tokens without --chat
 
 struct GenerateOptions {
   std::string model_dir;
@@ -34,7 +35,9 @@ struct GenerateOptions {
   int64_t max_thinking_tokens = -1;
   int64_t min_thinking_tokens = 0;
   int32_t extend_thinking = 0;
-  int64_t max_tokens = 64;
+  // --max-tokens; unset: with --chat until the end of the turn or a full context window (as
+  // `ponder serve`'s chat completions), else kDefaultRawMaxTokens. prepare_prompt() resolves it.
+  std::optional<int64_t> max_tokens;
   worker::SamplingParams sampling{.temperature = 0.0f};
   bool ignore_eos = false;
   bool json = false;
@@ -75,10 +78,12 @@ struct PreparedPrompt {
   std::optional<text::ReasoningConfig> reasoning;  // set when the vocabulary has <think>/</think>
   std::vector<int32_t> think_end, wait_tokens;
   bool starts_in_thinking = false;
+  int64_t max_tokens = 0;  // options.max_tokens, or its default for this prompt and model
 };
 
 // Tokenizes --prompt (rendering the chat template with --chat); with --prompt-ids, loads the
-// tokenizer too when the model has one, to print text.
+// tokenizer too when the model has one, to print text. Resolves the default --max-tokens against
+// the model's context window.
 Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& options);
 
 // Streams the continuation to stdout as it comes — text when there is a tokenizer (thinking and

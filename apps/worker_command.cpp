@@ -32,7 +32,7 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
                                  .tp = o.tp,
                                  .pp = o.pp,
                                  .stage_layers = o.stage_layers,
-                                 .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + o.max_tokens) / 16 + 2,
+                                 .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + prompt.max_tokens) / 16 + 2,
                                  .backend = {.kind = o.backend,
                                              .cpu = {.n_threads = threads, .precision = o.precision}},
                                  .timeout = o.timeout};
