@@ -11,7 +11,7 @@
 #   PONDER=path       the ponder binary (default build/release/bin/ponder); e.g. a copy that
 #                     another build cannot replace while the evaluation runs
 #   MAX_TOKENS=N      tokens per completion (default 960: prompt + completion fit the model's 1024
-#                     positions; the longest level-5 working is ~730 tokens)
+#                     positions; the longest level-5 working is ~750 tokens)
 #   TEMPERATURE=T     sampling temperature (default 1.0)   SAMPLES=K   samples (default 16)
 #   THREADS=N         ponder's CPU threads (default 2)     OUT=FILE    where the JSON goes
 #   KEEP=DIR          keep the completions JSONL files in DIR
@@ -32,6 +32,7 @@ tasks=(tests/data/tasks/arith_test_l*.jsonl)
 for f in "${tasks[@]}"; do head -n "$greedy_n" "$f"; done > "$work/all.jsonl"
 for f in "${tasks[@]}"; do head -n "$sampled" "$f"; done > "$work/subset.jsonl"
 start=$(date +%s)
+rev=$(git rev-parse --short HEAD)  # the tree the evaluation started from
 "$ponder" complete --model "$model" --input "$work/all.jsonl" --chat --max-tokens "$max_tokens" \
   --token-budget 4096 --threads "$threads" --output "$work/greedy.jsonl"
 "$ponder" complete --model "$model" --input "$work/subset.jsonl" --chat --max-tokens "$max_tokens" \
@@ -43,5 +44,5 @@ greedy_desc="all $(wc -l < "${tasks[0]}")"
 [ "$greedy_n" -lt "$(wc -l < "${tasks[0]}")" ] && greedy_desc="the first $greedy_n"
 /usr/bin/python3 -m experiments.tasks.arith grade --tasks "${tasks[@]}" \
   --greedy "$work/greedy.jsonl" --sampled "$work/sampled.jsonl" --k "$samples" \
-  --note "ponder $(git rev-parse --short HEAD), greedy on $greedy_desc per level; T=$temperature × $samples on the first $sampled per level; max $max_tokens tokens" \
+  --note "ponder $rev, greedy on $greedy_desc per level; T=$temperature × $samples on the first $sampled per level; max $max_tokens tokens" \
   --out "$out"

@@ -4,7 +4,7 @@
 
 Levels (see experiments/tasks/README.md for worked examples):
   1  addition of two 3-5 digit numbers with at least one carry ("What is 4821 + 937?")
-  2  multiplication of a 2-3 digit number by a 2-99 multiplier, by partial products
+  2  multiplication of a 3-digit number by a 2-digit number, by partial products
   3  an expression with 2-3 operations among + - * (precedence; negative results possible)
   4  an expression with 4-5 operations
   5  an expression with 6 operations
@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, Optional
 
 LEVELS = {
     1: "addition of two 3-5 digit numbers with carries",
-    2: "multiplication (2-3 digits by 2-99) by partial products",
+    2: "multiplication (3 digits by 2 digits) by partial products",
     3: "expression with 2-3 operations (+ - *, precedence)",
     4: "expression with 4-5 operations (+ - *, precedence)",
     5: "expression with 6 operations (+ - *, precedence)",
@@ -215,9 +215,7 @@ def _level1(rng: random.Random) -> tuple[list[int], list[str]]:
 
 
 def _level2(rng: random.Random) -> tuple[list[int], list[str]]:
-    a = _rand_digits(rng, rng.randint(2, 3))
-    b = rng.randint(2, 9) if rng.random() < 0.4 else rng.randint(10, 99)
-    return [a, b], ["*"]
+    return [_rand_digits(rng, 3), _rand_digits(rng, 2)], ["*"]
 
 
 def _random_expression(rng: random.Random, n_ops: int, two_digit_multiplier: float = 0.5

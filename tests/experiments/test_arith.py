@@ -187,7 +187,7 @@ class ProblemTest(unittest.TestCase):
                                 zip(str(a).zfill(5), str(b).zfill(5))), p.question)
         for p in arith.make_split("test", 2, 100):
             a, b = (int(x) for x in _expression(p.question).split(" * "))
-            self.assertTrue(10 <= a <= 999 and 2 <= b <= 99)
+            self.assertTrue(100 <= a <= 999 and 10 <= b <= 99, p.question)
         for level, n_ops in ((3, {2, 3}), (4, {4, 5}), (5, {6})):
             two_digit = 0
             for p in arith.make_split("test", level, 100):
