@@ -2,6 +2,7 @@
 # JSON of `experiments.tasks.arith grade`; used by tools/train_tiny_reasoner.py.
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import re
@@ -50,7 +51,7 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
         "the question, in the task's canonical form (`What is 47 * 23 + 158?`) or as people type "
         f"it (`What is 47*23+158?`, `Compute 47*23+158.`, `47*23+158=?`: "
         f"{100 * a.get('variant_fraction', 0):.0f}% of the training questions were in such "
-        "forms). Give it room: the working of the longest problems runs to ~730 tokens.",
+        "forms). Give it room: the working of the longest problems runs to ~750 tokens.",
         "",
         "```sh",
         "ponder generate --model models/tiny-reasoner --chat --prompt \"What is 47*23+158?\" "
@@ -127,13 +128,17 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
            "fully trained model leaves test-time compute little to do on the easier levels) "
            if a.get("stop_after", a["steps"]) < a["steps"] else f"{a['steps']} steps ")
         + f"of ≤ {a['batch_tokens']} padded tokens "
-        f"(length-bucketed), bf16 autocast with fp32 weights, {a['threads']} CPU thread(s): "
-        f"{log['train_seconds'] / 60:.1f} min of training "
-        + (f"({log['train_cpu_seconds'] / 60:.1f} CPU-min; other jobs shared the 2 cores) "
-           if "train_cpu_seconds" in log else "")
+        "(length-bucketed), bf16 autocast with fp32 weights, "
+        + ("one GPU: " if a.get("device") == "cuda" else f"{a['threads']} CPU thread(s): ")
+        + f"{log['train_seconds'] / 60:.1f} min of training "
+        + (f"({log['train_cpu_seconds'] / 60:.1f} CPU-min"
+           + ("; other jobs shared the cores" if log["train_cpu_seconds"]
+              < 0.9 * log["train_seconds"] * a["threads"] else "") + ") "
+           if "train_cpu_seconds" in log and a.get("device", "cpu") == "cpu" else "")
         + f"({log['tokens_per_second_padded']:.0f} padded tokens/s), "
         f"{log['total_seconds'] / 60:.1f} min in all. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in log["versions"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in log["versions"].items()) + "."
+        + (f" Machine: {log['machine']}." if log.get("machine") else ""),
         *([ "", log["provenance"]] if log.get("provenance") else []),
         "",
         "| step | train loss | validation loss | lr |",
@@ -177,6 +182,10 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
         lines += ["", "Sanity check at the end of training, " + s.get("engine", "") + ": greedy "
                   + ", ".join(f"level {lv} {_pct(s[lv]['greedy'])} of {s[lv]['n']}"
                               for lv in sorted(k for k in s if k.isdigit())) + "."]
+    rep_path = out / "reproduction.json"
+    if rep_path.exists():
+        with open(rep_path, encoding="utf-8") as f:
+            lines += reproduction_lines(json.load(f), log, evals)
     lines += [
         "",
         "## Reproduce",
@@ -224,9 +233,67 @@ def test_time_compute_summary(levels: dict) -> list[str]:
     return lines
 
 
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reproduction_record(out: pathlib.Path, run_dir: pathlib.Path, eval_path: str) -> dict:
+    """What a from-scratch rerun (RUN_DIR, written by this script) gave: its command, machine
+    and time, whether its weights equal the committed ones, and ponder's accuracy on them."""
+    with open(run_dir / "train_log.json", encoding="utf-8") as f:
+        run = json.load(f)
+    with open(eval_path, encoding="utf-8") as f:
+        evals = json.load(f)
+    return {"created": run["created"], "command": run["command"],
+            "machine": run.get("machine", ""), "versions": run["versions"],
+            "train_seconds": run["train_seconds"], "total_seconds": run["total_seconds"],
+            "weights_identical": _sha256(run_dir / "model.safetensors")
+            == _sha256(out / "model.safetensors"),
+            "final_val_loss": next((h["val_loss"] for h in reversed(run["history"])
+                                    if "val_loss" in h), None),
+            "eval": evals}
+
+
+def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
+    """The card's account of the rerun: time, machine, identical weights or not, and its
+    accuracy beside the committed model's."""
+    mins = rep["total_seconds"] / 60
+    lines = ["", "## Reproduction", "",
+             f"`{rep['command']}` from scratch ({rep['created'][:10]}, machine: "
+             f"{rep['machine'] or 'not recorded'}; "
+             + ", ".join(f"{k} {v}" for k, v in rep["versions"].items())
+             + f"): {rep['train_seconds'] / 60:.1f} min of training, {mins:.1f} min in all. "]
+    if rep["weights_identical"]:
+        lines[-1] += "It wrote a model.safetensors identical to the committed one."
+        return lines
+    lines[-1] += ("Its weights differ from the committed ones (float kernels differ across CPUs "
+                  "and library builds, so runs are bit-identical only on the same kind of "
+                  "machine). ponder measured the rerun on the same test split "
+                  f"({rep['eval'].get('note', '')}); final validation loss "
+                  f"{rep['final_val_loss']:.4f} (committed: "
+                  + next((f"{h['val_loss']:.4f}" for h in reversed(log["history"])
+                          if "val_loss" in h), "—") + ").")
+    cols = [c for c in ("greedy", "pass@1", "maj@16", "pass@16")
+            if all(c in v for v in rep["eval"]["levels"].values())]
+    ours = (evals or {}).get("levels", {})
+    lines += ["", "| level | n | " + " | ".join(f"{c} rerun (committed)" for c in cols) + " |",
+              "|---|---|" + "---|" * len(cols)]
+    for lv in sorted(rep["eval"]["levels"], key=int):
+        v, c0 = rep["eval"]["levels"][lv], ours.get(lv, {})
+        lines.append(f"| {lv} | {v.get('n', '')} | "
+                     + " | ".join(f"{_pct(v.get(c))} ({_pct(c0.get(c))})" for c in cols) + " |")
+    return lines
+
+
 def card_only(args, out: pathlib.Path) -> None:
     with open(out / "train_log.json", encoding="utf-8") as f:
         log = json.load(f)
+    if args.reproduction:
+        rep = reproduction_record(out, pathlib.Path(args.reproduction),
+                                  args.reproduction_eval_json)
+        with open(out / "reproduction.json", "w", encoding="utf-8") as f:
+            json.dump(rep, f, indent=2)
+            f.write("\n")
     evals = None
     if args.eval_json:
         with open(args.eval_json, encoding="utf-8") as f:

@@ -33,6 +33,9 @@ library versions):
 
 The accuracy table of the card is filled from --eval-json (kept as eval_results.json in the
 model folder), which must come from ponder itself; the sanity check is only a smoke signal.
+--card-only --reproduction RUN_DIR --reproduction-eval-json FILE records a from-scratch rerun
+(reproduction.json in the model folder, and a section of the card): its time, machine, whether
+its weights are identical, and ponder's accuracy on them.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ import argparse
 import datetime
 import json
 import math
+import os
 import pathlib
+import platform
 import random
 import re
 import sys
@@ -370,15 +375,15 @@ def lr_at(step: int, args) -> float:
     return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def evaluate_loss(model, batches) -> float:
+def evaluate_loss(model, batches, device) -> float:
     import torch
 
     total, count = 0.0, 0
     model.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
         for ids, labels in batches:
             n = int((labels[:, 1:] != -100).sum())
-            total += float(model(input_ids=ids, labels=labels).loss) * n
+            total += float(model(input_ids=ids.to(device), labels=labels.to(device)).loss) * n
             count += n
     model.train()
     return total / count
@@ -409,6 +414,11 @@ def train(args, out: pathlib.Path) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
     random.seed(args.seed)
     t_start = time.time()
 
@@ -422,7 +432,7 @@ def train(args, out: pathlib.Path) -> dict:
     print(f"tokenizer: {vocab_size} tokens ({time.time() - t_start:.1f} s)", flush=True)
 
     shape = model_config(args)
-    model = build_model(vocab_size, args.seed, shape)
+    model = build_model(vocab_size, args.seed, shape).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters", flush=True)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -443,8 +453,8 @@ def train(args, out: pathlib.Path) -> dict:
             group["lr"] = lr
         ids, labels = data.next()
         tokens_padded += ids.numel()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=labels).loss
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
         opt.step()
@@ -457,7 +467,7 @@ def train(args, out: pathlib.Path) -> dict:
                      "grad_norm": grad_norm, "tokens": data.tokens_real, "elapsed_s": elapsed}
             window = []
             if (step + 1) % args.eval_every == 0 or last:
-                entry["val_loss"] = evaluate_loss(model, val)
+                entry["val_loss"] = evaluate_loss(model, val, device)
             history.append(entry)
             now = time.time()
             prev_step = history[-2]["step"] if len(history) > 1 else 0
@@ -473,9 +483,9 @@ def train(args, out: pathlib.Path) -> dict:
     train_s = time.time() - t_train
     train_cpu_s = time.process_time() - cpu_train
 
-    sanity = (sanity_eval(model, hf_tok, args.sanity_eval, args.max_len)
+    sanity = (sanity_eval(model, hf_tok, args.sanity_eval, args.max_len, device)
               if args.sanity_eval else {})
-    model = model.to(torch.bfloat16)
+    model = model.to("cpu", torch.bfloat16)
     model.config.dtype = "bfloat16"
     model.save_pretrained(str(out), safe_serialization=True)
     write_generation_config(out)
@@ -486,6 +496,8 @@ def train(args, out: pathlib.Path) -> dict:
         "args": {k: v for k, v in vars(args).items() if k not in ("argv", "eval_json")},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]},
+        "machine": machine_description()
+        + (f"; GPU: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
         "model": {"parameters": n_params, "vocab_size": vocab_size, **shape},
         "special_token_ids": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
         "data": {"examples_per_level": {str(k): v for k, v in data.seen.items()},
@@ -505,6 +517,25 @@ def train(args, out: pathlib.Path) -> dict:
     return log
 
 
+def machine_description() -> str:
+    """The CPU the run trained on: float kernels (and so the exact weights) depend on its vector
+    extensions, so bit-identical reruns need the same kind of CPU."""
+    name, flags = platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} cores" + (f" ({' '.join(isa)})" if isa else "")
+
+
 def write_generation_config(out: pathlib.Path) -> None:
     gen = {
         "bos_token_id": SPECIAL_TOKENS.index(ENDOFTEXT),
@@ -521,7 +552,7 @@ def write_generation_config(out: pathlib.Path) -> None:
         f.write("\n")
 
 
-def sanity_eval(model, hf_tok, n_per_level: int, max_new_tokens: int) -> dict:
+def sanity_eval(model, hf_tok, n_per_level: int, max_new_tokens: int, device) -> dict:
     """Greedy accuracy with transformers on validation problems (a smoke signal only)."""
     import torch
 
@@ -534,8 +565,9 @@ def sanity_eval(model, hf_tok, n_per_level: int, max_new_tokens: int) -> dict:
         prompts = [hf_tok.apply_chat_template([{"role": "user", "content": p.question}],
                                               tokenize=False, add_generation_prompt=True)
                    for p in problems]
-        enc = hf_tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        enc = hf_tok(prompts, return_tensors="pt", padding=True,
+                     add_special_tokens=False).to(device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  eos_token_id=SPECIAL_TOKENS.index(IM_END),
                                  pad_token_id=SPECIAL_TOKENS.index(ENDOFTEXT))
@@ -544,7 +576,8 @@ def sanity_eval(model, hf_tok, n_per_level: int, max_new_tokens: int) -> dict:
         result[str(lv)] = {"n": len(problems), "greedy": correct / len(problems)}
         print(f"sanity eval level {lv}: {correct}/{len(problems)} greedy correct"
               f"  e.g. {problems[0].question!r} -> {texts[0][-40:]!r}", flush=True)
-    result["engine"] = "transformers' generate (bf16 autocast, CPU) on validation problems"
+    result["engine"] = (f"transformers' generate (bf16 autocast, {device.type.upper()}) "
+                        "on validation problems")
     result["seconds"] = time.time() - t0
     model.train()
     return result
@@ -556,6 +589,8 @@ def parse_args(argv):
     p.add_argument("--out", default=str(REPO / "models" / "tiny-reasoner"))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where to train (cuda: one GPU; the weights then differ from a CPU run's)")
     p.add_argument("--steps", type=int, default=2000,
                    help="length of the learning-rate schedule (warmup + cosine decay)")
     p.add_argument("--stop-after", type=int, default=1500,
@@ -577,7 +612,7 @@ def parse_args(argv):
                       ("--kv-heads", "num_key_value_heads"), ("--head-dim", "head_dim")):
         p.add_argument(flag, type=int, default=None,
                        help=f"model shape: {key} (default {MODEL_CONFIG[key]})")
-    p.add_argument("--level-weights", default="1:0.8,2:1,3:1.2,4:1.2,5:0.8",
+    p.add_argument("--level-weights", default="1:0.8,2:0.6,3:1.2,4:1.2,5:0.8",
                    help="level:weight,... for drawing training problems")
     p.add_argument("--tokenizer-texts", type=int, default=20000)
     p.add_argument("--pool-batches", type=int, default=32, help="batches per bucketing pool")
@@ -592,6 +627,11 @@ def parse_args(argv):
     p.add_argument("--card-only", action="store_true",
                    help="only rewrite README.md from train_log.json (+ --eval-json)")
     p.add_argument("--eval-json", help="accuracy JSON from `experiments.tasks.arith grade`")
+    p.add_argument("--reproduction", metavar="RUN_DIR",
+                   help="with --card-only: a from-scratch rerun's output folder, recorded in "
+                        "reproduction.json and the card (with --reproduction-eval-json)")
+    p.add_argument("--reproduction-eval-json",
+                   help="accuracy JSON that ponder measured on the rerun's weights")
     args = p.parse_args(argv)
     args.argv = list(argv)
     try:
@@ -601,6 +641,10 @@ def parse_args(argv):
         p.error(f"--level-weights: expected level:weight,..., got {args.level_weights!r}")
     if not set(args.level_weights) <= set(arith.LEVELS):
         p.error(f"--level-weights: levels are {sorted(arith.LEVELS)}")
+    if bool(args.reproduction) != bool(args.reproduction_eval_json) or (
+            args.reproduction and not args.card_only):
+        p.error("--reproduction RUN_DIR and --reproduction-eval-json FILE go together, "
+                "with --card-only")
     if not 1 <= args.stop_after <= args.steps:
         p.error("--stop-after must be between 1 and --steps")
     if (args.eval_every % args.log_every or args.card_every % args.log_every
@@ -617,6 +661,9 @@ def main(argv=None) -> int:
         card_only(args, out)
         return 0
     log = train(args, out)
+    stale = out / "reproduction.json"  # a rerun of an earlier model
+    if stale.exists():
+        stale.unlink()
     if args.eval_json:
         card_only(args, out)
     else:
