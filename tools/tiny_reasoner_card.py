@@ -208,7 +208,7 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
         f.write("\n".join(lines))
 
 
-def test_time_compute_summary(levels: dict) -> list[str]:
+def test_time_compute_summary(levels: dict, subject: str = "Test-time compute") -> list[str]:
     """What sampling and voting add over one sample, per level, and whether the middle levels
     meet issue #8's target (maj@16 at least 10 points above pass@1)."""
     rows = {lv: v for lv, v in levels.items() if "maj@16" in v and "pass@1" in v}
@@ -220,7 +220,7 @@ def test_time_compute_summary(levels: dict) -> list[str]:
              for lv in order}
     middle = order[1:-1]
     met = [lv for lv in middle if gain[lv] >= 10]
-    lines = ["", "Test-time compute: majority voting over 16 samples adds "
+    lines = ["", f"{subject}: majority voting over 16 samples adds "
              + ", ".join(f"{gain[lv]:+.1f}" for lv in order)
              + " points over pass@1 at levels " + ", ".join(order)
              + "; coverage (pass@16) is a further "
@@ -247,6 +247,8 @@ def reproduction_record(out: pathlib.Path, run_dir: pathlib.Path, eval_path: str
     return {"created": run["created"], "command": run["command"],
             "machine": run.get("machine", ""), "versions": run["versions"],
             "train_seconds": run["train_seconds"], "total_seconds": run["total_seconds"],
+            "train_cpu_seconds": run.get("train_cpu_seconds"),
+            "threads": run["args"]["threads"],
             "weights_identical": _sha256(run_dir / "model.safetensors")
             == _sha256(out / "model.safetensors"),
             "final_val_loss": next((h["val_loss"] for h in reversed(run["history"])
@@ -262,7 +264,12 @@ def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
              f"`{rep['command']}` from scratch ({rep['created'][:10]}, machine: "
              f"{rep['machine'] or 'not recorded'}; "
              + ", ".join(f"{k} {v}" for k, v in rep["versions"].items())
-             + f"): {rep['train_seconds'] / 60:.1f} min of training, {mins:.1f} min in all. "]
+             + f"): {rep['train_seconds'] / 60:.1f} min of training"
+             + (f" ({rep['train_cpu_seconds'] / 60:.1f} CPU-min on {rep['threads']} thread(s)"
+                + ("; other jobs shared the cores" if rep["train_cpu_seconds"]
+                   < 0.9 * rep["train_seconds"] * rep["threads"] else "") + ")"
+                if rep.get("train_cpu_seconds") else "")
+             + f", {mins:.1f} min in all. "]
     if rep["weights_identical"]:
         lines[-1] += "It wrote a model.safetensors identical to the committed one."
         return lines
@@ -282,7 +289,7 @@ def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
         v, c0 = rep["eval"]["levels"][lv], ours.get(lv, {})
         lines.append(f"| {lv} | {v.get('n', '')} | "
                      + " | ".join(f"{_pct(v.get(c))} ({_pct(c0.get(c))})" for c in cols) + " |")
-    return lines
+    return lines + test_time_compute_summary(rep["eval"]["levels"], "Test-time compute in the rerun")
 
 
 def card_only(args, out: pathlib.Path) -> None:
