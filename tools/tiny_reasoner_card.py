@@ -131,9 +131,7 @@ def write_card(out: pathlib.Path, log: dict, evals: dict | None) -> None:
         "(length-bucketed), bf16 autocast with fp32 weights, "
         + ("one GPU: " if a.get("device") == "cuda" else f"{a['threads']} CPU thread(s): ")
         + f"{log['train_seconds'] / 60:.1f} min of training "
-        + (f"({log['train_cpu_seconds'] / 60:.1f} CPU-min"
-           + ("; other jobs shared the cores" if log["train_cpu_seconds"]
-              < 0.9 * log["train_seconds"] * a["threads"] else "") + ") "
+        + (f"({_cpu_time(log['train_seconds'], log['train_cpu_seconds'], a['threads'])}) "
            if "train_cpu_seconds" in log and a.get("device", "cpu") == "cpu" else "")
         + f"({log['tokens_per_second_padded']:.0f} padded tokens/s), "
         f"{log['total_seconds'] / 60:.1f} min in all. Versions: "
@@ -233,6 +231,17 @@ def test_time_compute_summary(levels: dict, subject: str = "Test-time compute") 
     return lines
 
 
+def _cpu_time(wall_s: float, cpu_s: float, threads: int, name_threads: bool = False) -> str:
+    """CPU minutes of a training run, and whether other jobs took part of its cores."""
+    shared = "; other jobs shared the cores" if cpu_s < 0.9 * wall_s * threads else ""
+    return (f"{cpu_s / 60:.1f} CPU-min" + (f" on {threads} thread(s)" if name_threads else "")
+            + shared)
+
+
+def _final_val_loss(log: dict) -> float:
+    return next(h["val_loss"] for h in reversed(log["history"]) if "val_loss" in h)
+
+
 def _sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -251,8 +260,7 @@ def reproduction_record(out: pathlib.Path, run_dir: pathlib.Path, eval_path: str
             "threads": run["args"]["threads"],
             "weights_identical": _sha256(run_dir / "model.safetensors")
             == _sha256(out / "model.safetensors"),
-            "final_val_loss": next((h["val_loss"] for h in reversed(run["history"])
-                                    if "val_loss" in h), None),
+            "final_val_loss": _final_val_loss(run),
             "eval": evals}
 
 
@@ -265,9 +273,8 @@ def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
              f"{rep['machine'] or 'not recorded'}; "
              + ", ".join(f"{k} {v}" for k, v in rep["versions"].items())
              + f"): {rep['train_seconds'] / 60:.1f} min of training"
-             + (f" ({rep['train_cpu_seconds'] / 60:.1f} CPU-min on {rep['threads']} thread(s)"
-                + ("; other jobs shared the cores" if rep["train_cpu_seconds"]
-                   < 0.9 * rep["train_seconds"] * rep["threads"] else "") + ")"
+             + (" (" + _cpu_time(rep["train_seconds"], rep["train_cpu_seconds"], rep["threads"],
+                                 name_threads=True) + ")"
                 if rep.get("train_cpu_seconds") else "")
              + f", {mins:.1f} min in all. "]
     if rep["weights_identical"]:
@@ -277,9 +284,7 @@ def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
                   "and library builds, so runs are bit-identical only on the same kind of "
                   "machine). ponder measured the rerun on the same test split "
                   f"({rep['eval'].get('note', '')}); final validation loss "
-                  f"{rep['final_val_loss']:.4f} (committed: "
-                  + next((f"{h['val_loss']:.4f}" for h in reversed(log["history"])
-                          if "val_loss" in h), "—") + ").")
+                  f"{rep['final_val_loss']:.4f} (committed: {_final_val_loss(log):.4f}).")
     cols = [c for c in ("greedy", "pass@1", "maj@16", "pass@16")
             if all(c in v for v in rep["eval"]["levels"].values())]
     ours = (evals or {}).get("levels", {})
@@ -289,7 +294,8 @@ def reproduction_lines(rep: dict, log: dict, evals: dict | None) -> list[str]:
         v, c0 = rep["eval"]["levels"][lv], ours.get(lv, {})
         lines.append(f"| {lv} | {v.get('n', '')} | "
                      + " | ".join(f"{_pct(v.get(c))} ({_pct(c0.get(c))})" for c in cols) + " |")
-    return lines + test_time_compute_summary(rep["eval"]["levels"], "Test-time compute in the rerun")
+    return lines + test_time_compute_summary(rep["eval"]["levels"],
+                                             "Test-time compute in the rerun")
 
 
 def card_only(args, out: pathlib.Path) -> None:
