@@ -8,6 +8,7 @@
 #include "apps/generate_command.h"
 #include "apps/replica_command.h"
 #include "apps/serve_command.h"
+#include "apps/slurm_command.h"
 #include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
 
@@ -23,6 +24,7 @@ commands:
   worker     one rank of a tensor/pipeline-parallel replica (under mpirun or srun)
   replica    the ranks of replicas serving a coordinator (started by `ponder serve`)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
+  slurm      deploy `serve` on a Slurm cluster: submit, status, endpoint, logs, cancel, list
 )";
 
 }  // namespace
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
   if (command == "worker") return ponder::apps::run_worker(argc - 2, argv + 2);
   if (command == "serve") return ponder::apps::run_serve(argc - 2, argv + 2);
   if (command == "replica") return ponder::apps::run_replica(argc - 2, argv + 2);
+  if (command == "slurm") return ponder::apps::run_slurm(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;

@@ -43,6 +43,8 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
   --max-n N            largest n a request may ask for (default 64)
   --heartbeat-ms N     heartbeat interval (default 250)
   --timeout-ms N       deadline of every collective between the ranks (default 60000)
+  --replica-index N    this replica's index in a deployment that starts each replica as a world
+                       of its own (`ponder slurm`); default: its index in this MPI world
 )";
 
 struct ReplicaCommandOptions {
@@ -56,6 +58,7 @@ struct ReplicaCommandOptions {
   int64_t kv_cache_bytes = int64_t{256} << 20;
   int32_t token_budget = 512;
   std::chrono::milliseconds timeout{60'000};
+  int replica_index = -1;  // -1: the replica's index in the MPI world
 };
 
 Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
@@ -63,7 +66,7 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
       Args args, Args::parse(argc, argv, {"help"},
                              {"coordinator", "model", "served-model-name", "tp", "pp", "stage-layers",
                               "backend", "threads", "precision", "kv-cache-bytes", "token-budget",
-                              "max-running", "max-n", "heartbeat-ms", "timeout-ms"}));
+                              "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index"}));
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return error(StatusCode::kCancelled, "help");
@@ -93,6 +96,11 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(int64_t max_n, args.get_int("max-n", 64));
   PONDER_ASSIGN_OR_RETURN(int64_t heartbeat, args.get_int("heartbeat-ms", 250));
   PONDER_ASSIGN_OR_RETURN(int64_t timeout, args.get_int("timeout-ms", 60'000));
+  PONDER_ASSIGN_OR_RETURN(int64_t replica_index, args.get_int("replica-index", -1));
+  if (replica_index < -1 || replica_index > (1 << 20))
+    return error(StatusCode::kInvalidArgument, "--replica-index must be a replica number, got %lld",
+                 (long long)replica_index);
+  o.replica_index = static_cast<int>(replica_index);
   if (budget < 1 || running < 1 || max_n < 1 || heartbeat < 1 || timeout < 1)
     return error(StatusCode::kInvalidArgument,
                  "--token-budget, --max-running, --max-n, --heartbeat-ms and --timeout-ms must be positive");
@@ -143,7 +151,11 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   engine_options.max_running = o.server.max_running;
   engine_options.max_n = o.server.max_n;
   worker::Engine engine(*replica, std::move(engine_options));
-  o.server.name = strformat("replica-%d(pid %d)", replica->role().replica, getpid());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  o.server.host = host;
+  o.server.replica_index = o.replica_index >= 0 ? o.replica_index : replica->role().replica;
+  o.server.name = strformat("replica-%d on %s", o.server.replica_index, host);
   o.server.kv_blocks = kv_blocks;
   const bool alone = o.tp * o.pp == 1;
   Status st = coordinator::serve_replica(engine, o.server,

@@ -6,11 +6,7 @@
 #include "apps/serve_command.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -20,10 +16,10 @@
 #include "apps/args.h"
 #include "apps/generate_options.h"
 #include "apps/mpirun_launch.h"
+#include "apps/replica_processes.h"
 #include "apps/serve_config.h"
 #include "common/check.h"
 #include "common/log.h"
-#include "common/process_tree.h"
 #include "common/strings.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/model_text.h"
@@ -43,82 +39,12 @@ GET /v1/models, /health, /metrics). Settings come from the YAML file and from fl
 its keys (underscores become dashes: --kv-cache-bytes); flags win. Keys:
 )";
 
-using Clock = std::chrono::steady_clock;
-
-// A replica's mpirun, in a process group of its own.
-struct Child {
-  pid_t pid = -1;
-  bool exited = false;
-  int status = 0;
-};
-
-Expected<Child> spawn(const std::vector<std::string>& words, const sigset_t& original_mask) {
-  std::vector<char*> argv;
-  std::vector<std::string> copy = words;
-  for (auto& w : copy) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return error(StatusCode::kUnavailable, "fork failed: %s", std::strerror(errno));
-  if (pid == 0) {
-    setpgid(0, 0);
-    // If the server dies without draining, mpirun hears it and takes its ranks down.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    sigprocmask(SIG_SETMASK, &original_mask, nullptr);
-    execvp(argv[0], argv.data());
-    std::fprintf(stderr, "ponder serve: cannot start %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
-  }
-  setpgid(pid, pid);
-  return Child{.pid = pid};
-}
-
-void reap(std::vector<Child>& children) {
-  for (size_t i = 0; i < children.size(); ++i) {
-    Child& c = children[i];
-    if (c.exited) continue;
-    int status = 0;
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      c.exited = true;
-      c.status = status;
-      PONDER_LOG(kWarn, "serve", "replica %zu (mpirun pid %d) exited: %s", i + 1, c.pid,
-                 WIFEXITED(status) ? strformat("status %d", WEXITSTATUS(status)).c_str()
-                                   : strformat("signal %d", WTERMSIG(status)).c_str());
-    }
-  }
-}
-
-// Stops what is left of the children: SIGTERM to each group (mpirun passes it to its ranks),
-// then SIGKILL to each whole process tree (mpirun cannot pass that on, and its ranks sit in
-// process groups of their own).
-void stop_children(std::vector<Child>& children, std::chrono::milliseconds grace) {
-  const auto until = Clock::now() + grace;
-  auto all_exited = [&] {
-    reap(children);
-    for (const Child& c : children)
-      if (!c.exited) return false;
-    return true;
-  };
-  while (!all_exited() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  for (const Child& c : children)
-    if (!c.exited) kill(-c.pid, SIGTERM);
-  const auto hard = Clock::now() + std::chrono::seconds(5);
-  while (!all_exited() && Clock::now() < hard) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  for (Child& c : children)
-    if (!c.exited) {
-      signal_tree(c.pid, SIGKILL);
-      waitpid(c.pid, &c.status, 0);
-      c.exited = true;
-    }
-}
-
 Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
       "threads", "kv_cache_bytes", "host", "port", "api_key", "max_n", "max_queued",
       "max_body_bytes", "token_budget", "max_running", "heartbeat_ms", "heartbeat_timeout_ms",
-      "startup_timeout_s", "drain_timeout_s"};
+      "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s"};
   std::set<std::string> options = {"config"};
   auto flag = [](std::string key) {
     for (char& ch : key)
@@ -139,25 +65,6 @@ Expected<ServeConfig> parse(int argc, char** argv) {
       PONDER_RETURN_IF_ERROR(apply_serve_setting(config, key, *value, "--" + flag(key) + ": "));
   PONDER_RETURN_IF_ERROR(validate_serve_config(config));
   return config;
-}
-
-std::vector<std::string> replica_args(const ServeConfig& c, const std::string& endpoint, int threads) {
-  std::vector<std::string> a = {"--coordinator", endpoint, "--model", c.model,
-                                "--served-model-name", c.served_model_name,
-                                "--tp", std::to_string(c.tp), "--pp", std::to_string(c.pp),
-                                "--backend", c.backend, "--threads", std::to_string(threads),
-                                "--precision", c.dtype == "float32" ? "exact" : "bf16",
-                                "--kv-cache-bytes", std::to_string(c.kv_cache_bytes),
-                                "--token-budget", std::to_string(c.token_budget),
-                                "--max-running", std::to_string(c.max_running),
-                                "--max-n", std::to_string(c.max_n),
-                                "--heartbeat-ms", std::to_string(c.heartbeat_ms)};
-  if (!c.stage_layers.empty()) {
-    std::string layers;
-    for (int64_t n : c.stage_layers) layers += (layers.empty() ? "" : ",") + std::to_string(n);
-    a.insert(a.end(), {"--stage-layers", layers});
-  }
-  return a;
 }
 
 Status serve(const ServeConfig& c) {
@@ -206,26 +113,16 @@ Status serve(const ServeConfig& c) {
     for (int r = 0; r < c.replicas; ++r) {
       PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.tp * c.pp, "replica",
                                                          replica_args(c, pool->endpoint(), threads)));
-      PONDER_ASSIGN_OR_RETURN(Child child, spawn(words, original_mask));
+      PONDER_ASSIGN_OR_RETURN(Child child, spawn(strformat("replica %d (mpirun)", r + 1), words, original_mask));
       children.push_back(child);
     }
     PONDER_LOG(kInfo, "serve", "started %d replicas of tp%d pp%d (%d threads per rank)", c.replicas,
                c.tp, c.pp, threads);
     // Every replica registers, or the start fails naming the one that did not.
-    const auto until = Clock::now() + std::chrono::seconds(c.startup_timeout_s);
-    while (!pool->wait_for_replicas(c.replicas, std::chrono::milliseconds(100)).ok()) {
-      reap(children);
-      for (size_t i = 0; i < children.size(); ++i)
-        if (children[i].exited) {
-          stop_children(children, std::chrono::milliseconds(0));
-          return error(StatusCode::kUnavailable, "replica %zu exited before registering (its errors are above)", i + 1);
-        }
-      if (Clock::now() >= until) {
-        Status st = pool->wait_for_replicas(c.replicas, std::chrono::milliseconds(0));
-        if (st.ok()) break;
-        stop_children(children, std::chrono::milliseconds(0));
-        return st;
-      }
+    Status registered = wait_for_registration(*pool, c.replicas, children, std::chrono::seconds(c.startup_timeout_s));
+    if (!registered.ok()) {
+      stop_children(children, std::chrono::milliseconds(0));
+      return registered;
     }
   }
 

@@ -30,6 +30,8 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   max_running N          sequences running at once per replica (default 256)
   heartbeat_ms N         replica heartbeat interval (default 250)
   heartbeat_timeout_ms N replica declared dead after this much silence (default 3000)
+  collective_timeout_ms N  deadline of every collective between a replica's ranks: a dead or
+                         stuck peer becomes a named error after this long (default 60000)
   startup_timeout_s N    time for every replica to register (default 300)
   drain_timeout_s N      on SIGINT/SIGTERM, time in-flight requests get (default 30)
 )";
@@ -99,6 +101,7 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.pp, 1, 1024);
   } else if (key == "stage_layers") {
     c.stage_layers.clear();
+    if (trim(value).empty()) return {};  // an empty list: the even split
     for (const std::string& part : split(value, ',')) {
       PONDER_ASSIGN_OR_RETURN(int64_t n, parse_int(key, std::string(trim(part)), 1, 1 << 20, where));
       c.stage_layers.push_back(n);
@@ -129,6 +132,8 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.heartbeat_ms, 1, 60'000);
   } else if (key == "heartbeat_timeout_ms") {
     return integer(&c.heartbeat_timeout_ms, 1, 3'600'000);
+  } else if (key == "collective_timeout_ms") {
+    return integer(&c.collective_timeout_ms, 1, 3'600'000);
   } else if (key == "startup_timeout_s") {
     return integer(&c.startup_timeout_s, 1, 86'400);
   } else if (key == "drain_timeout_s") {
@@ -149,22 +154,29 @@ Status load_serve_config(ServeConfig& config, const std::string& path) {
   } catch (const YAML::Exception& e) {
     return error(StatusCode::kInvalidArgument, "%s: not valid YAML: %s", path.c_str(), e.what());
   }
+  return apply_serve_yaml(config, root, path + ": ");
+}
+
+Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::string& where,
+                        const std::set<std::string>& skip) {
   if (root.IsNull()) return {};
   if (!root.IsMap())
-    return error(StatusCode::kInvalidArgument, "%s: expected a mapping of settings (key: value)", path.c_str());
-  const std::string where = path + ": ";
+    return error(StatusCode::kInvalidArgument, "%sexpected a mapping of settings (key: value)", where.c_str());
   for (const auto& item : root) {
     const std::string key = item.first.as<std::string>();
+    if (skip.count(key)) continue;
     const YAML::Node& v = item.second;
     std::string value;
     if (v.IsScalar()) {
       value = v.as<std::string>();
     } else if (v.IsSequence() && key == "stage_layers") {
+      std::vector<std::string> layers;
       for (const auto& e : v) {
         if (!e.IsScalar())
           return error(StatusCode::kInvalidArgument, "%s'stage_layers' must be a list of integers", where.c_str());
-        value += (value.empty() ? "" : ",") + e.as<std::string>();
+        layers.push_back(e.as<std::string>());
       }
+      value = join(layers, ",");
     } else {
       return error(StatusCode::kInvalidArgument, "%s'%s' must be a single value", where.c_str(), key.c_str());
     }
@@ -173,7 +185,36 @@ Status load_serve_config(ServeConfig& config, const std::string& path) {
   return {};
 }
 
-Status validate_serve_config(ServeConfig& c) {
+void emit_serve_config(const ServeConfig& c, YAML::Emitter& out) {
+  out << YAML::BeginMap;
+  auto kv = [&](const char* key, const auto& value) { out << YAML::Key << key << YAML::Value << value; };
+  kv("model", c.model);
+  kv("served_model_name", c.served_model_name);
+  kv("dtype", c.dtype);
+  kv("backend", c.backend);
+  kv("tp", c.tp);
+  kv("pp", c.pp);
+  out << YAML::Key << "stage_layers" << YAML::Value << YAML::Flow << c.stage_layers;
+  kv("replicas", c.replicas);
+  kv("threads", c.threads);
+  kv("kv_cache_bytes", c.kv_cache_bytes);
+  kv("host", c.host);
+  kv("port", c.port);
+  kv("api_key", c.api_key);
+  kv("max_n", c.max_n);
+  kv("max_queued", c.max_queued);
+  kv("max_body_bytes", c.max_body_bytes);
+  kv("token_budget", c.token_budget);
+  kv("max_running", c.max_running);
+  kv("heartbeat_ms", c.heartbeat_ms);
+  kv("heartbeat_timeout_ms", c.heartbeat_timeout_ms);
+  kv("collective_timeout_ms", c.collective_timeout_ms);
+  kv("startup_timeout_s", c.startup_timeout_s);
+  kv("drain_timeout_s", c.drain_timeout_s);
+  out << YAML::EndMap;
+}
+
+Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
   if (c.model.empty()) {
     // The bundled default (issue #8): the source tree's models/tiny-reasoner.
     c.model = PONDER_BUNDLED_MODEL_DIR;
@@ -183,7 +224,7 @@ Status validate_serve_config(ServeConfig& c) {
                    "is not there)",
                    c.model.c_str());
   }
-  if (!std::filesystem::exists(std::filesystem::path(c.model) / "config.json"))
+  if (checks.model_on_disk && !std::filesystem::exists(std::filesystem::path(c.model) / "config.json"))
     return error(StatusCode::kNotFound, "model '%s' has no config.json", c.model.c_str());
   if (c.served_model_name.empty())
     c.served_model_name = std::filesystem::path(c.model).lexically_normal().filename().string();
@@ -193,7 +234,7 @@ Status validate_serve_config(ServeConfig& c) {
     return error(StatusCode::kInvalidArgument, "'stage_layers' lists %zu stages but 'pp' is %d",
                  c.stage_layers.size(), c.pp);
   const bool loopback = c.host == "127.0.0.1" || c.host == "localhost" || c.host == "::1";
-  if (!loopback && c.api_key.empty())
+  if (!loopback && c.api_key.empty() && checks.api_key_off_loopback)
     return error(StatusCode::kInvalidArgument,
                  "'host' %s is not loopback: set 'api_key' (or --api-key) so that the API is not open",
                  c.host.c_str());

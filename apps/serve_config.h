@@ -7,10 +7,16 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+
+namespace YAML {
+class Node;
+class Emitter;
+}  // namespace YAML
 
 namespace ponder::apps {
 
@@ -35,6 +41,7 @@ struct ServeConfig {
   int32_t max_running = 256;          // sequences running at once per replica
   int64_t heartbeat_ms = 250;
   int64_t heartbeat_timeout_ms = 3000;
+  int64_t collective_timeout_ms = 60'000;  // deadline of every collective between a replica's ranks
   int64_t startup_timeout_s = 300;    // for every replica to register
   int64_t drain_timeout_s = 30;       // SIGINT/SIGTERM: in-flight requests get this long
 
@@ -49,7 +56,16 @@ Status apply_serve_setting(ServeConfig& config, const std::string& key, const st
                            const std::string& where);
 // Reads a YAML mapping of settings.
 Status load_serve_config(ServeConfig& config, const std::string& path);
+// Applies the settings of a YAML mapping, but for the keys in `skip` (a deploy.yaml's `slurm:`).
+Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::string& where,
+                        const std::set<std::string>& skip = {});
+// Every key with its value, as a YAML mapping (the job's resolved copy of a deployment).
+void emit_serve_config(const ServeConfig& config, YAML::Emitter& out);
 // Final checks across keys (model present, layout sizes, loopback or API key, …).
-Status validate_serve_config(ServeConfig& config);
+struct ServeChecks {
+  bool api_key_off_loopback = true;  // false: `ponder slurm` generates a key per job
+  bool model_on_disk = true;         // false: --dry-run on a machine without the model
+};
+Status validate_serve_config(ServeConfig& config, ServeChecks checks = {});
 
 }  // namespace ponder::apps

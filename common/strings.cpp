@@ -45,4 +45,13 @@ std::string_view trim(std::string_view text) {
   return text.substr(b, e - b);
 }
 
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out.append(sep);
+    out.append(parts[i]);
+  }
+  return out;
+}
+
 }  // namespace ponder

@@ -9,7 +9,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libexpected-dev libpcre2-dev libboost-dev libboost-system-dev
   libopenmpi-dev openmpi-bin
-  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev libcli11-dev
+  slurmctld slurmd slurm-client munge iproute2
   python3 python3-numpy python3-jinja2 python3-venv
 )
 

@@ -171,17 +171,10 @@ void HttpServer::stop(std::chrono::milliseconds drain) {
   using Clock = std::chrono::steady_clock;
   s.ctx.draining = true;
 
-  // 1. No new connections.
-  std::promise<void> closed;
-  net::dispatch(s.acceptor.get_executor(), [&] {
-    boost::system::error_code ec;
-    s.acceptor.close(ec);
-    closed.set_value();
-  });
-  closed.get_future().wait();
-
-  // 2. Requests in flight finish until the deadline; then the rest are cancelled in the
-  // replicas (they end "cancelled" and their clients get 503 / an error event).
+  // 1. Requests in flight finish until the deadline; new requests, on new connections too, get
+  // 503 + Retry-After meanwhile (and /health 503), so that a load balancer sees the drain. Then
+  // the rest are cancelled in the replicas (they end "cancelled" and their clients get 503 / an
+  // error event).
   s.wait_for_calls(Clock::now() + drain);
   std::vector<std::shared_ptr<GenerationCall>> left;
   {
@@ -194,6 +187,15 @@ void HttpServer::stop(std::chrono::milliseconds drain) {
     s.wait_for_calls(Clock::now() + std::chrono::seconds(5));
   }
   left.clear();
+
+  // 2. No new connections.
+  std::promise<void> closed;
+  net::dispatch(s.acceptor.get_executor(), [&] {
+    boost::system::error_code ec;
+    s.acceptor.close(ec);
+    closed.set_value();
+  });
+  closed.get_future().wait();
 
   // 3. Let the last responses reach their clients, then close every connection.
   const auto flush_deadline = Clock::now() + std::chrono::seconds(2);

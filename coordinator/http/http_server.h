@@ -53,9 +53,10 @@ class HttpServer {
   uint16_t port() const;
   const std::string& served_model_name() const;
 
-  // Graceful drain: stops accepting connections and requests (new requests on open connections
-  // get 503), lets requests in flight finish until `drain` has passed, then cancels the rest in
-  // the replicas, closes every connection and returns once the I/O threads have stopped.
+  // Graceful drain: lets requests in flight finish until `drain` has passed while every new
+  // request (on open or new connections) gets 503 + Retry-After and /health 503, then cancels the
+  // rest in the replicas, stops accepting, closes every connection and returns once the I/O
+  // threads have stopped.
   void stop(std::chrono::milliseconds drain);
 
   struct Impl;

@@ -124,6 +124,11 @@ void ReplicaPool::wake() {
 }
 
 Expected<int64_t> ReplicaPool::submit(worker::EngineRequest request, OutputFn on_output) {
+  return submit_to("", std::move(request), std::move(on_output));
+}
+
+Expected<int64_t> ReplicaPool::submit_to(const std::string& replica_id, worker::EngineRequest request,
+                                         OutputFn on_output) {
   if (request.n < 1) return error(StatusCode::kInvalidArgument, "n must be at least 1, got %d", request.n);
   if (request.prompt.empty()) return error(StatusCode::kInvalidArgument, "prompt is empty");
   {
@@ -138,7 +143,7 @@ Expected<int64_t> ReplicaPool::submit(worker::EngineRequest request, OutputFn on
   {
     std::lock_guard<std::mutex> lock(commands_mu_);
     commands_.push_back({.kind = Command::kSubmit, .id = id, .request = std::move(request),
-                         .fn = std::move(on_output)});
+                         .fn = std::move(on_output), .pin = replica_id});
   }
   wake();
   return id;
@@ -431,8 +436,8 @@ class Loop {
     if (s_.draining) {
       PONDER_LOG(kInfo, "replicas", "%s left (%s)", rep.id.c_str(), why.c_str());
     } else {
-      PONDER_LOG(kError, "replicas", "%s (pid %lld) is lost: %s; moving %zu placements",
-                 rep.id.c_str(), (long long)rep.info.pid(), why.c_str(), orphans.size());
+      PONDER_LOG(kError, "replicas", "%s (%s, pid %lld) is lost: %s; moving %zu placements", rep.id.c_str(),
+                 rep.info.name().c_str(), (long long)rep.info.pid(), why.c_str(), orphans.size());
     }
     send(rep, error_envelope(Status(StatusCode::kUnavailable, "declared dead: " + why), 0, true));
     for (const Placement& p : orphans) {
@@ -534,7 +539,7 @@ class Loop {
     --in_flight_;
   }
 
-  void on_submit(int64_t id, worker::EngineRequest request, ReplicaPool::OutputFn fn) {
+  void on_submit(int64_t id, worker::EngineRequest request, ReplicaPool::OutputFn fn, const std::string& pin) {
     Request& r = s_.requests[id];
     r.id = id;
     r.samples.resize(request.n);
@@ -546,7 +551,18 @@ class Loop {
       retire_if_done(id);
       return;
     }
-    place_new(r);
+    if (pin.empty()) {
+      place_new(r);
+    } else {
+      auto it = std::find_if(s_.replicas.begin(), s_.replicas.end(),
+                             [&](const Replica& rep) { return rep.id == pin && rep.alive; });
+      if (it == s_.replicas.end()) {
+        for (int32_t i = 0; i < r.request.n; ++i) fail_sample(r, i, "replica " + pin + " is not alive");
+      } else {
+        send_placement(r, 0, r.request, static_cast<size_t>(it - s_.replicas.begin()),
+                       prompt_block_hashes(r.request.prompt, 16));
+      }
+    }
     retire_if_done(id);
   }
 
@@ -601,6 +617,7 @@ class Loop {
     st.spread_requests = s_.spread_requests;
     for (const Replica& rep : s_.replicas)
       infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),
+                        .host = rep.info.host(), .replica_index = rep.info.replica_index(),
                         .tp = rep.info.tp(), .pp = rep.info.pp(),
                         .healthy = rep.alive && rep.load.ranks_ok(), .requests = rep.requests});
     return st;
@@ -632,7 +649,7 @@ void ReplicaPool::run() {
     }
     for (Command& c : commands) {
       switch (c.kind) {
-        case Command::kSubmit: loop.on_submit(c.id, std::move(c.request), std::move(c.fn)); break;
+        case Command::kSubmit: loop.on_submit(c.id, std::move(c.request), std::move(c.fn), c.pin); break;
         case Command::kCancel: loop.on_cancel(c.id); break;
         case Command::kDrain: loop.on_drain(c.deadline); break;
       }

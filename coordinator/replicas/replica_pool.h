@@ -36,6 +36,8 @@ struct ReplicaInfo {
   std::string id;    // the pool's name for it, e.g. "r1"
   std::string name;  // what the replica calls itself
   int64_t pid = 0;
+  std::string host;       // its leader's host name
+  int32_t replica_index = 0;  // index among the deployment's replicas (as it registered)
   int32_t tp = 1, pp = 1;
   bool healthy = false;
   int64_t requests = 0;  // placed on it and not finished
@@ -56,6 +58,9 @@ class ReplicaPool final : public Dispatcher {
   std::vector<ReplicaInfo> replicas() const;
 
   Expected<int64_t> submit(worker::EngineRequest request, OutputFn on_output) override;
+  // The same, placed on the replica with id `replica_id` (ReplicaInfo::id) only: readiness probes
+  // that must go through each replica. Fails the request when that replica is not alive.
+  Expected<int64_t> submit_to(const std::string& replica_id, worker::EngineRequest request, OutputFn on_output);
   void cancel(int64_t request_id) override;
   DispatcherStats stats() const override;
 
@@ -81,6 +86,7 @@ class ReplicaPool final : public Dispatcher {
     int64_t id = 0;
     worker::EngineRequest request;
     OutputFn fn;
+    std::string pin;  // kSubmit: the replica it must run on; empty: the router picks
     std::chrono::milliseconds deadline{0};
   };
   std::mutex commands_mu_;

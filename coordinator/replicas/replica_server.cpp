@@ -64,6 +64,8 @@ Status ReplicaServer::run() {
   r->set_max_n(o_.max_n);
   r->set_pid(getpid());
   r->set_name(o_.name);
+  r->set_host(o_.host);
+  r->set_replica_index(o_.replica_index);
   send(reg);
   last_heard_ = Clock::now();
   next_heartbeat_ = Clock::now();

@@ -18,6 +18,8 @@ struct ReplicaServerOptions {
   std::string endpoint;  // the coordinator's ROUTER, e.g. tcp://127.0.0.1:5555
   std::string model;     // served model name, checked by the coordinator
   std::string name;      // for logs, e.g. "replica-1"
+  std::string host;      // the leader's host name (logs, `ponder slurm status`)
+  int32_t replica_index = 0;  // index among the deployment's replicas
   int32_t tp = 1;
   int32_t pp = 1;
   int32_t max_n = 64;

@@ -1,0 +1,46 @@
+// The replica processes a coordinator starts and watches: `ponder serve` runs one mpirun per
+// replica, `ponder slurm launch` one srun step for all of them. Each is a child in a process group
+// of its own; reap() notes which exited, stop_children() ends the rest (SIGTERM to the group, then
+// SIGKILL to the whole tree: mpirun cannot forward SIGKILL and its ranks sit in groups of their
+// own).
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "apps/serve_config.h"
+#include "common/status.h"
+#include "coordinator/replicas/replica_pool.h"
+
+namespace ponder::apps {
+
+struct Child {
+  std::string what;  // for logs: "replica 2 (mpirun)", "ranks (srun)"
+  pid_t pid = -1;
+  bool exited = false;
+  int status = 0;
+  std::string describe_exit() const;  // "status 1" / "signal 9"
+};
+
+// Starts argv as a child in a group of its own that gets SIGTERM when this process dies, with
+// `original_mask` as its signal mask; with `log_path`, its stdout and stderr are appended there.
+Expected<Child> spawn(const std::string& what, const std::vector<std::string>& argv, const sigset_t& original_mask,
+                      const std::string& log_path = "");
+void reap(std::vector<Child>& children);
+void stop_children(std::vector<Child>& children, std::chrono::milliseconds grace);
+
+// The `ponder replica` options of a deployment's ranks.
+std::vector<std::string> replica_args(const ServeConfig& c, const std::string& endpoint, int threads);
+
+// Waits until `count` replicas have registered with `pool`, or fails: a child exited first
+// (naming it), or `timeout` passed (the pool's error; `missing` may add which ranks did not come).
+Status wait_for_registration(const coordinator::ReplicaPool& pool, int count, std::vector<Child>& children,
+                             std::chrono::seconds timeout,
+                             const std::function<std::string()>& missing = nullptr);
+
+}  // namespace ponder::apps
