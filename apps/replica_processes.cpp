@@ -111,10 +111,21 @@ std::vector<std::string> replica_args(const ServeConfig& c, const std::string& e
   return a;
 }
 
+int pending_signal(const sigset_t& signals) {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return 0;
+  for (int s = 1; s < NSIG; ++s)
+    if (sigismember(&signals, s) == 1 && sigismember(&pending, s) == 1) return s;
+  return 0;
+}
+
 Status wait_for_registration(const coordinator::ReplicaPool& pool, int count, std::vector<Child>& children,
-                             std::chrono::seconds timeout, const std::function<std::string()>& missing) {
+                             std::chrono::seconds timeout, const sigset_t& stop_signals,
+                             const std::function<std::string()>& missing) {
   const auto until = Clock::now() + timeout;
   while (!pool.wait_for_replicas(count, std::chrono::milliseconds(100)).ok()) {
+    if (int s = pending_signal(stop_signals))
+      return error(StatusCode::kCancelled, "%s during start-up, before every replica registered", strsignal(s));
     reap(children);
     for (const Child& c : children)
       if (c.exited)

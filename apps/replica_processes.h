@@ -38,9 +38,13 @@ void stop_children(std::vector<Child>& children, std::chrono::milliseconds grace
 std::vector<std::string> replica_args(const ServeConfig& c, const std::string& endpoint, int threads);
 
 // Waits until `count` replicas have registered with `pool`, or fails: a child exited first
-// (naming it), or `timeout` passed (the pool's error; `missing` may add which ranks did not come).
+// (naming it), one of the blocked `stop_signals` is pending (kCancelled: stopped during
+// start-up), or `timeout` passed (the pool's error; `missing` may add which ranks did not come).
 Status wait_for_registration(const coordinator::ReplicaPool& pool, int count, std::vector<Child>& children,
-                             std::chrono::seconds timeout,
+                             std::chrono::seconds timeout, const sigset_t& stop_signals,
                              const std::function<std::string()>& missing = nullptr);
+
+// The first of `signals` that is pending (blocked and not yet taken), or 0; it stays pending.
+int pending_signal(const sigset_t& signals);
 
 }  // namespace ponder::apps

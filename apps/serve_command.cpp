@@ -119,10 +119,13 @@ Status serve(const ServeConfig& c) {
     PONDER_LOG(kInfo, "serve", "started %d replicas of tp%d pp%d (%d threads per rank)", c.replicas,
                c.tp, c.pp, threads);
     // Every replica registers, or the start fails naming the one that did not.
-    Status registered = wait_for_registration(*pool, c.replicas, children, std::chrono::seconds(c.startup_timeout_s));
+    Status registered = wait_for_registration(*pool, c.replicas, children, std::chrono::seconds(c.startup_timeout_s),
+                                              stop_signals);
     if (!registered.ok()) {
       stop_children(children, std::chrono::milliseconds(0));
-      return registered;
+      if (registered.code() != StatusCode::kCancelled) return registered;
+      PONDER_LOG(kInfo, "serve", "stopped: %s", registered.message().c_str());
+      return {};
     }
   }
 

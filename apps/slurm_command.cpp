@@ -456,7 +456,7 @@ int run_slurm(int argc, char** argv) {
 
   auto* sub = app.add_subcommand("submit", "render the sbatch script of DEPLOY.yaml and submit it; prints the job id");
   sub->add_option("deploy", deploy, "deploy.yaml: ponder serve keys plus a slurm: section")->required();
-  sub->add_flag("--dry-run", dry_run, "print the layout, the ranks' srun step and the script; submit nothing");
+  sub->add_flag("--dry-run", dry_run, "print the layout, the replicas' srun steps and the script; submit nothing");
   sub->add_option("--output-dir", output_dir, "overrides slurm.output_dir");
   sub->footer(std::string("slurm: keys:\n") + slurm::kSlurmOptionKeys + "\nponder serve keys:\n" + kServeConfigKeys);
   auto* st = app.add_subcommand("status", "Slurm's state of JOB and ponder's (PENDING, STARTING, READY, DEGRADED, …)");
@@ -491,7 +491,8 @@ int run_slurm(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints the help, or the error and "Run with --help"
+    return code == 0 ? 0 : 2;
   }
   Status result;
   if (*sub) result = submit(deploy, dry_run, output_dir);

@@ -81,6 +81,15 @@ class Launch {
     rec_ = {.state = "STARTING", .job_id = job_id_, .restart_count = restart_, .replicas = d_.serve.replicas,
             .coordinator_pid = getpid()};
     Status st = start();
+    if (st.code() == StatusCode::kCancelled) {
+      // Cancelled (or signalled) while starting: nothing to drain.
+      PONDER_LOG(kInfo, "slurm", "%s", st.message().c_str());
+      rec_.state = "STOPPED";
+      rec_.reason = st.message();
+      if (Status w = publish(); !w.ok()) PONDER_LOG(kError, "slurm", "%s", w.message().c_str());
+      stop_children(children_, std::chrono::milliseconds(0));
+      return {};
+    }
     if (!st.ok()) fail(st.message());
     return st;
   }
@@ -115,7 +124,7 @@ class Launch {
                                         .think_end = text_->think_end}));
     PONDER_RETURN_IF_ERROR(start_ranks());
     PONDER_RETURN_IF_ERROR(wait_for_registration(*pool_, d_.serve.replicas, children_,
-                                                 std::chrono::seconds(d_.serve.startup_timeout_s),
+                                                 std::chrono::seconds(d_.serve.startup_timeout_s), signals_,
                                                  [this] { return missing_replicas(); }));
     std::vector<int32_t> prompt = text_->tokenizer.encode("ping");
     if (prompt.empty()) prompt = {0};
@@ -142,6 +151,12 @@ class Launch {
       env["OMPI_MCA_btl_tcp_if_include"] = d_.slurm.interface;
       env["OMPI_MCA_oob_tcp_if_include"] = d_.slurm.interface;
       if (!std::getenv("NCCL_SOCKET_IFNAME")) env["NCCL_SOCKET_IFNAME"] = d_.slurm.interface;
+    }
+    if (d_.layout.nodes_per_replica() == 1 && !std::getenv("OMPI_MCA_btl")) {
+      // Every replica inside one node: its ranks talk over shared memory, and Open MPI's TCP
+      // transport, which would listen on every interface, stays off.
+      env["OMPI_MCA_btl"] = "self,vader";
+      env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none";
     }
     for (int r = 0; r < d_.serve.replicas; ++r) {
       auto args = replica_args(d_.serve, pool_->endpoint(), threads);

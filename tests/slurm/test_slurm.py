@@ -146,6 +146,13 @@ class SlurmTest(unittest.TestCase):
         self.assertGreaterEqual(len(sockets), 2, sockets)  # HTTP + the replicas' ZeroMQ socket
         for line in sockets:
             self.assertIn(host + ":", line.split()[3], line)
+        # No process of the deployment listens on every interface (its replicas sit in one node
+        # each, so Open MPI's TCP transport stays off). slurmstepd's own PMIx listener, which its
+        # tasks inherit, is Slurm's.
+        for node in ("n1", "n2"):
+            for line in self.c.on_node(node, "ss", "-ltnpH").stdout.splitlines():
+                if '"ponder"' in line and '"slurmstepd"' not in line:
+                    self.assertRegex(line.split()[3], r"^10\.201\.\d+\.\d+:\d+$", f"{node}: {line}")
 
         code, body, _ = h.http_json(ep["url"] + "/models")  # no key: refused
         self.assertEqual(code, 401, body)
@@ -315,6 +322,14 @@ class SlurmTest(unittest.TestCase):
         self.assertIn(f"job {held} is not serving yet: PENDING (Slurm: BeginTime) (--wait SECONDS waits for it)",
                       out.stderr)
         self.assertRegex(self.c.ponder("cancel", held).stdout, rf"job {held}: CANCELLED")
+
+        # Cancelled while it starts: it ends at once, nothing left behind.
+        early = self.c.submit(self.cpu_deploy("early"))
+        until = time.monotonic() + 30
+        while time.monotonic() < until and self.c.status(early)["state"] == "PENDING":
+            time.sleep(0.05)
+        self.assertRegex(self.c.ponder("cancel", early, timeout=60).stdout, rf"job {early}: (CANCELLED|COMPLETED)")
+        self.assert_nothing_left(early)
 
         # A deployment that cannot start fails with its reason, and ends its own job.
         job = self.c.submit(self.cpu_deploy("noif", slurm_interface="nosuch0"))
