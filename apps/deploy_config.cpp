@@ -15,14 +15,7 @@ namespace ponder::apps {
 namespace fs = std::filesystem;
 
 Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_submit, bool check_model) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return error(StatusCode::kNotFound, "cannot read the deployment %s", path.c_str());
-  } catch (const YAML::Exception& e) {
-    return error(StatusCode::kInvalidArgument, "%s: not valid YAML: %s", path.c_str(), e.what());
-  }
+  PONDER_ASSIGN_OR_RETURN(YAML::Node root, load_yaml_file(path, "deployment"));
   if (!root.IsMap())
     return error(StatusCode::kInvalidArgument, "%s: expected a mapping of settings with a 'slurm:' section",
                  path.c_str());

@@ -145,15 +145,18 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
   return {};
 }
 
-Status load_serve_config(ServeConfig& config, const std::string& path) {
-  YAML::Node root;
+Expected<YAML::Node> load_yaml_file(const std::string& path, const char* what) {
   try {
-    root = YAML::LoadFile(path);
+    return YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
-    return error(StatusCode::kNotFound, "cannot read the config %s", path.c_str());
+    return error(StatusCode::kNotFound, "cannot read the %s %s", what, path.c_str());
   } catch (const YAML::Exception& e) {
     return error(StatusCode::kInvalidArgument, "%s: not valid YAML: %s", path.c_str(), e.what());
   }
+}
+
+Status load_serve_config(ServeConfig& config, const std::string& path) {
+  PONDER_ASSIGN_OR_RETURN(YAML::Node root, load_yaml_file(path, "config"));
   return apply_serve_yaml(config, root, path + ": ");
 }
 

@@ -56,6 +56,8 @@ Status apply_serve_setting(ServeConfig& config, const std::string& key, const st
                            const std::string& where);
 // Reads a YAML mapping of settings.
 Status load_serve_config(ServeConfig& config, const std::string& path);
+// A YAML file, or an error naming it (`what` says what it is: "config", "deployment").
+Expected<YAML::Node> load_yaml_file(const std::string& path, const char* what);
 // Applies the settings of a YAML mapping, but for the keys in `skip` (a deploy.yaml's `slurm:`).
 Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::string& where,
                         const std::set<std::string>& skip = {});
