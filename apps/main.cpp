@@ -9,6 +9,7 @@
 #include "apps/replica_command.h"
 #include "apps/serve_command.h"
 #include "apps/slurm_command.h"
+#include "apps/sweep_command.h"
 #include "apps/tokenize_command.h"
 #include "apps/worker_command.h"
 
@@ -25,6 +26,7 @@ commands:
   replica    the ranks of replicas serving a coordinator (started by `ponder serve`)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
   slurm      deploy `serve` on a Slurm cluster: submit, status, endpoint, logs, cancel, list
+  sweep      test-time-compute experiments: run a spec's grid against a server (resumable), report
 )";
 
 }  // namespace
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return ponder::apps::run_serve(argc - 2, argv + 2);
   if (command == "replica") return ponder::apps::run_replica(argc - 2, argv + 2);
   if (command == "slurm") return ponder::apps::run_slurm(argc - 2, argv + 2);
+  if (command == "sweep") return ponder::apps::run_sweep(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;

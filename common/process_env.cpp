@@ -22,6 +22,8 @@ ProcessEnv ProcessEnv::read() {
   env.ompi_local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
   env.ompi_world_size = env_int("OMPI_COMM_WORLD_SIZE");
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) env.cuda_visible_devices = v;
+  if (const char* v = std::getenv("SLURM_JOB_ID"); v && *v) env.slurm_job_id = v;
+  if (const char* v = std::getenv("SLURM_JOB_NODELIST"); v && *v) env.slurm_job_nodelist = v;
   return env;
 }
 

@@ -13,6 +13,8 @@ struct ProcessEnv {
   std::optional<int> ompi_local_size;         // OMPI_COMM_WORLD_LOCAL_SIZE: ranks on this node
   std::optional<int> ompi_world_size;         // OMPI_COMM_WORLD_SIZE: set when under mpirun
   std::optional<std::string> cuda_visible_devices;  // CUDA_VISIBLE_DEVICES as given
+  std::optional<std::string> slurm_job_id;          // SLURM_JOB_ID: a sweep's provenance
+  std::optional<std::string> slurm_job_nodelist;    // SLURM_JOB_NODELIST: likewise
 
   static ProcessEnv read();
   // The index of this task among the tasks of its node: SLURM_LOCALID, else the MPI local rank,

@@ -10,8 +10,9 @@ PACKAGES=(
   nlohmann-json3-dev libexpected-dev libpcre2-dev libboost-dev libboost-system-dev
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev libcli11-dev
+  libsqlite3-dev libssl-dev
   slurmctld slurmd slurm-client munge iproute2
-  python3 python3-numpy python3-jinja2 python3-venv
+  python3 python3-numpy python3-matplotlib python3-jinja2 python3-venv
 )
 
 missing=()

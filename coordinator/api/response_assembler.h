@@ -35,6 +35,7 @@ struct UsageTotals {
   int64_t cached_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t reasoning_tokens = 0;
+  double flops = 0;  // ponder extension: forward FLOPs of every choice (the engine's count)
 
   nlohmann::ordered_json to_json() const;
 };
@@ -69,6 +70,7 @@ class ResponseAssembler {
     ChoiceStream stream;
     ChoiceDelta all;  // what was released so far (whole responses)
     int64_t cached_tokens = 0;
+    worker::Usage usage;  // the finished delta's: `choices[i].usage` of whole responses
   };
 
   nlohmann::ordered_json chunk(nlohmann::ordered_json choices) const;
