@@ -30,6 +30,7 @@
 #include "experiments/http_client.h"
 #include "experiments/local_server.h"
 #include "experiments/results_store.h"
+#include "experiments/slurm_target.h"
 #include "experiments/sha256.h"
 
 namespace ponder::experiments {
@@ -190,6 +191,7 @@ class Runner {
   std::vector<int64_t> point_ids_;
   std::unique_ptr<ResultsStore> store_;
   std::unique_ptr<LocalServer> server_;
+  std::unique_ptr<SlurmTarget> slurm_;
   BaseUrl base_;
   std::string api_key_;
   std::string served_model_;
@@ -253,6 +255,9 @@ Status Runner::prepare_store() {
                      {"server_url", base_.text},
                      {"slurm_job_id", options_.slurm_job_id ? Json(*options_.slurm_job_id) : Json(nullptr)},
                      {"slurm_job_nodelist", options_.slurm_job_nodelist ? Json(*options_.slurm_job_nodelist) : Json(nullptr)},
+                     // target.slurm: the deployment's own job (the runner's, above, when it runs in one)
+                     {"target_slurm_job_id", slurm_ ? Json(slurm_->job_id()) : Json(nullptr)},
+                     {"target_slurm_nodes", slurm_ ? Json(slurm_->nodes()) : Json(nullptr)},
                      {"run_started_unix", now_unix()}};
   for (const SweepPoint& p : points_) {
     PONDER_ASSIGN_OR_RETURN(int64_t id, store_->upsert_point(p.key, p.params.dump(), provenance.dump()));
@@ -408,8 +413,8 @@ RunOutcome Runner::run(ServeKeyCheck check_serve_key) {
   // The target: --target, else the spec's url:, else a local ponder serve.
   const TargetSpec& t = spec_.target;
   std::string url = !options_.target_url.empty() ? options_.target_url : t.url;
-  if (url.empty() && !t.is_serve) {
-    PONDER_LOG(kError, "sweep", "no target: give target: (url: or serve:) in the spec, or --target URL");
+  if (url.empty() && !t.is_serve && t.slurm_deploy.empty()) {
+    PONDER_LOG(kError, "sweep", "no target: give target: (url:, serve: or slurm:) in the spec, or --target URL");
     return RunOutcome::kError;
   }
   const std::string key_file = !options_.api_key_file.empty() ? options_.api_key_file : t.api_key_file;
@@ -436,7 +441,22 @@ RunOutcome Runner::run(ServeKeyCheck check_serve_key) {
   }
 
   std::string model_dir;
-  if (url.empty()) {
+  if (url.empty() && !t.slurm_deploy.empty()) {
+    // The job's files go inside the run's directory; a rerun submits a new job and resumes.
+    auto job = SlurmTarget::start(options_.ponder_binary, t.slurm_deploy, options_.out_dir + "/slurm",
+                                  std::chrono::seconds(3600));
+    if (!job) {
+      PONDER_LOG(kError, "sweep", "%s", job.error().message().c_str());
+      return RunOutcome::kError;
+    }
+    slurm_ = std::move(*job);
+    url = slurm_->url();
+    if (key_file.empty() && !slurm_->api_key_file().empty()) {
+      std::ifstream in(slurm_->api_key_file());
+      std::getline(in, api_key_);
+      api_key_ = std::string(trim(api_key_));
+    }
+  } else if (url.empty()) {
     std::vector<std::string> argv = {options_.ponder_binary, "serve"};
     bool port = false, max_n = false;
     for (const auto& [k, v] : t.serve) {

@@ -137,9 +137,10 @@ bool is_point_param(const std::string& k) {
 
 void parse_target(const YAML::Node& n, TargetSpec& t) {
   check_map(n, "target");
-  check_keys(n, "target.", {"url", "api_key_file", "serve"});
+  check_keys(n, "target.", {"url", "api_key_file", "serve", "slurm"});
   t.given = true;
-  if (n["url"] && n["serve"]) fail("target", "give url: or serve:, not both");
+  if ((n["url"] ? 1 : 0) + (n["serve"] ? 1 : 0) + (n["slurm"] ? 1 : 0) > 1)
+    fail("target", "give one of url:, serve: or slurm:");
   if (n["url"]) {
     t.url = as_string(n["url"], "target.url");
     if (!t.url.starts_with("http://"))
@@ -155,8 +156,11 @@ void parse_target(const YAML::Node& n, TargetSpec& t) {
         t.serve.emplace_back(k, kv.second.Scalar());
       }
     }
+  } else if (n["slurm"]) {
+    t.slurm_deploy = as_string(n["slurm"], "target.slurm");
+    if (t.slurm_deploy.empty()) fail("target.slurm", "expected the path of a deploy.yaml (ponder slurm submit's)");
   } else {
-    fail("target", "expected url: or serve:");
+    fail("target", "expected url:, serve: or slurm:");
   }
   if (n["api_key_file"]) t.api_key_file = as_string(n["api_key_file"], "target.api_key_file");
 }

@@ -28,6 +28,9 @@ struct TargetSpec {
   // local `ponder serve` with them as flags.
   std::vector<std::pair<std::string, std::string>> serve;
   bool is_serve = false;
+  // `slurm:`: a deploy.yaml that the runner submits with `ponder slurm submit`, uses once READY,
+  // and cancels at the end.
+  std::string slurm_deploy;
   bool given = false;  // the spec had a target: section
 };
 

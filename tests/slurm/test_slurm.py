@@ -10,6 +10,8 @@
   4. A rank killed on one node: its requests move to the other replica (or fail) with a named
      error; the job does not hang and still drains on SIGUSR1.
   5. Bad input: each error names its problem, and nothing is submitted.
+  6. `ponder sweep run` with `target: slurm:` submits the deployment, runs against it, records
+     the job in each point's provenance and cancels the job at the end.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -121,9 +124,11 @@ class SlurmTest(unittest.TestCase):
         return self.c.deploy_file(name + ".yaml", text)
 
     def assert_nothing_left(self, job: str):
-        job_dir = os.path.join(self.c.work, "jobs", job)
+        self.assert_nothing_left_in(os.path.join(self.c.work, "jobs", job))
+
+    def assert_nothing_left_in(self, job_dir: str):
         for node in ("n1", "n2"):
-            self.assertEqual(self.c.node_processes(node, job_dir), [], f"processes of job {job} left on {node}")
+            self.assertEqual(self.c.node_processes(node, job_dir), [], f"processes of {job_dir} left on {node}")
 
     def test_1_two_replicas_on_two_nodes_openai_sdk_cancel(self):
         job = self.c.submit(os.path.join(h.ROOT, "configs", "slurm", "cpu-tiny.yaml"))
@@ -338,6 +343,35 @@ class SlurmTest(unittest.TestCase):
         self.assertIn("FAILED: interface 'nosuch0' has no IPv4 address", out.stderr)
         self.assertEqual(self.c.wait_state(job, {"COMPLETED", "CANCELLED", "FAILED"}), "FAILED")
         self.assert_nothing_left(job)
+
+
+    def test_6_sweep_against_a_slurm_deployment(self):
+        deploy = self.cpu_deploy("sweep", replicas=1, slurm_nodes=1)
+        spec = self.c.deploy_file("sweep-spec.yaml", f"""
+target: {{slurm: {deploy}}}
+dataset: {{suite: arith, levels: [2], split: test, count: 2}}
+samples: 4
+sampling: {{temperature: 1.0, max_tokens: 400, seed: 3}}
+strategies: [pass@1, maj@k]
+""")
+        out_dir = os.path.join(self.c.work, "sweep-run")
+        run = self.c.run(h.PONDER, "sweep", "run", spec, "--out", out_dir, timeout=300, check=False)
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        db = sqlite3.connect(os.path.join(out_dir, "results.sqlite"))
+        try:
+            rows = db.execute("SELECT status, completion_tokens FROM samples").fetchall()
+            provenance = [json.loads(p) for (p,) in db.execute("SELECT provenance_json FROM points")]
+        finally:
+            db.close()
+        self.assertEqual(len(rows), 2 * 4)
+        self.assertTrue(all(status == "ok" and tokens > 0 for status, tokens in rows), rows)
+        job = provenance[0]["target_slurm_job_id"]
+        self.assertTrue(job and job.isdigit(), provenance)
+        self.assertEqual(provenance[0]["target_slurm_nodes"], "n1")
+        # The deployment's files sit in the run's directory, and the job is over.
+        self.assertTrue(os.path.exists(os.path.join(out_dir, "slurm", job, "endpoint.json")))
+        self.assertIn(self.c.wait_state(job, {"COMPLETED", "CANCELLED"}), {"COMPLETED", "CANCELLED"})
+        self.assert_nothing_left_in(os.path.join(out_dir, "slurm", job))
 
 
 if __name__ == "__main__":
