@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import sqlite3
 import subprocess
@@ -171,6 +173,38 @@ class SweepRunTest(unittest.TestCase):
         rc, out, err = run(changed, "--out", self.out, "--target", target, "--allow-spec-change")
         self.assertEqual(rc, 0, err[-2000:])
         self.assertEqual(chat_requests(server), (PROBLEMS + 1) * POINTS)
+
+    def test_progress_line_on_a_terminal(self):
+        server = self.server()
+        primary, secondary = pty.openpty()  # stderr is a terminal: the live progress line
+        try:
+            proc = subprocess.Popen([PONDER, "sweep", "run", self.spec, "--out", self.out, "--target",
+                                     server.base + "/v1", "--concurrency", "1"], cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=secondary, start_new_session=True)
+            os.close(secondary)
+            seen = b""
+            until = time.time() + 240
+            while time.time() < until:
+                ready, _, _ = select.select([primary], [], [], 1.0)
+                if ready:
+                    try:
+                        chunk = os.read(primary, 4096)
+                    except OSError:  # the terminal closed: the runner is gone
+                        break
+                    if not chunk:
+                        break
+                    seen += chunk
+                elif proc.poll() is not None:
+                    break
+            self.assertEqual(proc.wait(timeout=60), 0, seen[-2000:])
+        finally:
+            os.close(primary)
+        text = seen.decode(errors="replace")
+        # Redrawn in place (carriage return + erase line), not a log line per update.
+        self.assertIn("\r\x1b[K[sweep] ", text)
+        self.assertNotRegex(text, r"I ponder \[sweep\] \d+/\d+ samples")
+        total = PROBLEMS * POINTS * SAMPLES
+        self.assertRegex(text, rf"\[sweep\] {total}/{total} samples \(100%\), 0 failed, \d+ tokens/s, elapsed \S+, ETA 0s\r?\n")  # a terminal writes \n as \r\n
 
     def test_malformed_spec_fails_before_any_request(self):
         server = self.server()
