@@ -12,16 +12,13 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "apps/deploy_config.h"
 #include "apps/generate_options.h"
 #include "apps/slurm_launch.h"
+#include "experiments/http_client.h"
 #include "common/check.h"
 #include "common/strings.h"
 #include "slurm/endpoint_file.h"
@@ -69,7 +66,7 @@ struct JobFiles {
   std::string output_dir;
   std::string dir;  // <output_dir>/<id>
   std::optional<slurm::JobInfo> info;  // when Slurm still knows the job
-  std::string batch_log() const { return output_dir + "/ponder-" + id + ".log"; }
+  std::string batch_log() const { return slurm::batch_log_path(output_dir, id); }
 };
 
 // The job's files: from Slurm's record of it (its StdOut lies in the output dir), else from the
@@ -98,7 +95,7 @@ Expected<JobFiles> find_job(const slurm::SlurmClient& client, const std::string&
       return error(StatusCode::kNotFound, "%s, and no ponder slurm submit of this user recorded it (%s)",
                    info.error().message().c_str(), registry_path().c_str());
   }
-  f.dir = f.output_dir + "/" + id;
+  f.dir = slurm::job_dir(f.output_dir, id);
   return f;
 }
 
@@ -110,12 +107,6 @@ struct Deployment {
   std::string slurm_state;
   std::optional<slurm::EndpointRecord> endpoint;
 };
-
-bool ended(const std::string& slurm_state) {
-  return slurm_state == "COMPLETED" || slurm_state == "CANCELLED" || slurm_state == "FAILED" ||
-         slurm_state == "TIMEOUT" || slurm_state == "NODE_FAIL" || slurm_state == "PREEMPTED" ||
-         slurm_state == "OUT_OF_MEMORY" || slurm_state == "BOOT_FAIL" || slurm_state == "DEADLINE";
-}
 
 Deployment deployment_of(const JobFiles& f) {
   Deployment d;
@@ -134,7 +125,7 @@ Deployment deployment_of(const JobFiles& f) {
       d.slurm_state == "CONFIGURING" || d.slurm_state == "SUSPENDED") {
     d.state = "PENDING";
     d.detail = d.slurm_state == "PENDING" ? "Slurm: " + f.info->get("Reason") : "Slurm: " + d.slurm_state;
-  } else if (ended(d.slurm_state)) {
+  } else if (!f.info->active()) {
     if (current && d.endpoint->state == "FAILED") {
       d.state = "FAILED";
       d.detail = d.endpoint->reason;
@@ -153,27 +144,12 @@ Deployment deployment_of(const JobFiles& f) {
   return d;
 }
 
-// GET http://host:port/health, answering its status (0 when it cannot connect) within `timeout`.
-int health_status(const std::string& host, int port, std::chrono::milliseconds timeout) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  try {
-    boost::asio::io_context ioc;
-    beast::tcp_stream stream(ioc);
-    stream.expires_after(timeout);
-    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(host), static_cast<uint16_t>(port)));
-    http::request<http::empty_body> req{http::verb::get, "/health", 11};
-    req.set(http::field::host, host);
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    boost::system::error_code ec;
-    stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-    return static_cast<int>(res.result_int());
-  } catch (const std::exception&) {
-    return 0;
-  }
+// GET http://address:port/health, answering its status (0 when it cannot connect) within `timeout`.
+int health_status(const std::string& address, int port, std::chrono::milliseconds timeout) {
+  const experiments::BaseUrl base{.host = address, .port = std::to_string(port), .path = "",
+                                  .text = strformat("http://%s:%d", address.c_str(), port)};
+  auto reply = experiments::http_request_blocking(base, "", "GET", "/health", "", timeout);
+  return reply ? reply->status : 0;
 }
 
 nlohmann::json to_json(const JobFiles& f, const Deployment& d) {
@@ -217,7 +193,7 @@ Status submit(const std::string& path, bool dry_run, const std::string& output_d
     for (const std::string& line : split(d.layout.describe({}), '\n'))
       if (!line.empty()) std::printf("#   %s\n", line.c_str());
     std::printf("# ---- the replicas' srun steps, which the coordinator runs inside the allocation\n");
-    const std::string dir = slurm::job_dir(d.slurm, "$SLURM_JOB_ID");
+    const std::string dir = slurm::job_dir(d.slurm.output_dir, "$SLURM_JOB_ID");
     for (int r = 0; r < d.layout.shape.replicas; ++r) {
       const auto words = slurm::replica_step_command(d.slurm, d.layout, r, "$SLURM_JOB_ID",
                                                      slurm::task_file_path(dir, r, 0));

@@ -30,8 +30,8 @@ std::string shell_quote(const std::string& word) {
   return out + "'";
 }
 
-std::string job_dir(const SlurmOptions& slurm, const std::string& job_id) {
-  return slurm.output_dir + "/" + job_id;
+std::string job_dir(const std::string& output_dir, const std::string& job_id) {
+  return output_dir + "/" + job_id;
 }
 
 std::string rank_log_path(const std::string& dir, const std::string& job_id, int rank, int restart_count) {
@@ -46,8 +46,8 @@ std::string task_file_path(const std::string& dir, int replica, int restart_coun
   return strformat("%s/task.run%d.replica%d.json", dir.c_str(), restart_count, replica);
 }
 
-std::string batch_log_path(const SlurmOptions& slurm, const std::string& job_id) {
-  return slurm.output_dir + "/ponder-" + job_id + ".log";
+std::string batch_log_path(const std::string& output_dir, const std::string& job_id) {
+  return output_dir + "/ponder-" + job_id + ".log";
 }
 
 Status check_script_input(const JobScriptInput& in) {
@@ -105,12 +105,12 @@ std::string render_sbatch_script(const JobScriptInput& in) {
   if (s.segment > 0) sb("--segment=" + std::to_string(s.segment));
   sb(s.requeue ? "--requeue" : "--no-requeue");
   if (s.signal_grace_s > 0) sb("--signal=B:USR1@" + std::to_string(s.signal_grace_s));
-  sb("--output=" + s.output_dir + "/ponder-%j.log");
+  sb("--output=" + batch_log_path(s.output_dir, "%j"));
   sb("--open-mode=append");
   sb(std::string("--comment=") + kJobComment);
   for (const std::string& a : s.extra_sbatch_args) sb(a);
   out += "\nset -euo pipefail\n";
-  out += "job_dir=" + s.output_dir + "/${SLURM_JOB_ID}\n";
+  out += "job_dir=" + job_dir(s.output_dir, "${SLURM_JOB_ID}") + "\n";
   out += "mkdir -p \"$job_dir\"\n";
   out += "echo \"ponder: job ${SLURM_JOB_ID} run ${SLURM_RESTART_COUNT:-0} starts on $(hostname) at $(date -u +%FT%TZ)\"\n";
   for (const auto& [name, value] : s.env) out += "export " + name + "=" + shell_quote(value) + "\n";

@@ -30,7 +30,7 @@ Status check_script_input(const JobScriptInput& input);
 std::string render_sbatch_script(const JobScriptInput& input);
 
 // The job's directory: <output_dir>/<job id>.
-std::string job_dir(const SlurmOptions& slurm, const std::string& job_id);
+std::string job_dir(const std::string& output_dir, const std::string& job_id);
 // The log of rank `rank` (its index among all the deployment's ranks) in one run (the restart
 // count): <job dir>/rank-<job>_<rank>.run<restart>.log, appended to; the rank writes it itself.
 std::string rank_log_path(const std::string& job_dir, const std::string& job_id, int rank, int restart_count);
@@ -39,8 +39,8 @@ std::string rank_log_path(const std::string& job_dir, const std::string& job_id,
 std::string replica_step_log_path(const std::string& job_dir, int replica, int restart_count);
 // The settings of replica r's ranks in one run: <job dir>/task.run<restart>.replica<r>.json.
 std::string task_file_path(const std::string& job_dir, int replica, int restart_count);
-// The batch (coordinator) log: <output_dir>/ponder-<job>.log.
-std::string batch_log_path(const SlurmOptions& slurm, const std::string& job_id);
+// The batch (coordinator) log: <output_dir>/ponder-<job>.log ("%j" for sbatch's --output).
+std::string batch_log_path(const std::string& output_dir, const std::string& job_id);
 
 // `srun --mpi=pmix --relative=… … <ponder> slurm task <task_file>`: replica r's ranks, on its
 // nodes, with its share of their CPUs (--exact) and GPUs.

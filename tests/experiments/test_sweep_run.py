@@ -111,10 +111,14 @@ class SweepRunTest(unittest.TestCase):
         self.assertEqual(rc, 130, err[-2000:])
         self.assertLess(done_first, PROBLEMS * POINTS * SAMPLES, "the run ended before it was stopped")
         self.assertEqual(done_first % SAMPLES, 0)  # whole requests only
+        first_err = err
         rc, out, err = run(self.spec, "--out", self.out, "--target", target)
         self.assertEqual(rc, 0, err[-2000:])
         # One request per problem and point across both runs: nothing finished was asked again.
-        self.assertEqual(chat_requests(server), PROBLEMS * POINTS)
+        # (Both runs' logs and the server's on failure: retries are logged as "attempt N".)
+        self.assertEqual(chat_requests(server), PROBLEMS * POINTS,
+                         f"stored after the first run: {done_first}\n--- first run:\n{first_err[-3000:]}\n"
+                         f"--- second run:\n{err[-3000:]}\n--- server:\n{''.join(server.log[-40:])}")
 
         samples = rows(self.out, "SELECT status, correct, content, prompt_tokens, completion_tokens, "
                                  "reasoning_tokens, answer_tokens, flops, finish_reason, logprob_sum, "
