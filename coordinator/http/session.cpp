@@ -201,6 +201,9 @@ void Session::respond_error(const api::ApiError& error) {
 
 void Session::respond(PlainResponse r) {
   if (closed_ || !responding_) return;
+  // Answered and counted: a client that leaves from here on (even before the write completes)
+  // is not also a 499, and there is nothing left to cancel.
+  stop_watching();
   ctx_.metrics.count_request(endpoint_, r.status);
   auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
       static_cast<bhttp::status>(r.status), version_);
@@ -320,12 +323,16 @@ void Session::end_response() {
     responding_ = false;
     --ctx_.responses_pending;
   }
-  on_gone_ = nullptr;
   phase_ = StreamPhase::kNone;
   end_requested_ = false;
   stream_header_.reset();
   serializer_.reset();
   writing_.clear();
+  stop_watching();
+}
+
+void Session::stop_watching() {
+  on_gone_ = nullptr;
   if (watching_) {
     watching_ = false;
     ++watch_generation_;

@@ -59,6 +59,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void end_response();  // the response is complete (or abandoned): back to idle state
   void finish_response(bool keep_alive);
   void on_watch(uint64_t generation, boost::beast::error_code ec);
+  void stop_watching();  // no disconnect watch, no on_gone_ callback
   void client_gone();
   void linger_close();
   void linger_read();

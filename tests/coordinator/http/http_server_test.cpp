@@ -7,7 +7,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <future>
 #include <set>
@@ -700,6 +707,58 @@ TEST_F(HttpServerTest, ClientAbortBeforeTheWholeResponseCancelsTheRequest) {
   EXPECT_EQ(testing::prometheus_value(samples, "ponder_http_requests_total",
                                       {{"endpoint", "/v1/chat/completions"}, {"status", "499"}}),
             1);
+  s->stop(1s);
+}
+
+// A client that leaves while its (already counted) answer is still being written is not also
+// counted as a 499: one request, one count. The answer is large (~12 MB: n 16, 20 top logprobs
+// per token, more than the kernel buffers on both ends hold) and the client's receive buffer
+// small, so the write is still pending when the client resets the connection.
+TEST_F(HttpServerTest, ClientResetDuringTheAnswersWriteCountsTheRequestOnce) {
+  auto s = start();
+  const std::string text =
+      chat_body({{"max_tokens", 500}, {"ignore_eos", true}, {"n", 16}, {"logprobs", true},
+                 {"top_logprobs", 20}})
+          .dump();
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int rcvbuf = 4096;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+  const timeval tv{.tv_sec = 60, .tv_usec = 0};
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  sockaddr_in addr{.sin_family = AF_INET, .sin_port = htons(s->port())};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                              std::to_string(text.size()) + "\r\n\r\n" + text;
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  char head[16] = {};
+  ASSERT_EQ(::recv(fd, head, sizeof head - 1, MSG_WAITALL), static_cast<ssize_t>(sizeof head - 1));
+  EXPECT_EQ(std::string(head).substr(0, 12), "HTTP/1.1 200");
+  std::this_thread::sleep_for(200ms);  // the server's buffers fill
+  const linger reset{.l_onoff = 1, .l_linger = 0};  // close with RST, the rest unread
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  ::close(fd);
+
+  // The session is gone once no completion request is in progress.
+  std::vector<testing::PrometheusSample> samples;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;;) {
+    samples.clear();
+    testing::check_prometheus_text(testing::http_request(s->port(), "GET", "/metrics").body,
+                                   &samples);
+    if (testing::prometheus_value(samples, "ponder_http_requests_in_progress", {}) == 0 ||
+        std::chrono::steady_clock::now() > until)
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(testing::prometheus_value(samples, "ponder_http_requests_in_progress", {}), 0);
+  EXPECT_EQ(testing::prometheus_value(samples, "ponder_http_requests_total",
+                                      {{"endpoint", "/v1/chat/completions"}, {"status", "200"}}),
+            1);
+  EXPECT_TRUE(std::isnan(testing::prometheus_value(
+      samples, "ponder_http_requests_total",
+      {{"endpoint", "/v1/chat/completions"}, {"status", "499"}})))
+      << "the answered request was counted again as a 499";
   s->stop(1s);
 }
 
