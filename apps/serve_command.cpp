@@ -136,7 +136,8 @@ Status serve(const ServeConfig& c) {
                                .max_body_bytes = c.max_body_bytes,
                                .max_n = static_cast<int32_t>(c.max_n),
                                .api_key = c.api_key,
-                               .served_model_name = c.served_model_name},
+                               .served_model_name = c.served_model_name,
+                               .server_config = serve_config_json(c)},
                               text, *dispatcher));
   const std::string base = strformat("http://%s:%u", c.host.c_str(), server->port());
   std::printf("ponder serve: %s is served at %s/v1 (%d replica%s of tp%d pp%d)\n",

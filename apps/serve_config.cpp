@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <type_traits>
 
 #include <yaml-cpp/yaml.h>
 
@@ -188,16 +189,18 @@ Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::
   return {};
 }
 
-void emit_serve_config(const ServeConfig& c, YAML::Emitter& out) {
-  out << YAML::BeginMap;
-  auto kv = [&](const char* key, const auto& value) { out << YAML::Key << key << YAML::Value << value; };
+namespace {
+// Every key with its value, in the order of kServeConfigKeys: the one list behind the YAML copy
+// and the JSON summary.
+template <class F>
+void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("model", c.model);
   kv("served_model_name", c.served_model_name);
   kv("dtype", c.dtype);
   kv("backend", c.backend);
   kv("tp", c.tp);
   kv("pp", c.pp);
-  out << YAML::Key << "stage_layers" << YAML::Value << YAML::Flow << c.stage_layers;
+  kv("stage_layers", c.stage_layers);
   kv("replicas", c.replicas);
   kv("threads", c.threads);
   kv("kv_cache_bytes", c.kv_cache_bytes);
@@ -214,7 +217,28 @@ void emit_serve_config(const ServeConfig& c, YAML::Emitter& out) {
   kv("collective_timeout_ms", c.collective_timeout_ms);
   kv("startup_timeout_s", c.startup_timeout_s);
   kv("drain_timeout_s", c.drain_timeout_s);
+}
+}  // namespace
+
+void emit_serve_config(const ServeConfig& c, YAML::Emitter& out) {
+  out << YAML::BeginMap;
+  visit_serve_settings(c, [&]<class T>(const char* key, const T& value) {
+    out << YAML::Key << key << YAML::Value;
+    if constexpr (std::is_same_v<T, std::vector<int64_t>>)
+      out << YAML::Flow << value;
+    else
+      out << value;
+  });
   out << YAML::EndMap;
+}
+
+nlohmann::ordered_json serve_config_json(const ServeConfig& c) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  visit_serve_settings(c, [&](const char* key, const auto& value) {
+    if (std::string_view(key) != "api_key") j[key] = value;
+  });
+  j["api_key_set"] = !c.api_key.empty();
+  return j;
 }
 
 Status validate_serve_config(ServeConfig& c, ServeChecks checks) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 
 namespace YAML {
@@ -63,6 +65,9 @@ Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::
                         const std::set<std::string>& skip = {});
 // Every key with its value, as a YAML mapping (the job's resolved copy of a deployment).
 void emit_serve_config(const ServeConfig& config, YAML::Emitter& out);
+// The same as JSON, without the API key (api_key_set says whether there is one): what
+// GET /v1/models shows of the server's settings.
+nlohmann::ordered_json serve_config_json(const ServeConfig& config);
 // Final checks across keys (model present, layout sizes, loopback or API key, …).
 struct ServeChecks {
   bool api_key_off_loopback = true;  // false: `ponder slurm` generates a key per job

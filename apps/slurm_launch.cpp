@@ -246,7 +246,8 @@ class Launch {
                                           .max_body_bytes = d_.serve.max_body_bytes,
                                           .max_n = static_cast<int32_t>(d_.serve.max_n),
                                           .api_key = key,
-                                          .served_model_name = d_.serve.served_model_name},
+                                          .served_model_name = d_.serve.served_model_name,
+                                          .server_config = serve_config_json(d_.serve)},
                                          *text_, *pool_));
     rec_.port = server_->port();
     const std::string url_host = host == "0.0.0.0" ? address_.address : host;

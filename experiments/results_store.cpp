@@ -3,6 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <set>
+#include <utility>
+
 #include "common/check.h"
 #include "common/strings.h"
 
@@ -21,8 +24,16 @@ CREATE TABLE IF NOT EXISTS samples (sample_key TEXT PRIMARY KEY,
   seed INTEGER, status TEXT NOT NULL, error TEXT, content TEXT, reasoning TEXT, extracted TEXT,
   correct INTEGER, prompt_tokens INTEGER, cached_tokens INTEGER, completion_tokens INTEGER,
   reasoning_tokens INTEGER, answer_tokens INTEGER, flops REAL, finish_reason TEXT,
-  logprob_sum REAL, latency_s REAL, attempts INTEGER, finished_unix INTEGER);
+  logprob_sum REAL, latency_s REAL, attempts INTEGER, finished_unix INTEGER,
+  nominal_flops REAL, run_id INTEGER REFERENCES runs(run_id));
+CREATE TABLE IF NOT EXISTS runs (run_id INTEGER PRIMARY KEY, deployment_json TEXT NOT NULL,
+  provenance_json TEXT, started_at REAL NOT NULL, finished_at REAL);
 )sql";
+
+// Columns added after the first release of the schema: a store written before gets them (NULL
+// in its old rows) when it is opened.
+constexpr std::pair<const char*, const char*> kAddedSampleColumns[] = {
+    {"nominal_flops", "REAL"}, {"run_id", "INTEGER REFERENCES runs(run_id)"}};
 
 // A prepared statement, finalized on scope exit.
 class Stmt {
@@ -79,7 +90,40 @@ Expected<std::unique_ptr<ResultsStore>> ResultsStore::open(const std::string& pa
   sqlite3_busy_timeout(db, 10'000);
   PONDER_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
   if (Status s = store->exec(kSchema); !s.ok()) return tl::unexpected(s.with_context(path));
+  if (Status s = store->add_missing_columns(); !s.ok()) return tl::unexpected(s.with_context(path));
   return store;
+}
+
+Status ResultsStore::add_missing_columns() {
+  Stmt q(db_, "SELECT name FROM pragma_table_info('samples')");
+  PONDER_RETURN_IF_ERROR(q.prepared());
+  std::set<std::string> have;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) have.insert(q.text(0));
+  PONDER_RETURN_IF_ERROR(q.done(rc));
+  for (const auto& [name, type] : kAddedSampleColumns)
+    if (!have.count(name))
+      PONDER_RETURN_IF_ERROR(exec(strformat("ALTER TABLE samples ADD COLUMN %s %s", name, type).c_str()));
+  return {};
+}
+
+Expected<int64_t> ResultsStore::begin_run(const std::string& deployment_json, const std::string& provenance_json,
+                                          double started_at) {
+  Stmt q(db_, "INSERT INTO runs (deployment_json, provenance_json, started_at) VALUES (?, ?, ?)");
+  PONDER_RETURN_IF_ERROR(q.prepared());
+  q.bind(1, deployment_json);
+  q.bind(2, provenance_json);
+  q.bind(3, started_at);
+  PONDER_RETURN_IF_ERROR(q.done(q.step()));
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Status ResultsStore::end_run(int64_t run_id, double finished_at) {
+  Stmt q(db_, "UPDATE runs SET finished_at = ? WHERE run_id = ?");
+  PONDER_RETURN_IF_ERROR(q.prepared());
+  q.bind(1, finished_at);
+  q.bind(2, run_id);
+  return q.done(q.step());
 }
 
 ResultsStore::~ResultsStore() { sqlite3_close(db_); }
@@ -170,8 +214,8 @@ Status ResultsStore::write_samples(const std::vector<SampleRow>& rows) {
     Stmt q(db_, "INSERT OR REPLACE INTO samples (sample_key, point_id, problem_id, sample_index, "
                 "seed, status, error, content, reasoning, extracted, correct, prompt_tokens, "
                 "cached_tokens, completion_tokens, reasoning_tokens, answer_tokens, flops, "
-                "finish_reason, logprob_sum, latency_s, attempts, finished_unix) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                "finish_reason, logprob_sum, latency_s, attempts, finished_unix, nominal_flops, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Status st = q.prepared();
     for (size_t i = 0; st.ok() && i < rows.size(); ++i) {
       const SampleRow& r = rows[i];
@@ -198,6 +242,8 @@ Status ResultsStore::write_samples(const std::vector<SampleRow>& rows) {
       q.bind(c++, r.latency_s);
       q.bind(c++, r.attempts);
       q.bind(c++, r.finished_unix);
+      q.bind(c++, r.nominal_flops);
+      q.bind(c++, r.run_id);
       st = q.done(q.step());
       q.reset();
     }

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -62,6 +64,10 @@ std::string read_file(const std::string& path) {
 }
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 std::string duration_text(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -120,6 +126,7 @@ Expected<std::vector<SampleRow>> parse_choices(const SweepSpec& spec, const Work
   const double flops = has_flops ? usage["flops"].get<double>() : 0.0;
   std::vector<SampleRow> rows(w.n);
   int64_t completion_sum = 0;
+  double nominal_sum = 0;
   for (const Json& c : choices) {
     const int64_t index = c.is_object() ? c.value("index", int64_t{-1}) : -1;
     if (index < 0 || index >= w.n) return error(StatusCode::kRemote, "a choice has no valid index");
@@ -143,7 +150,13 @@ Expected<std::vector<SampleRow>> parse_choices(const SweepSpec& spec, const Work
     if (!row.completion_tokens) row.completion_tokens = w.n == 1 ? int_at(usage, {"completion_tokens"}) : logprob_tokens;
     if (!row.reasoning_tokens && w.n == 1) row.reasoning_tokens = int_at(usage, {"completion_tokens_details", "reasoning_tokens"});
     if (row.reasoning_tokens) row.answer_tokens = *row.completion_tokens - *row.reasoning_tokens;
+    if (c.contains("usage") && c["usage"].is_object() && c["usage"].contains("nominal_flops") &&
+        c["usage"]["nominal_flops"].is_number())
+      row.nominal_flops = c["usage"]["nominal_flops"].get<double>();
+    else if (w.n == 1 && usage.contains("nominal_flops") && usage["nominal_flops"].is_number())
+      row.nominal_flops = usage["nominal_flops"].get<double>();
     completion_sum += *row.completion_tokens;
+    nominal_sum += row.nominal_flops.value_or(NAN);
     const Grade g = grade(spec.dataset.grader, *row.content, problem.answer);
     row.extracted = g.extracted;
     row.correct = g.correct;
@@ -158,14 +171,69 @@ Expected<std::vector<SampleRow>> parse_choices(const SweepSpec& spec, const Work
     row.seed = seed + i;
     row.prompt_tokens = prompt;
     row.cached_tokens = cached;
-    // The request's FLOPs, shared in proportion to each sample's length (decode dominates).
+    // The request's executed FLOPs, shared in proportion to each sample's nominal cost (its
+    // length where the server gives none: decode dominates).
     if (has_flops)
-      row.flops = completion_sum > 0 ? flops * *row.completion_tokens / completion_sum : flops / w.n;
+      row.flops = nominal_sum > 0      ? flops * *row.nominal_flops / nominal_sum
+                  : completion_sum > 0 ? flops * *row.completion_tokens / completion_sum
+                                       : flops / w.n;
   }
   return rows;
 }
 
 bool retryable(int status) { return status == 429 || status >= 500; }
+
+// `deploy` (a deploy.yaml) with a grid point's deployment axes applied, written to
+// DIR/deploy-<index>.yaml: tp, pp and replicas are its serve keys, nodes its slurm.nodes. A
+// nodes value without a replicas axis scales the replicas with the nodes (replicas × N / nodes),
+// so that each node keeps the layout the file gives it.
+Expected<std::string> deployment_variant(const std::string& deploy, const Json& deployment,
+                                         const std::string& dir, size_t index) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(deploy);
+  } catch (const YAML::Exception& e) {
+    return error(StatusCode::kInvalidArgument, "target.slurm: %s: %s", deploy.c_str(), e.what());
+  }
+  if (!root.IsMap() || !root["slurm"] || !root["slurm"].IsMap())
+    return error(StatusCode::kInvalidArgument, "target.slurm: %s: expected a deployment with a slurm: section",
+                 deploy.c_str());
+  const auto int_of = [&](const YAML::Node& n, int64_t fallback) -> Expected<int64_t> {
+    if (!n) return fallback;
+    try {
+      return n.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      return error(StatusCode::kInvalidArgument, "target.slurm: %s: '%s' is not an integer", deploy.c_str(),
+                   n.Scalar().c_str());
+    }
+  };
+  for (const auto& [k, v] : deployment.items()) {
+    if (k == "nodes") {
+      PONDER_ASSIGN_OR_RETURN(const int64_t nodes, int_of(root["slurm"]["nodes"], 1));
+      PONDER_ASSIGN_OR_RETURN(const int64_t replicas, int_of(root["replicas"], 1));
+      const int64_t n = v.get<int64_t>();
+      if (!deployment.contains("replicas")) {
+        if (replicas * n % nodes != 0)
+          return error(StatusCode::kInvalidArgument,
+                       "grid.nodes: %lld nodes: %s's %lld replicas on %lld nodes do not scale to %lld nodes; "
+                       "give a replicas axis",
+                       (long long)n, deploy.c_str(), (long long)replicas, (long long)nodes, (long long)n);
+        root["replicas"] = replicas * n / nodes;
+      }
+      root["slurm"]["nodes"] = n;
+    } else {
+      root[k] = v.get<int64_t>();
+    }
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string path = strformat("%s/deploy-%zu.yaml", dir.c_str(), index);
+  std::ofstream out(path);
+  out << "# " << deploy << " with the sweep's deployment " << deployment.dump() << "\n" << YAML::Dump(root) << "\n";
+  if (!out.flush())
+    return error(StatusCode::kUnavailable, "cannot write %s", path.c_str());
+  return path;
+}
 
 class Runner {
  public:
@@ -173,10 +241,25 @@ class Runner {
          std::vector<SweepPoint> points)
       : spec_(spec), options_(options), problems_(std::move(problems)), points_(std::move(points)) {}
 
-  RunOutcome run(ServeKeyCheck check_serve_key);
+  RunOutcome run();
 
  private:
-  Status prepare_store();
+  // The points of one deployment (all of them without deployment axes) and their requests.
+  struct Group {
+    Json deployment;
+    std::vector<size_t> points;
+    std::deque<WorkItem> work;
+  };
+
+  Status open_store();
+  Status plan();
+  Status check_deployments();
+  Status deploy(const Group& g, size_t index);
+  Status identify();
+  Status begin_group(const Group& g);
+  bool run_queue();
+  void undeploy();
+  bool stopping();
   Status check_identity(const std::string& key, const std::string& value, const char* what);
   awaitable<void> worker(HttpConnection& conn);
   awaitable<void> run_item(HttpConnection& conn, const WorkItem& w);
@@ -192,10 +275,16 @@ class Runner {
   std::unique_ptr<ResultsStore> store_;
   std::unique_ptr<LocalServer> server_;
   std::unique_ptr<SlurmTarget> slurm_;
+  std::vector<Group> groups_;
+  std::optional<int64_t> run_id_;  // the runs row of the deployment in use
+  std::string revision_;           // ponder's git revision (of the source tree)
   BaseUrl base_;
   std::string api_key_;
   std::string served_model_;
   std::string model_config_hash_;
+  std::string model_dir_;  // the served model's directory where the runner knows it
+  Json server_entry_;  // GET /models' entry of the served model
+  Json model_files_;   // file name → sha256 of the model's files seen from here
 
   asio::io_context io_;
   std::deque<WorkItem> queue_;
@@ -224,12 +313,50 @@ Status Runner::check_identity(const std::string& key, const std::string& value, 
   return {};
 }
 
-Status Runner::prepare_store() {
-  const std::string revision = [&] {
-    auto r = run_command({"git", "-C", options_.source_dir, "rev-parse", "HEAD"}, std::chrono::seconds(10));
-    return r && r->exit_code == 0 ? std::string(trim(r->out)) : std::string("unknown");
-  }();
+Status Runner::open_store() {
+  std::error_code fs_ec;
+  fs::create_directories(options_.out_dir, fs_ec);
+  PONDER_ASSIGN_OR_RETURN(store_, ResultsStore::open(options_.out_dir + "/results.sqlite"));
+  // A changed spec is refused before anything is deployed for it.
   PONDER_RETURN_IF_ERROR(check_identity("spec_hash", spec_.hash, "spec"));
+  auto r = run_command({"git", "-C", options_.source_dir, "rev-parse", "HEAD"}, std::chrono::seconds(10));
+  revision_ = r && r->exit_code == 0 ? std::string(trim(r->out)) : std::string("unknown");
+  return {};
+}
+
+Status Runner::plan() {
+  // What is left: every (problem, point) with a sample that is not ok, grouped by deployment
+  // (in grid order). Problem-major within a group, so that the points of one question run close
+  // together and share its prompt in the prefix cache.
+  PONDER_ASSIGN_OR_RETURN(auto status, store_->sample_status());
+  for (size_t p = 0; p < points_.size(); ++p) {
+    auto g = std::find_if(groups_.begin(), groups_.end(),
+                          [&](const Group& x) { return x.deployment == points_[p].deployment; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{.deployment = points_[p].deployment});
+    g->points.push_back(p);
+  }
+  point_ids_.assign(points_.size(), -1);
+  for (Group& g : groups_)
+    for (size_t q = 0; q < problems_.size(); ++q)
+      for (size_t p : g.points) {
+        WorkItem w{.point = p, .problem = q};
+        for (int64_t i = 0; i < spec_.samples; ++i) {
+          auto it = status.find(sample_key(points_[p].key, problems_[q].id, i));
+          if (it == status.end() || it->second != "ok") w.missing.push_back(i);
+        }
+        total_samples_ += spec_.samples;
+        done_before_ += spec_.samples - static_cast<int64_t>(w.missing.size());
+        if (w.missing.empty()) continue;
+        // Choice i samples with seed + i, so [first, last] reproduces exactly those samples.
+        w.first = w.missing.front();
+        w.n = w.missing.back() - w.first + 1;
+        todo_samples_ += static_cast<int64_t>(w.missing.size());
+        g.work.push_back(std::move(w));
+      }
+  return {};
+}
+
+Status Runner::begin_group(const Group& g) {
   PONDER_RETURN_IF_ERROR(check_identity("served_model", served_model_, "served model"));
   PONDER_RETURN_IF_ERROR(check_identity("model_config_hash", model_config_hash_, "model config"));
   PONDER_ASSIGN_OR_RETURN(std::optional<std::string> created, store_->meta("created_unix"));
@@ -239,7 +366,7 @@ Status Runner::prepare_store() {
       {"spec_hash", spec_.hash},
       {"served_model", served_model_},
       {"model_config_hash", model_config_hash_},
-      {"ponder_revision", revision},
+      {"ponder_revision", revision_},
       {"created_unix", created ? *created : std::to_string(now_unix())},
       {"updated_unix", std::to_string(now_unix())},
       {"strategies", strategies.dump()},
@@ -249,39 +376,24 @@ Status Runner::prepare_store() {
       {"name", spec_.name}};
   for (const auto& [k, v] : meta) PONDER_RETURN_IF_ERROR(store_->set_meta(k, v));
   PONDER_RETURN_IF_ERROR(store_->add_problems(problems_));
-  Json provenance = {{"ponder_revision", revision},
+  Json provenance = {{"ponder_revision", revision_},
                      {"model_config_hash", model_config_hash_},
                      {"served_model", served_model_},
                      {"server_url", base_.text},
+                     {"server", server_entry_},
+                     {"model_files", model_files_},
+                     {"deployment", g.deployment},
                      {"slurm_job_id", options_.slurm_job_id ? Json(*options_.slurm_job_id) : Json(nullptr)},
                      {"slurm_job_nodelist", options_.slurm_job_nodelist ? Json(*options_.slurm_job_nodelist) : Json(nullptr)},
                      // target.slurm: the deployment's own job (the runner's, above, when it runs in one)
                      {"target_slurm_job_id", slurm_ ? Json(slurm_->job_id()) : Json(nullptr)},
                      {"target_slurm_nodes", slurm_ ? Json(slurm_->nodes()) : Json(nullptr)},
                      {"run_started_unix", now_unix()}};
-  for (const SweepPoint& p : points_) {
-    PONDER_ASSIGN_OR_RETURN(int64_t id, store_->upsert_point(p.key, p.params.dump(), provenance.dump()));
-    point_ids_.push_back(id);
+  PONDER_ASSIGN_OR_RETURN(run_id_, store_->begin_run(g.deployment.dump(), provenance.dump(), unix_seconds()));
+  for (size_t p : g.points) {
+    PONDER_ASSIGN_OR_RETURN(point_ids_[p], store_->upsert_point(points_[p].key, points_[p].params.dump(),
+                                                                provenance.dump()));
   }
-  // What is left: every (problem, point) with a sample that is not ok. Problem-major, so the
-  // points of one question run close together and share its prompt in the prefix cache.
-  PONDER_ASSIGN_OR_RETURN(auto status, store_->sample_status());
-  for (size_t q = 0; q < problems_.size(); ++q)
-    for (size_t p = 0; p < points_.size(); ++p) {
-      WorkItem w{.point = p, .problem = q};
-      for (int64_t i = 0; i < spec_.samples; ++i) {
-        auto it = status.find(sample_key(points_[p].key, problems_[q].id, i));
-        if (it == status.end() || it->second != "ok") w.missing.push_back(i);
-      }
-      total_samples_ += spec_.samples;
-      done_before_ += spec_.samples - static_cast<int64_t>(w.missing.size());
-      if (w.missing.empty()) continue;
-      // Choice i samples with seed + i, so [first, last] reproduces exactly those samples.
-      w.first = w.missing.front();
-      w.n = w.missing.back() - w.first + 1;
-      todo_samples_ += static_cast<int64_t>(w.missing.size());
-      queue_.push_back(std::move(w));
-    }
   return {};
 }
 
@@ -334,6 +446,7 @@ awaitable<void> Runner::run_item(HttpConnection& conn, const WorkItem& w) {
           r.latency_s = latency;
           r.attempts = attempts;
           r.finished_unix = now_unix();
+          r.run_id = run_id_;
           completion_tokens_ += r.completion_tokens.value_or(0);
           keep.push_back(std::move(r));
         }
@@ -366,6 +479,7 @@ awaitable<void> Runner::run_item(HttpConnection& conn, const WorkItem& w) {
     r.latency_s = std::chrono::duration<double>(Clock::now() - t0).count();
     r.attempts = attempts;
     r.finished_unix = now_unix();
+    r.run_id = run_id_;
     rows.push_back(std::move(r));
   }
   if (record(std::move(rows)).ok()) failed_ += static_cast<int64_t>(w.missing.size());
@@ -409,11 +523,148 @@ awaitable<void> Runner::progress_loop() {
   }
 }
 
-RunOutcome Runner::run(ServeKeyCheck check_serve_key) {
-  // The target: --target, else the spec's url:, else a local ponder serve.
+bool Runner::stopping() {
+  // Signals that arrived while a deployment started (a blocking wait) are handled here.
+  io_.restart();
+  io_.poll();
+  return stop_signal_ != 0;
+}
+
+Status Runner::check_deployments() {
   const TargetSpec& t = spec_.target;
-  std::string url = !options_.target_url.empty() ? options_.target_url : t.url;
-  if (url.empty() && !t.is_serve && t.slurm_deploy.empty()) {
+  const bool axes = std::any_of(points_.begin(), points_.end(), [](const SweepPoint& p) { return !p.deployment.empty(); });
+  if (!axes) return {};
+  if (!options_.target_url.empty())
+    return error(StatusCode::kInvalidArgument,
+                 "--target: the grid has deployment axes (nodes, tp, pp, replicas): the runner deploys them "
+                 "from target: serve: or slurm:, not against a given URL");
+  if (t.slurm_deploy.empty()) return {};
+  // Every deployment of the grid is checked by ponder slurm itself before anything is submitted.
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    PONDER_ASSIGN_OR_RETURN(std::string file, deployment_variant(t.slurm_deploy, groups_[i].deployment,
+                                                                 options_.out_dir + "/slurm", i));
+    PONDER_ASSIGN_OR_RETURN(auto dry, run_command({options_.ponder_binary, "slurm", "submit", file, "--dry-run"},
+                                                  std::chrono::seconds(60)));
+    if (dry.exit_code != 0)
+      return error(StatusCode::kInvalidArgument, "grid: the deployment %s of %s: %s", groups_[i].deployment.dump().c_str(),
+                   t.slurm_deploy.c_str(), dry.first_error_line().c_str());
+  }
+  return {};
+}
+
+Status Runner::deploy(const Group& g, size_t index) {
+  const TargetSpec& t = spec_.target;
+  model_dir_.clear();
+  if (!options_.target_url.empty() || !t.url.empty()) {
+    PONDER_ASSIGN_OR_RETURN(base_, parse_base_url(!options_.target_url.empty() ? options_.target_url : t.url,
+                                                  !options_.target_url.empty() ? "--target" : "target.url"));
+    return {};
+  }
+  std::string url;
+  if (!t.slurm_deploy.empty()) {
+    // The job's files go inside the run's directory; a rerun submits a new job and resumes.
+    std::string file = t.slurm_deploy;
+    if (!g.deployment.empty()) {
+      PONDER_ASSIGN_OR_RETURN(file, deployment_variant(t.slurm_deploy, g.deployment, options_.out_dir + "/slurm", index));
+    }
+    PONDER_ASSIGN_OR_RETURN(slurm_, SlurmTarget::start(options_.ponder_binary, file, options_.out_dir + "/slurm",
+                                                       std::chrono::seconds(3600)));
+    url = slurm_->url();
+    if (options_.api_key_file.empty() && t.api_key_file.empty() && !slurm_->api_key_file().empty()) {
+      std::ifstream in(slurm_->api_key_file());
+      std::getline(in, api_key_);
+      api_key_ = std::string(trim(api_key_));
+    }
+  } else {
+    std::vector<std::string> argv = {options_.ponder_binary, "serve"};
+    bool port = false, max_n = false;
+    const auto add = [&](std::string key, const std::string& value) {
+      port |= key == "port";
+      max_n |= key == "max_n";
+      std::replace(key.begin(), key.end(), '_', '-');
+      argv.push_back("--" + key);
+      argv.push_back(value);
+    };
+    for (const auto& [k, v] : t.serve) {
+      if (k == "model") model_dir_ = v;
+      add(k, v);
+    }
+    for (const auto& [k, v] : g.deployment.items()) add(k, v.dump());
+    if (!port) argv.insert(argv.end(), {"--port", "0"});
+    if (!max_n) argv.insert(argv.end(), {"--max-n", std::to_string(std::max<int64_t>(16, spec_.samples))});
+    if (model_dir_.empty()) model_dir_ = options_.source_dir + "/models/tiny-reasoner";
+    if (!g.deployment.empty()) PONDER_LOG(kInfo, "sweep", "deployment %s", g.deployment.dump().c_str());
+    PONDER_ASSIGN_OR_RETURN(server_, LocalServer::start(argv, options_.out_dir + "/serve.log", std::chrono::seconds(600)));
+    url = server_->url();
+  }
+  PONDER_ASSIGN_OR_RETURN(base_, parse_base_url(url, "target"));
+  return {};
+}
+
+void Runner::undeploy() {
+  if (server_) server_->stop();
+  server_.reset();
+  if (slurm_) slurm_->cancel();
+  slurm_.reset();
+}
+
+Status Runner::identify() {
+  // The model's identity: the served name, and config.json's hash where the model dir is
+  // visible from here (the server's own report of it otherwise).
+  auto models = http_request_blocking(base_, api_key_, "GET", base_.path + "/models", "", std::chrono::seconds(30));
+  if (!models) return tl::unexpected(models.error().with_context("GET " + base_.text + "/models"));
+  if (models->status != 200)
+    return error(StatusCode::kUnavailable, "GET %s/models: HTTP %d: %.300s", base_.text.c_str(), models->status,
+                 models->body.c_str());
+  const Json listing = Json::parse(models->body, nullptr, false);
+  if (!listing.is_object() || !listing.contains("data") || !listing["data"].is_array() ||
+      listing["data"].empty() || !listing["data"][0].contains("id"))
+    return error(StatusCode::kRemote, "GET %s/models: no model listed: %.300s", base_.text.c_str(), models->body.c_str());
+  const Json& entry = listing["data"][0];
+  served_model_ = entry["id"].get<std::string>();
+  std::string model_dir = model_dir_;
+  if (model_dir.empty() && entry.contains("root") && entry["root"].is_string()) model_dir = entry["root"];
+  if (!model_dir.empty() && fs::exists(model_dir + "/config.json")) {
+    model_config_hash_ = "sha256:" + sha256_hex(read_file(model_dir + "/config.json"));
+  } else {
+    // The model's part of the entry only: the server's settings may change between runs.
+    Json model = Json::object();
+    for (const char* k : {"id", "root", "max_model_len"})
+      if (entry.contains(k)) model[k] = entry[k];
+    model_config_hash_ = "models-entry:" + model.dump();
+  }
+  // Provenance: what served the run (ponder's servers list their settings) and the hashes of the
+  // model's files that decide its text (tokenizer, chat template, generation defaults).
+  server_entry_ = entry;
+  model_files_ = Json::object();
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                        "generation_config.json"})
+    if (!model_dir.empty() && fs::exists(model_dir + "/" + f))
+      model_files_[f] = "sha256:" + sha256_hex(read_file(model_dir + "/" + f));
+  return {};
+}
+
+bool Runner::run_queue() {
+  const int64_t n_workers = std::min<int64_t>(options_.concurrency.value_or(spec_.concurrency),
+                                              static_cast<int64_t>(queue_.size()));
+  if (n_workers == 0) return true;
+  std::vector<std::unique_ptr<HttpConnection>> conns;
+  connections_.clear();
+  for (int64_t i = 0; i < n_workers; ++i) {
+    conns.push_back(std::make_unique<HttpConnection>(io_.get_executor(), base_, api_key_));
+    connections_.push_back(conns.back().get());
+  }
+  workers_left_ = static_cast<int>(n_workers);
+  io_.restart();
+  for (auto& c : conns) asio::co_spawn(io_, worker(*c), asio::detached);
+  io_.run();
+  connections_.clear();
+  return stop_signal_ == 0;
+}
+
+RunOutcome Runner::run() {
+  const TargetSpec& t = spec_.target;
+  if (options_.target_url.empty() && t.url.empty() && !t.is_serve && t.slurm_deploy.empty()) {
     PONDER_LOG(kError, "sweep", "no target: give target: (url:, serve: or slurm:) in the spec, or --target URL");
     return RunOutcome::kError;
   }
@@ -426,105 +677,20 @@ RunOutcome Runner::run(ServeKeyCheck check_serve_key) {
     }
     api_key_ = std::string(trim(api_key_));
   }
-  std::error_code fs_ec;
-  fs::create_directories(options_.out_dir, fs_ec);
-  auto store = ResultsStore::open(options_.out_dir + "/results.sqlite");
-  if (!store) {
-    PONDER_LOG(kError, "sweep", "%s", store.error().message().c_str());
-    return RunOutcome::kError;
-  }
-  store_ = std::move(*store);
-  // A changed spec is refused before a server is started for it.
-  if (Status s = check_identity("spec_hash", spec_.hash, "spec"); !s.ok()) {
-    PONDER_LOG(kError, "sweep", "%s", s.message().c_str());
-    return RunOutcome::kError;
-  }
-
-  std::string model_dir;
-  if (url.empty() && !t.slurm_deploy.empty()) {
-    // The job's files go inside the run's directory; a rerun submits a new job and resumes.
-    auto job = SlurmTarget::start(options_.ponder_binary, t.slurm_deploy, options_.out_dir + "/slurm",
-                                  std::chrono::seconds(3600));
-    if (!job) {
-      PONDER_LOG(kError, "sweep", "%s", job.error().message().c_str());
+  for (Status s : {open_store(), plan(), check_deployments()})
+    if (!s.ok()) {
+      PONDER_LOG(kError, "sweep", "%s", s.message().c_str());
       return RunOutcome::kError;
     }
-    slurm_ = std::move(*job);
-    url = slurm_->url();
-    if (key_file.empty() && !slurm_->api_key_file().empty()) {
-      std::ifstream in(slurm_->api_key_file());
-      std::getline(in, api_key_);
-      api_key_ = std::string(trim(api_key_));
-    }
-  } else if (url.empty()) {
-    std::vector<std::string> argv = {options_.ponder_binary, "serve"};
-    bool port = false, max_n = false;
-    for (const auto& [k, v] : t.serve) {
-      if (k == "model") model_dir = v;
-      port |= k == "port";
-      max_n |= k == "max_n";
-      std::string flag = k;
-      std::replace(flag.begin(), flag.end(), '_', '-');
-      argv.push_back("--" + flag);
-      argv.push_back(v);
-    }
-    if (!port) argv.insert(argv.end(), {"--port", "0"});
-    if (!max_n) argv.insert(argv.end(), {"--max-n", std::to_string(std::max<int64_t>(16, spec_.samples))});
-    if (model_dir.empty()) model_dir = options_.source_dir + "/models/tiny-reasoner";
-    auto server = LocalServer::start(argv, options_.out_dir + "/serve.log", std::chrono::seconds(600));
-    if (!server) {
-      PONDER_LOG(kError, "sweep", "%s", server.error().message().c_str());
-      return RunOutcome::kError;
-    }
-    server_ = std::move(*server);
-    url = server_->url();
-  }
-  auto base = parse_base_url(url, !options_.target_url.empty() ? "--target" : "target.url");
-  if (!base) {
-    PONDER_LOG(kError, "sweep", "%s", base.error().message().c_str());
-    return RunOutcome::kError;
-  }
-  base_ = *base;
-
-  // The model's identity: the served name, and config.json's hash where the model dir is
-  // visible from here (the server's own report of it otherwise).
-  auto models = http_request_blocking(base_, api_key_, "GET", base_.path + "/models", "", std::chrono::seconds(30));
-  if (!models || models->status != 200) {
-    PONDER_LOG(kError, "sweep", "GET %s/models: %s", base_.text.c_str(),
-               models ? strformat("HTTP %d: %.300s", models->status, models->body.c_str()).c_str()
-                      : models.error().message().c_str());
-    return RunOutcome::kError;
-  }
-  const Json listing = Json::parse(models->body, nullptr, false);
-  if (!listing.is_object() || !listing.contains("data") || !listing["data"].is_array() ||
-      listing["data"].empty() || !listing["data"][0].contains("id")) {
-    PONDER_LOG(kError, "sweep", "GET %s/models: no model listed: %.300s", base_.text.c_str(), models->body.c_str());
-    return RunOutcome::kError;
-  }
-  const Json& entry = listing["data"][0];
-  served_model_ = entry["id"].get<std::string>();
-  if (model_dir.empty() && entry.contains("root") && entry["root"].is_string()) model_dir = entry["root"];
-  if (!model_dir.empty() && fs::exists(model_dir + "/config.json"))
-    model_config_hash_ = "sha256:" + sha256_hex(read_file(model_dir + "/config.json"));
-  else
-    model_config_hash_ = "models-entry:" + entry.dump();
-
-  if (Status s = prepare_store(); !s.ok()) {
-    PONDER_LOG(kError, "sweep", "%s", s.message().c_str());
-    return RunOutcome::kError;
-  }
-  PONDER_LOG(kInfo, "sweep", "%s: %zu points x %zu problems x %lld samples; %lld done before, %zu requests to go (%s)",
-             options_.out_dir.c_str(), points_.size(), problems_.size(), (long long)spec_.samples,
-             (long long)done_before_, queue_.size(), base_.text.c_str());
-
-  // Event loop: workers, signals, progress.
+  // SIGINT/SIGTERM from here on: the first stops new requests (and deployments), the second
+  // abandons the requests in flight.
   asio::signal_set signals(io_, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (stop_signal_ == 0) {
       stop_signal_ = sig;
       PONDER_LOG(kInfo, "sweep", "%s: no new requests; waiting for the %zu in flight (again to abandon them)",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", connections_.size() - 0);
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", connections_.size());
     } else {
       aborted_ = true;
       for (HttpConnection* c : connections_) c->abort();
@@ -532,29 +698,44 @@ RunOutcome Runner::run(ServeKeyCheck check_serve_key) {
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
-  const int64_t n_workers = std::min<int64_t>(options_.concurrency.value_or(spec_.concurrency),
-                                              static_cast<int64_t>(queue_.size()));
-  std::vector<std::unique_ptr<HttpConnection>> conns;
-  for (int64_t i = 0; i < n_workers; ++i) {
-    conns.push_back(std::make_unique<HttpConnection>(io_.get_executor(), base_, api_key_));
-    connections_.push_back(conns.back().get());
-  }
-  workers_left_ = static_cast<int>(n_workers);
+  asio::co_spawn(io_, progress_loop(), asio::detached);
+
+  size_t requests_left = 0;
+  for (const Group& g : groups_) requests_left += g.work.size();
+  PONDER_LOG(kInfo, "sweep", "%s: %zu points x %zu problems x %lld samples; %lld done before, %zu requests to go%s",
+             options_.out_dir.c_str(), points_.size(), problems_.size(), (long long)spec_.samples,
+             (long long)done_before_, requests_left,
+             groups_.size() > 1 ? strformat(" on %zu deployments", groups_.size()).c_str() : "");
   started_ = Clock::now();
-  if (n_workers > 0) {
-    for (auto& c : conns) asio::co_spawn(io_, worker(*c), asio::detached);
-    asio::co_spawn(io_, progress_loop(), asio::detached);
-    io_.run();
+  Status failed;
+  for (size_t i = 0; i < groups_.size() && failed.ok() && !stopping() && fatal_.ok(); ++i) {
+    Group& g = groups_[i];
+    if (g.work.empty()) continue;  // nothing left: not deployed
+    failed = deploy(g, i);
+    if (failed.ok() && !stopping()) failed = identify();
+    if (failed.ok() && !stopping()) failed = begin_group(g);
+    if (failed.ok() && !stopping()) {
+      PONDER_LOG(kInfo, "sweep", "%s%zu requests to %s", g.deployment.empty() ? "" : (g.deployment.dump() + ": ").c_str(),
+                 g.work.size(), base_.text.c_str());
+      queue_ = std::move(g.work);
+      run_queue();
+      if (Status s = store_->end_run(*run_id_, unix_seconds()); !s.ok() && fatal_.ok()) fatal_ = s;
+    }
+    undeploy();
   }
   print_progress(true);
   signals.cancel();
-  if (server_) server_->stop();
+  undeploy();
 
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
   std::printf("%s: %lld/%lld samples ok, %lld failed, %lld requests (%lld retries), %lld completion tokens in %.1f s\n",
               options_.out_dir.c_str(), (long long)(done_before_ + done_), (long long)total_samples_,
               (long long)failed_, (long long)requests_, (long long)retries_, (long long)completion_tokens_, elapsed);
   std::fflush(stdout);
+  if (!failed.ok()) {
+    PONDER_LOG(kError, "sweep", "%s", failed.message().c_str());
+    return RunOutcome::kError;
+  }
   if (!fatal_.ok()) {
     PONDER_LOG(kError, "sweep", "results store: %s", fatal_.message().c_str());
     return RunOutcome::kError;
@@ -615,7 +796,7 @@ RunOutcome run_sweep(const SweepSpec& spec, const std::string& spec_path, const 
     return RunOutcome::kComplete;
   }
   Runner runner(spec, options, std::move(*problems), std::move(points));
-  return runner.run(check_serve_key);
+  return runner.run();
 }
 
 }  // namespace ponder::experiments

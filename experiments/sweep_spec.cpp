@@ -1,6 +1,7 @@
 // Spec parsing (yaml-cpp), validation with errors that name the key, grid expansion and keys.
 #include "experiments/sweep_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -18,6 +19,8 @@ using Json = nlohmann::ordered_json;
 const std::vector<std::string> kPointParams = {
     "temperature", "top_p",           "top_k",           "min_p",          "max_tokens",
     "seed",        "max_thinking_tokens", "extend_thinking", "enable_thinking"};
+
+const std::vector<std::string> kDeploymentAxes = {"nodes", "tp", "pp", "replicas"};
 
 namespace {
 
@@ -130,9 +133,33 @@ Json param_value(const std::string& name, const YAML::Node& n, const std::string
 }
 
 bool is_point_param(const std::string& k) {
-  for (const std::string& p : kPointParams)
-    if (p == k) return true;
-  return false;
+  return std::find(kPointParams.begin(), kPointParams.end(), k) != kPointParams.end();
+}
+
+bool is_deployment_axis(const std::string& k) {
+  return std::find(kDeploymentAxes.begin(), kDeploymentAxes.end(), k) != kDeploymentAxes.end();
+}
+
+// A value of a deployment axis: a size, never "not sent".
+Json deployment_value(const YAML::Node& n, const std::string& key) {
+  if (is_null(n)) fail(key, "must be an integer >= 1 (a deployment axis has no server default)");
+  const int64_t v = as_int(n, key);
+  if (v < 1 || v > 4096) fail(key, strformat("must be in [1, 4096] (got %lld)", (long long)v));
+  return v;
+}
+
+// Deployment axes need a target the runner deploys, and one place for each setting.
+void check_deployment_axes(const SweepSpec& s) {
+  for (const auto& [k, values] : s.grid) {
+    if (!is_deployment_axis(k)) continue;
+    const std::string key = "grid." + k;
+    if (!s.target.is_serve && s.target.slurm_deploy.empty())
+      fail(key, "a deployment axis needs target: serve: or slurm: (the runner deploys each value)");
+    if (k == "nodes" && s.target.slurm_deploy.empty())
+      fail(key, "needs target: slurm: (serve: runs on this machine)");
+    for (const auto& [sk, sv] : s.target.serve)
+      if (sk == k) fail(key, "also set in target.serve." + k + "; give it in one place");
+  }
 }
 
 void parse_target(const YAML::Node& n, TargetSpec& t) {
@@ -262,12 +289,14 @@ SweepSpec parse(const YAML::Node& root) {
     for (const auto& kv : grid) {
       const std::string k = kv.first.Scalar();
       const std::string key = "grid." + k;
-      if (!is_point_param(k))
-        fail(key, "unknown axis (a sampling key, max_thinking_tokens, extend_thinking or enable_thinking)");
+      if (!is_point_param(k) && !is_deployment_axis(k))
+        fail(key, "unknown axis (a sampling key, max_thinking_tokens, extend_thinking, enable_thinking, "
+                  "or a deployment axis: nodes, tp, pp, replicas)");
       if (!kv.second.IsSequence() || kv.second.size() == 0) fail(key, "expected a non-empty list of values");
       std::vector<Json> values;
       for (size_t i = 0; i < kv.second.size(); ++i) {
-        Json v = param_value(k, kv.second[i], strformat("%s[%zu]", key.c_str(), i));
+        const std::string at = strformat("%s[%zu]", key.c_str(), i);
+        Json v = is_deployment_axis(k) ? deployment_value(kv.second[i], at) : param_value(k, kv.second[i], at);
         for (const Json& seen : values)
           if (seen == v) fail(strformat("%s[%zu]", key.c_str(), i), "repeats an earlier value");
         values.push_back(std::move(v));
@@ -275,6 +304,7 @@ SweepSpec parse(const YAML::Node& root) {
       s.grid.emplace_back(k, std::move(values));
     }
   }
+  check_deployment_axes(s);
   bool max_tokens_given = !s.sampling["max_tokens"].is_null();
   for (const auto& [k, v] : s.grid) max_tokens_given |= k == "max_tokens";
   if (!max_tokens_given) fail("sampling.max_tokens", "missing (an integer >= 1)");
@@ -342,16 +372,22 @@ std::vector<SweepPoint> expand_grid(const SweepSpec& spec) {
   }
   std::vector<SweepPoint> out;
   for (Json& p : points) {
+    Json deployment = Json::object();
+    for (const std::string& a : kDeploymentAxes)
+      if (p.contains(a)) deployment[a] = p[a];
     std::string key = point_key(p);
-    out.push_back({.params = std::move(p), .key = std::move(key)});
+    out.push_back({.params = std::move(p), .deployment = std::move(deployment), .key = std::move(key)});
   }
   return out;
 }
 
 std::string point_key(const Json& params) {
-  // Canonical: the fixed parameter order, whatever order `params` was built in.
+  // Canonical: the fixed parameter order, whatever order `params` was built in. Deployment axes
+  // only when set, so that the keys of grids without them stay what they were.
   Json c = Json::object();
   for (const std::string& p : kPointParams) c[p] = params.contains(p) ? params[p] : Json(nullptr);
+  for (const std::string& a : kDeploymentAxes)
+    if (params.contains(a)) c[a] = params[a];
   return "pt-" + sha256_hex(c.dump()).substr(0, 16);
 }
 

@@ -20,6 +20,10 @@ namespace ponder::experiments {
 // The parameters of a point, in this order; every point's params_json has all of them (null:
 // not sent, the server's default).
 extern const std::vector<std::string> kPointParams;
+// Grid axes that change the deployment, not the request: the runner deploys the target once per
+// combination of their values (`target: serve:` or `slurm:`; `nodes` only with slurm:). A
+// point's params_json has them only when the grid does.
+extern const std::vector<std::string> kDeploymentAxes;
 
 struct TargetSpec {
   std::string url;           // OpenAI-compatible base URL, ".../v1"
@@ -68,14 +72,16 @@ Expected<SweepSpec> load_sweep_spec(const std::string& path);
 Expected<SweepSpec> parse_sweep_spec(const std::string& yaml_text, const std::string& where);
 
 struct SweepPoint {
-  nlohmann::ordered_json params;  // every key of kPointParams
-  std::string key;                // point_key
+  nlohmann::ordered_json params;      // every key of kPointParams, and the deployment axes
+  nlohmann::ordered_json deployment;  // the deployment axes' values ({} without any)
+  std::string key;                    // point_key
 };
 
 // The grid's cartesian product over `sampling`, the first axis outermost. No grid: one point.
 std::vector<SweepPoint> expand_grid(const SweepSpec& spec);
 
-// "pt-" + the first 16 hex digits of SHA-256 of the params' canonical JSON.
+// "pt-" + the first 16 hex digits of SHA-256 of the params' canonical JSON (kPointParams in
+// order, then the deployment axes that are set).
 std::string point_key(const nlohmann::ordered_json& params);
 // "<point_key>/<problem_id>/<sample_index>"
 std::string sample_key(const std::string& point_key, const std::string& problem_id,

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 #include "coordinator/model_text.h"
 #include "coordinator/replicas/dispatcher.h"
@@ -37,6 +39,9 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds write_timeout{60};  // a client that stops reading a response
   int retry_after_s = 1;                   // Retry-After of 503 answers
+  // The deployment's settings (layout, dtype, backend, limits; no secrets), shown as
+  // "ponder": {"server": …} in GET /v1/models so that a client can record what served it.
+  nlohmann::ordered_json server_config;
 };
 
 class HttpServer {

@@ -24,6 +24,7 @@ Json model_card(const ServerContext& ctx) {
   m["owned_by"] = "ponder";
   m["root"] = ctx.model.model_dir;
   m["max_model_len"] = ctx.generation_limits.context_length;
+  if (!ctx.options.server_config.is_null()) m["ponder"] = {{"server", ctx.options.server_config}};
   return m;
 }
 }  // namespace

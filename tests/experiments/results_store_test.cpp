@@ -87,5 +87,55 @@ TEST(ResultsStore, AWriteIsOneTransaction) {
   EXPECT_EQ(count(path, "SELECT COUNT(*) FROM samples"), 0);
 }
 
+void exec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* msg = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &msg), SQLITE_OK) << (msg ? msg : "");
+  sqlite3_free(msg);
+  sqlite3_close(db);
+}
+
+TEST(ResultsStore, RunsAndTheColumnsAddedSinceTheFirstSchema) {
+  const std::string path = temp_db();
+  // A store as the first release wrote it: samples without nominal_flops and run_id, no runs.
+  exec(path, R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE points (point_id INTEGER PRIMARY KEY, point_key TEXT UNIQUE NOT NULL,
+  params_json TEXT NOT NULL, provenance_json TEXT);
+CREATE TABLE problems (problem_id TEXT PRIMARY KEY, level INTEGER, question TEXT NOT NULL, answer TEXT NOT NULL);
+CREATE TABLE samples (sample_key TEXT PRIMARY KEY, point_id INTEGER NOT NULL REFERENCES points(point_id),
+  problem_id TEXT NOT NULL REFERENCES problems(problem_id), sample_index INTEGER NOT NULL,
+  seed INTEGER, status TEXT NOT NULL, error TEXT, content TEXT, reasoning TEXT, extracted TEXT,
+  correct INTEGER, prompt_tokens INTEGER, cached_tokens INTEGER, completion_tokens INTEGER,
+  reasoning_tokens INTEGER, answer_tokens INTEGER, flops REAL, finish_reason TEXT,
+  logprob_sum REAL, latency_s REAL, attempts INTEGER, finished_unix INTEGER);
+INSERT INTO problems VALUES ('p1', 2, 'q', '1');
+INSERT INTO points (point_key, params_json) VALUES ('pt-a', '{}');
+INSERT INTO samples (sample_key, point_id, problem_id, sample_index, status) VALUES ('pt-a/p1/0', 1, 'p1', 0, 'ok');
+)sql");
+  auto store = ResultsStore::open(path);
+  ASSERT_TRUE(store) << store.error().message();
+  EXPECT_EQ(count(path, "SELECT COUNT(*) FROM pragma_table_info('samples') WHERE name IN ('nominal_flops', 'run_id')"), 2);
+  EXPECT_EQ(count(path, "SELECT run_id IS NULL AND nominal_flops IS NULL FROM samples"), 1);  // the old row
+  auto run = (*store)->begin_run(R"({"replicas":2})", R"({"server_url":"http://x/v1"})", 1000.25);
+  ASSERT_TRUE(run) << run.error().message();
+  ASSERT_TRUE((*store)->write_samples({{.sample_key = "pt-a/p1/1", .point_id = 1, .problem_id = "p1",
+                                        .sample_index = 1, .ok = true, .nominal_flops = 5e6,
+                                        .run_id = *run}}).ok());
+  ASSERT_TRUE((*store)->end_run(*run, 1010.75).ok());
+  EXPECT_EQ(count(path, "SELECT COUNT(*) FROM samples s JOIN runs r USING (run_id) "
+                        "WHERE s.nominal_flops = 5e6 AND r.deployment_json = '{\"replicas\":2}' "
+                        "AND r.finished_at - r.started_at = 10.5"), 1);
+  // Opening it again changes nothing.
+  store->reset();
+  ASSERT_TRUE(ResultsStore::open(path));
+  EXPECT_EQ(count(path, "SELECT COUNT(*) FROM pragma_table_info('samples')"), 24);
+  // A sample naming a run that does not exist is refused (the foreign key).
+  auto again = ResultsStore::open(path);
+  EXPECT_FALSE((*again)->write_samples({{.sample_key = "k", .point_id = 1, .problem_id = "p1", .ok = true,
+                                         .run_id = 99}}).ok());
+}
+
 }  // namespace
 }  // namespace ponder::experiments

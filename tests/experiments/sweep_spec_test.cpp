@@ -146,6 +146,39 @@ TEST(SweepSpec, HashIgnoresTargetButNotTheGrid) {
   EXPECT_EQ(b->target.serve, (std::vector<std::pair<std::string, std::string>>{{"threads", "2"}}));
 }
 
+TEST(SweepSpec, DeploymentAxesNeedADeployedTargetAndGroupThePoints) {
+  const std::string serve = "target: {serve: {threads: 1}}\n" + kBase.substr(kBase.find("dataset"));
+  const std::string slurm = "target: {slurm: deploy.yaml}\n" + kBase.substr(kBase.find("dataset"));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {kBase + "grid: {tp: [1, 2]}\n", "grid.tp: a deployment axis needs target: serve: or slurm:"},
+      {serve + "grid: {nodes: [1, 2]}\n", "grid.nodes: needs target: slurm:"},
+      {serve + "grid: {replicas: [1, null]}\n", "grid.replicas[1]: must be an integer >= 1"},
+      {serve + "grid: {replicas: [0]}\n", "grid.replicas[0]: must be in [1, 4096]"},
+      {slurm + "grid: {pp: [2, 2]}\n", "grid.pp[1]: repeats"},
+      {"target: {serve: {tp: 2}}\n" + kBase.substr(kBase.find("dataset")) + "grid: {tp: [1, 2]}\n",
+       "grid.tp: also set in target.serve.tp"},
+      {kNoSampling + "sampling: {max_tokens: 5, tp: 2}\n", "sampling.tp: unknown key"},
+  };
+  for (const auto& [yaml, expected] : cases) {
+    const std::string message = error_of(yaml);
+    EXPECT_NE(message.find(expected), std::string::npos) << "expected '" << expected << "' in: " << message;
+  }
+  auto s = parse_sweep_spec(slurm + "grid: {nodes: [1, 2], max_thinking_tokens: [64, null]}\n", "s.yaml");
+  ASSERT_TRUE(s) << s.error().message();
+  const std::vector<SweepPoint> points = expand_grid(*s);
+  ASSERT_EQ(points.size(), 4u);
+  EXPECT_EQ(points[0].deployment, (nlohmann::ordered_json{{"nodes", 1}}));
+  EXPECT_EQ(points[3].deployment, (nlohmann::ordered_json{{"nodes", 2}}));
+  EXPECT_EQ(points[3].params["nodes"], 2);
+  EXPECT_NE(points[0].key, points[2].key);  // same request, other deployment: another point
+  // Without deployment axes a point has no deployment and its key is the request's alone.
+  auto plain = parse("grid: {max_thinking_tokens: [64]}\n");
+  ASSERT_TRUE(plain);
+  const SweepPoint p = expand_grid(*plain)[0];
+  EXPECT_TRUE(p.deployment.empty());
+  EXPECT_FALSE(p.params.contains("nodes"));
+}
+
 TEST(Dataset, ArithSplitFilesAndMissingSplits) {
   auto s = parse("");
   ASSERT_TRUE(s);

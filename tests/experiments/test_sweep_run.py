@@ -249,12 +249,54 @@ class SweepRunTest(unittest.TestCase):
             self.assertIsNone(correct)
         ok_before = ok_samples(self.out)
         self.assertEqual(ok_before + len(failed), PROBLEMS * POINTS * SAMPLES)  # nothing dropped
-        second = self.server()
+        # The rerun's server is another deployment: two replicas (MPI processes), not one in-process.
+        second = Server("--threads", "1", "--replicas", "2", "--kv-cache-bytes", "16MiB")
+        self.servers.append(second)
         rc, out, err = run(self.spec, "--out", self.out, "--target", second.base + "/v1")
         self.assertEqual(rc, 0, err[-2000:])
         self.assertEqual(ok_samples(self.out), PROBLEMS * POINTS * SAMPLES)
         # Only the failed ones were asked for.
         self.assertEqual(chat_requests(second), len(failed) // SAMPLES)
+
+    def test_deployment_axis_deploys_each_value_once(self):
+        spec = os.path.join(self.tmp.name, "replicas.yaml")
+        with open(spec, "w") as f:
+            f.write("""
+target: {serve: {model: models/tiny-reasoner, threads: 1, kv_cache_bytes: 16MiB}}
+dataset: {suite: arith, levels: [2], split: test, count: 2}
+samples: 2
+sampling: {temperature: 1.0, max_tokens: 128, seed: 3}
+grid: {replicas: [1, 2], max_thinking_tokens: [16, null]}
+""")
+        rc, out, err = run(spec, "--out", self.out, timeout=300)
+        self.assertEqual(rc, 0, err[-3000:])
+        self.assertIn("on 2 deployments", err)
+        self.assertEqual(ok_samples(self.out), 2 * 2 * 2 * 2)
+        runs = rows(self.out, "SELECT run_id, deployment_json, provenance_json, finished_at - started_at FROM runs")
+        self.assertEqual([json.loads(d) for _, d, _, _ in runs], [{"replicas": 1}, {"replicas": 2}])
+        for run_id, deployment, provenance, wall in runs:
+            self.assertGreater(wall, 0)
+            served = json.loads(provenance)["server"]["ponder"]["server"]  # what GET /v1/models said
+            self.assertEqual(served["replicas"], json.loads(deployment)["replicas"])
+            self.assertNotIn("api_key", served)
+        # Every sample was made by the deployment of its point.
+        mismatched = rows(self.out, "SELECT COUNT(*) FROM samples s JOIN points p USING (point_id) "
+                                    "JOIN runs r USING (run_id) WHERE json_extract(p.params_json, '$.replicas') "
+                                    "!= json_extract(r.deployment_json, '$.replicas')")
+        self.assertEqual(mismatched, [(0,)])
+        # Same seeds, same model: the replicas change where samples run, not what they say.
+        texts = rows(self.out, "SELECT json_extract(p.params_json, '$.replicas'), "
+                               "json_extract(p.params_json, '$.max_thinking_tokens'), s.problem_id, "
+                               "s.sample_index, s.content FROM samples s JOIN points p USING (point_id)")
+        by_replicas = {1: {}, 2: {}}
+        for replicas, budget, problem, index, content in texts:
+            by_replicas[replicas][(budget, problem, index)] = content
+        self.assertEqual(by_replicas[1], by_replicas[2])
+        # Done: a rerun deploys nothing.
+        rc, out, err = run(spec, "--out", self.out, timeout=120)
+        self.assertEqual(rc, 0, err[-2000:])
+        self.assertNotIn("deployment {", err)
+        self.assertEqual(len(rows(self.out, "SELECT * FROM runs")), 2)
 
     def test_serve_target_starts_and_stops_its_server(self):
         spec = os.path.join(ROOT, "configs", "sweeps", "tiny-smoke.yaml")
