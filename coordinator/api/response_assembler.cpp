@@ -35,6 +35,7 @@ Json UsageTotals::to_json() const {
   u["prompt_tokens_details"] = {{"cached_tokens", cached_tokens}};
   u["completion_tokens_details"] = {{"reasoning_tokens", reasoning_tokens}};
   u["flops"] = flops;
+  u["nominal_flops"] = nominal_flops;
   return u;
 }
 
@@ -137,6 +138,7 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
     usage_.completion_tokens += d.usage.completion_tokens;
     usage_.reasoning_tokens += d.usage.thinking_tokens;
     usage_.flops += d.usage.flops;
+    usage_.nominal_flops += d.usage.nominal_flops;
     choice.usage = d.usage;
     // The n samples of a prompt share it, and it counts once: what the first sample found in
     // the prefix cache (the others report the prompt blocks they share with it as cached).
@@ -217,13 +219,14 @@ ApiResult<Json> ResponseAssembler::response() const {
     c["logprobs"] = meta_.logprobs ? logprobs_json(d.logprobs) : Json(nullptr);
     c["finish_reason"] = d.finish_reason;
     c["stop_reason"] = d.stop_reason.empty() ? Json(nullptr) : Json(d.stop_reason);
-    // ponder extension: this choice's own token counts (the request's `usage` sums them), so
-    // that a client of n samples can tell each sample's length and thinking apart. FLOPs stay
-    // request-level: a choice's share of the prefill depends on what the prefix cache held, and
-    // equal requests must give equal choices.
+    // ponder extension: this choice's own token counts and nominal FLOPs (the request's `usage`
+    // sums them), so that a client of n samples can tell each sample's length, thinking and
+    // standalone cost apart. Executed FLOPs stay request-level: a choice's share of the prefill
+    // depends on what the prefix cache held, and equal requests must give equal choices.
     const worker::Usage& u = choices_[i].usage;
     c["usage"] = {{"completion_tokens", u.completion_tokens},
-                  {"reasoning_tokens", u.thinking_tokens}};
+                  {"reasoning_tokens", u.thinking_tokens},
+                  {"nominal_flops", u.nominal_flops}};
     choices.push_back(std::move(c));
   }
   Json r = Json::object();

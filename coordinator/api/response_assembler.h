@@ -36,6 +36,7 @@ struct UsageTotals {
   int64_t completion_tokens = 0;
   int64_t reasoning_tokens = 0;
   double flops = 0;  // ponder extension: forward FLOPs of every choice (the engine's count)
+  double nominal_flops = 0;  // ponder extension: Σ choices' worker::Usage::nominal_flops
 
   nlohmann::ordered_json to_json() const;
 };

@@ -101,6 +101,14 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
                                                : 0.0);
   w.family("ponder_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.");
   w.sample("ponder_preemptions_total", static_cast<double>(st.preemptions));
+  w.family("ponder_prefills_total", "counter",
+           "Sequences whose prompt began running through the forward pass (n-way forks "
+           "sharing it excluded; a preempted sequence counts again when it is recomputed).");
+  w.sample("ponder_prefills_total", static_cast<double>(st.prefills));
+  w.family("ponder_prompt_tokens_computed_total", "counter",
+           "Prompt tokens run through the forward pass (prefix-cache hits excluded, "
+           "recomputation after preemption included).");
+  w.sample("ponder_prompt_tokens_computed_total", static_cast<double>(st.prompt_tokens_computed));
   w.family("ponder_spread_requests_total", "counter",
            "Requests whose n samples were spread over several replicas.");
   w.sample("ponder_spread_requests_total", static_cast<double>(st.spread_requests));

@@ -1,7 +1,8 @@
 // ServerMetrics: what /metrics reports — the HTTP server's own counters and latency histograms
 // (requests by endpoint and status, time to first token, time per output token, request
 // duration, prompt tokens) and, at each scrape, the dispatcher's figures (queue depth, running
-// sequences, KV blocks, prefix-cache hits, tokens generated and their rate).
+// sequences, KV blocks, prefix-cache hits, prefills and the prompt tokens they computed, tokens
+// generated and their rate).
 // Thread-safe: every method locks.
 #pragma once
 

@@ -23,6 +23,8 @@ struct DispatcherStats {
   int64_t prefix_cache_hits = 0;
   int64_t tokens_generated = 0;
   int64_t preemptions = 0;
+  int64_t prefills = 0;                // worker::EngineStats::prefills, summed
+  int64_t prompt_tokens_computed = 0;  // prompt tokens through the forward pass (cache hits not)
   int64_t spread_requests = 0;  // requests whose samples went to more than one replica
 };
 

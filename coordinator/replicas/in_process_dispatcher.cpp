@@ -87,7 +87,9 @@ DispatcherStats InProcessDispatcher::stats() const {
           .prefix_cache_queries = e.prefix_cache_queries,
           .prefix_cache_hits = e.prefix_cache_hits,
           .tokens_generated = e.tokens_generated,
-          .preemptions = e.preemptions};
+          .preemptions = e.preemptions,
+          .prefills = e.prefills,
+          .prompt_tokens_computed = e.prompt_tokens_computed};
 }
 
 }  // namespace ponder::coordinator

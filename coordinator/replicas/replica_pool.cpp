@@ -388,6 +388,7 @@ class Loop {
         out.usage.thinking_tokens += u.thinking_tokens;
         out.usage.answer_tokens += u.answer_tokens;
         out.usage.flops += u.flops;
+        out.usage.nominal_flops += u.nominal_flops;
       }
       if (--p.live == 0) close_placement(pit);
     }
@@ -612,6 +613,8 @@ class Loop {
       st.prefix_cache_hits += rep.load.prefix_cache_hits();
       st.tokens_generated += rep.load.tokens_generated();
       st.preemptions += rep.load.preemptions();
+      st.prefills += rep.load.prefills();
+      st.prompt_tokens_computed += rep.load.prompt_tokens_computed();
     }
     if (s_.draining) st.healthy_replicas = 0;
     st.spread_requests = s_.spread_requests;

@@ -90,6 +90,7 @@ wire::Tokens to_wire(const worker::EngineOutput& o) {
     u->set_thinking_tokens(o.usage.thinking_tokens);
     u->set_answer_tokens(o.usage.answer_tokens);
     u->set_flops(o.usage.flops);
+    u->set_nominal_flops(o.usage.nominal_flops);
   }
   t.set_error(o.error);
   return t;
@@ -110,7 +111,8 @@ worker::EngineOutput from_wire(const wire::Tokens& t) {
                                    .completion_tokens = t.usage().completion_tokens(),
                                    .thinking_tokens = t.usage().thinking_tokens(),
                                    .answer_tokens = t.usage().answer_tokens(),
-                                   .flops = t.usage().flops()},
+                                   .flops = t.usage().flops(),
+                                   .nominal_flops = t.usage().nominal_flops()},
                          .error = t.error()};
   for (const wire::TopLogprobs& w : t.top_logprobs()) {
     auto& top = o.top_logprobs.emplace_back();
@@ -130,6 +132,8 @@ wire::Heartbeat to_wire(const worker::EngineStats& s, bool ranks_ok) {
   h.set_prefix_cache_hits(s.prefix_cache_hits);
   h.set_tokens_generated(s.tokens_generated);
   h.set_preemptions(s.preemptions);
+  h.set_prefills(s.prefills);
+  h.set_prompt_tokens_computed(s.prompt_tokens_computed);
   h.set_ranks_ok(ranks_ok);
   return h;
 }

@@ -40,6 +40,13 @@ def chat_requests(server: Server) -> int:
                    and 'endpoint="/v1/chat/completions"' in line))
 
 
+def metric(server: Server, name: str) -> float:
+    status, text = server.get("/metrics")
+    assert status == 200, text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.split(" ")[0].split("{")[0] == name)
+
+
 def rows(out: str, sql: str, args=()):
     path = os.path.join(out, "results.sqlite")
     if not os.path.exists(path):
@@ -119,6 +126,8 @@ class SweepRunTest(unittest.TestCase):
         self.assertEqual(chat_requests(server), PROBLEMS * POINTS,
                          f"stored after the first run: {done_first}\n--- first run:\n{first_err[-3000:]}\n"
                          f"--- second run:\n{err[-3000:]}\n--- server:\n{''.join(server.log[-40:])}")
+        # ... and one prefill each: the n samples of a request share it (fork, not n prompts).
+        self.assertEqual(metric(server, "ponder_prefills_total"), PROBLEMS * POINTS)
 
         samples = rows(self.out, "SELECT status, correct, content, prompt_tokens, completion_tokens, "
                                  "reasoning_tokens, answer_tokens, flops, finish_reason, logprob_sum, "

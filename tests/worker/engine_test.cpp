@@ -127,6 +127,9 @@ TEST_F(EngineTest, BusyBatchOfMixedRequestsMatchesEachRequestAloneAndLeaksNothin
   for (const auto& r : reqs) ids.push_back(submit(r));
   drain();
   EXPECT_GT(engine_->stats().preemptions, 0) << "the cache was meant to be too small";
+  // One prefill per request (forks share it), and one more per recomputed preemption.
+  EXPECT_EQ(engine_->stats().prefills,
+            static_cast<int64_t>(reqs.size()) + engine_->stats().preemptions);
   for (size_t i = 0; i < reqs.size(); ++i) {
     for (int k = 0; k < reqs[i].n; ++k) {
       const Collected& got = results_.at({ids[i], k});
@@ -304,6 +307,103 @@ TEST_F(EngineTest, AccountingAndValidation) {
   EXPECT_NE(bad({.prompt = {99999}}).find("outside the vocabulary"), std::string::npos);
   EXPECT_NE(bad({.prompt = {1}, .stop = {"x"}}).find("stop strings need a tokenizer"), std::string::npos);
   EXPECT_NE(bad({.prompt = {1}, .max_thinking_tokens = 3}).find("end-of-thinking"), std::string::npos);
+}
+
+// FLOPs of positions [0, n_run) with the LM head on `logits` of them, as token_flops counts.
+double flops_of(const ModelConfig& cfg, int n_run, int logits) {
+  const double lm = double(cfg.vocab_size) * cfg.hidden_size;
+  double f = 0;
+  for (int p = 0; p < n_run; ++p)
+    f += 2 * (double(cfg.matmul_params()) - lm) + 4.0 * cfg.n_layers * cfg.q_dim() * (p + 1);
+  return f + logits * 2 * lm;
+}
+
+TEST_F(EngineTest, NominalFlopsAreWhatEachSampleCostsAlone) {
+  std::mt19937 gen(21);
+  const auto& cfg = model_->config();
+  EngineRequest r{.prompt = random_prompt(gen, 40, 300), .n = 4,
+                  .sampling = {.temperature = 1.0f, .seed = 30}, .max_tokens = 7,
+                  .ignore_eos = true};
+  // Alone, n = 1, on an empty cache, with the prompt in chunks of 16: nominal is exactly what
+  // ran — 46 positions (the 7th token is never fed back), logits only where a token is drawn
+  // (chunk ends compute none).
+  std::vector<Collected> alone_k;
+  for (int k = 0; k < r.n; ++k) {
+    make(256, {.token_budget = 16});
+    EngineRequest one = r;
+    one.n = 1;
+    one.sampling.seed = r.sampling.seed + k;
+    alone_k.push_back(alone(one));
+    EXPECT_EQ(alone_k[k].usage.nominal_flops, alone_k[k].usage.flops) << k;
+  }
+  const double want = flops_of(cfg, 46, 7);
+  EXPECT_NEAR(alone_k[0].usage.flops, want, want * 1e-12);
+  // n = 4 together: each choice's nominal is its request alone; what ran is less in all.
+  make(256, {});
+  results_.clear();
+  const int64_t id = submit(r);
+  drain();
+  double flops = 0, nominal = 0;
+  for (int k = 0; k < r.n; ++k) {
+    const Collected& c = results_.at({id, k});
+    ASSERT_EQ(c.tokens, alone_k[k].tokens) << k;
+    EXPECT_EQ(c.usage.nominal_flops, alone_k[k].usage.nominal_flops) << k;
+    flops += c.usage.flops;
+    nominal += c.usage.nominal_flops;
+  }
+  EXPECT_LT(results_.at({id, 1}).usage.flops, results_.at({id, 1}).usage.nominal_flops);
+  EXPECT_LT(flops, nominal);
+  // The prompt again, now cached: less runs, the nominal stays.
+  EngineRequest one = r;
+  one.n = 1;
+  Collected cached = alone(one);
+  EXPECT_GT(cached.usage.cached_prompt_tokens, 0);
+  EXPECT_LT(cached.usage.flops, cached.usage.nominal_flops);
+  EXPECT_EQ(cached.usage.nominal_flops, alone_k[0].usage.nominal_flops);
+}
+
+TEST_F(EngineTest, NominalFlopsOfInsertedAndScoredTokens) {
+  const auto& cfg = model_->config();
+  // A two-token "Wait" runs as one step with logits at its end. The model closes its thinking
+  // at once (bias), twice replaced: 9 10 9 10 then four delimiters; 3 + 8 tokens, 10 of them
+  // run, tokens drawn after positions 2, 4, 6, 7, 8, 9.
+  make(256, {.think_end = {7}, .wait_tokens = {9, 10}});
+  EngineRequest e{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 8,
+                  .ignore_eos = true, .thinking = true, .extend_thinking = 2};
+  e.sampling.logit_bias = {{7, 100.0f}};
+  Collected extended = alone(e);
+  ASSERT_EQ(extended.tokens, (std::vector<int32_t>{9, 10, 9, 10, 7, 7, 7, 7}));
+  EXPECT_EQ(extended.usage.nominal_flops, extended.usage.flops);
+  const double want = flops_of(cfg, 10, 6);
+  EXPECT_NEAR(extended.usage.flops, want, want * 1e-12);
+  // Scoring: every token runs, with logits at the 3 rows that score the 3 tokens.
+  make(256, {});
+  Collected scored = alone({.prompt = {1, 2, 3, 4}, .score = {5, 6, 7}});
+  EXPECT_EQ(scored.usage.nominal_flops, scored.usage.flops);
+  const double want_scored = flops_of(cfg, 7, 3);
+  EXPECT_NEAR(scored.usage.flops, want_scored, want_scored * 1e-12);
+}
+
+TEST_F(EngineTest, PrefillsCountPromptsThatRanAndNotWhatTheCacheOrAForkServed) {
+  std::mt19937 gen(8);
+  EngineRequest r{.prompt = random_prompt(gen, 40, 300), .n = 4,
+                  .sampling = {.temperature = 1.0f, .seed = 3}, .max_tokens = 5,
+                  .ignore_eos = true};
+  alone(r);
+  EXPECT_EQ(engine_->stats().prefills, 1);  // the 3 forks take sample 0's blocks
+  EXPECT_EQ(engine_->stats().prompt_tokens_computed, 40);
+  results_.clear();
+  for (int i = 0; i < 3; ++i)
+    submit({.prompt = random_prompt(gen, 10 + i, 300), .max_tokens = 3, .ignore_eos = true});
+  drain();
+  EXPECT_EQ(engine_->stats().prefills, 1 + 3);
+  EXPECT_EQ(engine_->stats().prompt_tokens_computed, 40 + 10 + 11 + 12);
+  // The first prompt again: one more prefill, of the 8 tokens after its 2 cached blocks.
+  r.n = 1;
+  Collected again = alone(r);
+  EXPECT_EQ(again.usage.cached_prompt_tokens, 32);
+  EXPECT_EQ(engine_->stats().prefills, 1 + 3 + 1);
+  EXPECT_EQ(engine_->stats().prompt_tokens_computed, 40 + 33 + 8);
 }
 
 TEST_F(EngineTest, RandomizedBlockAccountingNeverLeaks) {

@@ -19,6 +19,8 @@ struct Engine::Seq {
   std::vector<int32_t> tokens;  // prompt (+ score tokens) + generated + inserted
   int32_t prompt_len = 0;
   int32_t n_computed = 0;
+  int32_t nominal_done = 0;  // positions counted in usage.nominal_flops
+  bool prefilled = false;    // counted in stats_.prefills since admission or the last preemption
   std::vector<int32_t> blocks;
   std::vector<BlockHash> hashes;  // chained hashes of the full blocks registered so far
   SamplingParams sampling;
@@ -206,6 +208,7 @@ void Engine::preempt(Seq& s) {
   s.blocks.clear();
   s.hashes.clear();
   s.n_computed = 0;
+  s.prefilled = false;  // its recomputation is a prefill again
   running_.remove(&s);
   waiting_.push_front(&s);
   std::lock_guard<std::mutex> lock(stats_mu_);
@@ -249,6 +252,7 @@ void Engine::fork(Seq& parent, std::vector<ForkedSeq>* forks) {
     c.in_thinking = parent.in_thinking;
     c.extends_left = parent.extends_left;
     c.sampler_ready = true;
+    c.prefilled = true;  // takes the parent's blocks
     c.usage.prompt_tokens = parent.prompt_len;
     c.usage.cached_prompt_tokens = parent.prompt_len;  // served from the parent's blocks
     forks->push_back({c.id, c.sampling});
@@ -294,6 +298,8 @@ Expected<std::vector<int32_t>> Engine::fork(int64_t request_id, int32_t index, i
     c.text = parent->text;
     c.usage = parent->usage;
     c.usage.flops = 0;
+    c.nominal_done = parent->nominal_done;  // the parent's tokens so far are its history too
+    c.prefilled = parent->prefilled;
     // Share the computed blocks; copy the partial one before the next forward pass.
     c.n_computed = parent->n_computed;
     c.hashes = parent->hashes;
@@ -333,8 +339,22 @@ double Engine::token_flops(int64_t position, bool logits) const {
          4.0 * c.n_layers * c.q_dim() * static_cast<double>(position + 1);
 }
 
+bool Engine::scored_row(const Seq& s, int64_t position) const {
+  // Row p scores token p + 1, for the tokens after the prompt (PlannedSeq::score_from).
+  return s.scoring && position >= s.prompt_len - 1 &&
+         position < static_cast<int64_t>(s.tokens.size()) - 1;
+}
+
+void Engine::count_nominal(Seq& s, int32_t end, bool draws) {
+  for (int32_t p = s.nominal_done; p < end; ++p)
+    s.usage.nominal_flops += token_flops(p, (draws && p == end - 1) || scored_row(s, p));
+  s.nominal_done = std::max(s.nominal_done, end);
+}
+
 void Engine::on_token(Seq& s, int32_t token, float logprob, std::span<const TokenLogprob> top) {
   const EngineRequest& r = s.req->r;
+  // Drawn from the logits of the last token so far: alone, the sample would have run up to it.
+  count_nominal(s, static_cast<int32_t>(s.tokens.size()), /*draws=*/true);
   auto append = [&](int32_t t, float lp, std::span<const TokenLogprob> alternatives = {}) {
     s.tokens.push_back(t);
     s.out_tokens.push_back(t);
@@ -560,14 +580,24 @@ Expected<bool> Engine::step() {
     return tl::unexpected(result.error());
   }
 
-  int64_t step_tokens = 0;
+  int64_t step_tokens = 0, step_prefills = 0, step_prompt_tokens = 0;
   for (const ScheduledRun& run : d.runs) {
     Seq& s = *by_id[run.id];
+    // Logits are computed for the row a token is drawn from and for scored rows (PlanRunner).
+    const bool draws =
+        !s.scoring && s.n_computed + run.n_tokens == static_cast<int32_t>(s.tokens.size());
     for (int32_t i = 0; i < run.n_tokens; ++i) {
       const int64_t pos = s.n_computed + i;
-      s.usage.flops += token_flops(pos, i == run.n_tokens - 1);
+      s.usage.flops += token_flops(pos, (draws && i == run.n_tokens - 1) || scored_row(s, pos));
     }
+    if (!s.prefilled) {
+      s.prefilled = true;
+      ++step_prefills;
+    }
+    step_prompt_tokens +=
+        std::max(0, std::min(s.n_computed + run.n_tokens, s.prompt_len) - s.n_computed);
     s.n_computed += run.n_tokens;
+    if (!draws) count_nominal(s, s.n_computed, /*draws=*/false);  // drawing runs count in on_token
     step_tokens += run.n_tokens;
     register_full_blocks(s);
   }
@@ -622,6 +652,8 @@ Expected<bool> Engine::step() {
   std::lock_guard<std::mutex> lock(stats_mu_);
   ++stats_.steps;
   stats_.tokens_processed += step_tokens;
+  stats_.prefills += step_prefills;
+  stats_.prompt_tokens_computed += step_prompt_tokens;
   stats_.tokens_generated += static_cast<int64_t>(result->sampled.size());
   stats_.last_step_tokens = step_tokens;
   stats_.last_step_sequences = static_cast<int64_t>(d.runs.size());

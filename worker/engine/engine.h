@@ -44,6 +44,13 @@ struct EngineStats {
   int64_t prefix_cache_hits = 0;
   int64_t preemptions = 0;
   int64_t tokens_processed = 0;      // through the forward pass
+  // Sequences whose prompt began running through the forward pass: one per request (its n-way
+  // fork children take the parent's blocks and are not prefills), and once more each time a
+  // preempted sequence is recomputed (or a sample forked off a waiting one computes its own).
+  int64_t prefills = 0;
+  // Prompt tokens run through the forward pass (prefix-cache hits and a fork's shared prompt
+  // excluded; recomputation after a preemption included). Score tokens are not prompt tokens.
+  int64_t prompt_tokens_computed = 0;
   int64_t tokens_generated = 0;
   int64_t last_step_tokens = 0;      // batch size of the latest step, in tokens
   int64_t last_step_sequences = 0;
@@ -101,6 +108,10 @@ class Engine {
   void retire();  // erases requests whose sequences all finished
   void publish_stats();  // the pool and queue numbers of stats()
   double token_flops(int64_t position, bool logits) const;
+  bool scored_row(const Seq& s, int64_t position) const;  // logits computed for a scored token
+  // Adds positions [s.nominal_done, end) to s.usage.nominal_flops as a standalone run computes
+  // them: logits at end − 1 when a token is drawn there (`draws`), and at scored rows.
+  void count_nominal(Seq& s, int32_t end, bool draws);
 
   StepExecutor& executor_;
   EngineOptions options_;

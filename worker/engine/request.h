@@ -37,7 +37,23 @@ struct Usage {
   int64_t completion_tokens = 0;
   int64_t thinking_tokens = 0;       // completion tokens inside the thinking block
   int64_t answer_tokens = 0;
-  double flops = 0;                  // forward FLOPs spent on this sample (matmuls + attention)
+  // Forward FLOPs spent on this sample (matmuls + attention): Engine::token_flops of every
+  // position it ran through the forward pass, with the LM head counted on the rows whose logits
+  // were computed (the last position of a run that draws a token; the scored rows of a scoring
+  // request). The prompt of an n-way request is run once, by sample 0, and positions served by
+  // the prefix cache are not run: forked samples start at 0, and a recomputed (preempted)
+  // sequence counts its positions again.
+  double flops = 0;
+  // What this sample would cost alone: one uncached, unshared, never-preempted run of its
+  // prompt and completion, i.e. token_flops(p, logits) for every position p from 0 to the last
+  // one a standalone run puts through the forward pass (not the final completion token, which
+  // no forward pass reads), where `logits` holds at the position each token is drawn from —
+  // the last prompt position, then the last position of each later step (a run of inserted
+  // tokens such as "</think>" or "Wait" has logits only at its end) — and, for scoring
+  // requests, at the rows of the scored tokens. Equals `flops` for an n = 1 request that met no
+  // prefix cache hit and no preemption, and is the same for equal requests whatever the cache
+  // held; sample i of n equals the n = 1 request with seed + i.
+  double nominal_flops = 0;
 };
 
 struct EngineOutput {

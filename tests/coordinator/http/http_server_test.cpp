@@ -827,6 +827,53 @@ TEST_F(HttpServerTest, HealthAndMetrics) {
   EXPECT_FALSE(std::isnan(value("ponder_generation_tokens_per_second")));
 }
 
+// n samples prefill their prompt once; a repeated prompt prefills again, mostly from the prefix
+// cache. Nominal FLOPs are per choice, each what the choice's seed costs alone.
+TEST_F(HttpServerTest, PrefillsComputedPromptTokensAndNominalFlops) {
+  auto scrape = [&] {
+    std::vector<testing::PrometheusSample> s;
+    HttpReply m = http_request(port(), "GET", "/metrics");
+    auto problems = testing::check_prometheus_text(m.body, &s);
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    return std::pair{testing::prometheus_value(s, "ponder_prefills_total"),
+                     testing::prometheus_value(s, "ponder_prompt_tokens_computed_total")};
+  };
+  // A question no other test asks, long enough to fill prefix-cache blocks of its own.
+  const std::string question = "Name the sum of 1234 and 4321, then of 2468 and 8642, please.";
+  auto ask = [&](int n, int64_t seed) {
+    Json body = chat_body(
+        {{"n", n}, {"seed", seed}, {"temperature", 1.0}, {"max_tokens", 6}}, question);
+    HttpReply r = post("/v1/chat/completions", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(wait_idle());
+    return r.json();
+  };
+  ASSERT_TRUE(wait_idle());
+  const auto [prefills0, computed0] = scrape();
+  Json four = ask(4, 20);
+  const auto [prefills1, computed1] = scrape();
+  const int64_t prompt = four["usage"]["prompt_tokens"];
+  const int64_t cached = four["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_EQ(prefills1 - prefills0, 1);
+  EXPECT_EQ(computed1 - computed0, prompt - cached);
+  Json again = ask(1, 22);  // choice 2's seed
+  const auto [prefills2, computed2] = scrape();
+  const int64_t cached_again = again["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_GT(cached_again, cached);
+  EXPECT_EQ(prefills2 - prefills1, 1);
+  EXPECT_EQ(computed2 - computed1, prompt - cached_again);
+  EXPECT_LT(computed2 - computed1, computed1 - computed0);
+
+  double nominal = 0;
+  for (const Json& c : four["choices"]) nominal += c["usage"]["nominal_flops"].get<double>();
+  EXPECT_NEAR(four["usage"]["nominal_flops"].get<double>(), nominal, nominal * 1e-12);
+  EXPECT_LT(four["usage"]["flops"].get<double>(), nominal);  // the prompt ran once
+  ASSERT_EQ(again["choices"][0]["message"], four["choices"][2]["message"]);
+  EXPECT_EQ(again["choices"][0]["usage"]["nominal_flops"],
+            four["choices"][2]["usage"]["nominal_flops"]);
+  EXPECT_EQ(again["usage"]["nominal_flops"], again["choices"][0]["usage"]["nominal_flops"]);
+}
+
 TEST_F(HttpServerTest, DrainLetsRequestsInFlightFinish) {
   SlowDispatcher slow(*dispatcher_, 2ms);
   auto s = start({}, &slow);

@@ -54,7 +54,9 @@ TEST(ServerMetrics, RendersValidTextWithWhatWasRecorded) {
                      .kv_blocks_free = 90,
                      .prefix_cache_queries = 8,
                      .prefix_cache_hits = 2,
-                     .tokens_generated = 100};
+                     .tokens_generated = 100,
+                     .prefills = 6,
+                     .prompt_tokens_computed = 250};
   const auto t0 = ServerMetrics::Clock::now();
   std::string first = m.render(st, 5, t0);
   EXPECT_TRUE(check_prometheus_text(first).empty());
@@ -78,6 +80,8 @@ TEST(ServerMetrics, RendersValidTextWithWhatWasRecorded) {
   EXPECT_DOUBLE_EQ(prometheus_value(s, "ponder_prefix_cache_hit_rate"), 0.25);
   EXPECT_EQ(prometheus_value(s, "ponder_prompt_tokens_total"), 17);
   EXPECT_EQ(prometheus_value(s, "ponder_generation_tokens_total"), 300);
+  EXPECT_EQ(prometheus_value(s, "ponder_prefills_total"), 6);
+  EXPECT_EQ(prometheus_value(s, "ponder_prompt_tokens_computed_total"), 250);
   EXPECT_DOUBLE_EQ(prometheus_value(s, "ponder_generation_tokens_per_second"), 100.0);
   EXPECT_EQ(prometheus_value(s, "ponder_time_to_first_token_seconds_count"), 2);
   EXPECT_EQ(prometheus_value(s, "ponder_time_to_first_token_seconds_bucket", {{"le", "0.04"}}), 1);

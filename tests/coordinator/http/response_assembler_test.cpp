@@ -146,6 +146,10 @@ TEST(ResponseAssembler, ChatStreamHasTheOpenAiShape) {
   ids0.push_back(kEos);
   auto a0 = outputs_of(ids0, 0, "stop");
   auto a1 = outputs_of(tok.encode("hmm"), 1, "length");
+  a0.back().usage.flops = 300;  // sample 0 ran the shared prompt
+  a0.back().usage.nominal_flops = 400;
+  a1.back().usage.flops = 50;
+  a1.back().usage.nominal_flops = 350;
   for (size_t i = 0; i < std::max(a0.size(), a1.size()); ++i) {
     if (i < a0.size()) sse += a.push(0, a0[i]);
     if (i < a1.size()) sse += a.push(0, a1[i]);
@@ -197,6 +201,8 @@ TEST(ResponseAssembler, ChatStreamHasTheOpenAiShape) {
   EXPECT_EQ(usage_chunk["usage"]["prompt_tokens"], 10);
   EXPECT_EQ(usage_chunk["usage"]["completion_tokens"], static_cast<int64_t>(a0.size() + a1.size()));
   EXPECT_EQ(usage_chunk["usage"]["total_tokens"], static_cast<int64_t>(10 + a0.size() + a1.size()));
+  EXPECT_EQ(usage_chunk["usage"]["flops"], 350.0);
+  EXPECT_EQ(usage_chunk["usage"]["nominal_flops"], 750.0);
 }
 
 TEST(ResponseAssembler, WholeChatResponse) {
@@ -247,7 +253,11 @@ TEST(ResponseAssembler, CompletionsWithSeveralPromptsAndLogprobs) {
     for (int i = 0; i < 2; ++i)
       for (auto& o : outputs_of(tok.encode(texts[p * 2 + i]), i)) {
         // Forked samples report the shared prompt as cached; the first sample's figure counts.
-        if (o.finished) o.usage.cached_prompt_tokens = p == 0 ? 2 + i : i * 5;
+        if (o.finished) {
+          o.usage.cached_prompt_tokens = p == 0 ? 2 + i : i * 5;
+          o.usage.flops = i == 0 ? 100 : 10;  // sample 0 ran the prompt
+          o.usage.nominal_flops = 1000 * (p + 1) + i;
+        }
         a.push(p, o);
       }
   auto r = a.response();
@@ -271,6 +281,14 @@ TEST(ResponseAssembler, CompletionsWithSeveralPromptsAndLogprobs) {
   }
   EXPECT_EQ((*r)["usage"]["prompt_tokens"], 8);
   EXPECT_EQ((*r)["usage"]["prompt_tokens_details"]["cached_tokens"], 2);  // 2 + 0
+  // Nominal FLOPs per choice and summed; executed FLOPs only for the request.
+  for (int i = 0; i < 4; ++i) {
+    const Json& u = (*r)["choices"][i]["usage"];
+    EXPECT_EQ(u["nominal_flops"], 1000.0 * (i / 2 + 1) + i % 2) << i;
+    EXPECT_FALSE(u.contains("flops")) << i;
+  }
+  EXPECT_EQ((*r)["usage"]["nominal_flops"], 1000.0 + 1001 + 2000 + 2001);
+  EXPECT_EQ((*r)["usage"]["flops"], 220.0);
 }
 
 TEST(ResponseAssembler, FailedSamplesBecomeErrors) {

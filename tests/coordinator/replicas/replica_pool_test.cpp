@@ -199,6 +199,50 @@ TEST_F(ReplicaPoolTest, RemoteReplicasGiveWhatTheInProcessEngineGives) {
   auto stats = pool_->stats();
   EXPECT_EQ(stats.healthy_replicas, 2);
   EXPECT_EQ(stats.requests_in_flight, 0);
+  // Nominal FLOPs come over the wire as the in-process engine counts them.
+  for (size_t i = 0; i < requests.size(); ++i)
+    for (int32_t s = 0; s < requests[i].n; ++s) {
+      EXPECT_GT(got[i].usage[s].nominal_flops, 0) << "request " << i << " sample " << s;
+      EXPECT_EQ(got[i].usage[s].nominal_flops, expected[i].usage[s].nominal_flops)
+          << "request " << i << " sample " << s;
+    }
+}
+
+// Heartbeats carry the replicas' prefill counts: n samples on one replica prefill once, three
+// prompts three times, a repeated prompt once more but mostly from the prefix cache.
+TEST_F(ReplicaPoolTest, PrefillsAndComputedPromptTokensComeWithTheHeartbeats) {
+  start_pool();
+  add_replicas(1);
+  // The figures of the heartbeat after the last request finished.
+  auto settled = [&](int64_t prefills) {
+    settle();
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (pool_->stats().prefills < prefills && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(150ms);  // a later heartbeat must not change them
+    return pool_->stats();
+  };
+  worker::EngineRequest r{.prompt = {}, .n = 4, .sampling = {.temperature = 1.0f, .seed = 3},
+                          .max_tokens = 5, .ignore_eos = true};
+  for (int t = 0; t < 40; ++t) r.prompt.push_back((t * 29 + 7) % 353);
+  run_all(*pool_, {r});
+  DispatcherStats one = settled(1);
+  EXPECT_EQ(one.prefills, 1);
+  EXPECT_EQ(one.prompt_tokens_computed, 40);
+  std::vector<worker::EngineRequest> three;
+  for (int i = 0; i < 3; ++i)
+    three.push_back(
+        {.prompt = std::vector<int32_t>(10 + i, 100 + i), .max_tokens = 3, .ignore_eos = true});
+  run_all(*pool_, three);
+  DispatcherStats four = settled(4);
+  EXPECT_EQ(four.prefills, 4);
+  EXPECT_EQ(four.prompt_tokens_computed, 40 + 10 + 11 + 12);
+  r.n = 1;
+  auto again = run_all(*pool_, {r});
+  EXPECT_EQ(again[0].usage[0].cached_prompt_tokens, 32);  // 2 blocks of 16
+  DispatcherStats five = settled(5);
+  EXPECT_EQ(five.prefills, 5);
+  EXPECT_EQ(five.prompt_tokens_computed, 40 + 33 + 8);
 }
 
 // n samples that do not fit in one replica's sequence slots are spread over both replicas, and
