@@ -10,8 +10,9 @@
   4. A rank killed on one node: its requests move to the other replica (or fail) with a named
      error; the job does not hang and still drains on SIGUSR1.
   5. Bad input: each error names its problem, and nothing is submitted.
-  6. `ponder sweep run` with `target: slurm:` submits the deployment, runs against it, records
-     the job in each point's provenance and cancels the job at the end.
+  6. `ponder sweep run` with `target: slurm:` and a grid over nodes submits one deployment per
+     node count, runs against each, records the jobs in the runs' and points' provenance and
+     cancels every job when its points are done; a node count the cluster lacks is refused first.
 """
 from __future__ import annotations
 
@@ -345,33 +346,59 @@ class SlurmTest(unittest.TestCase):
         self.assert_nothing_left(job)
 
 
-    def test_6_sweep_against_a_slurm_deployment(self):
+    def test_6_sweep_against_a_slurm_deployment_per_node_count(self):
+        # nodes is a grid axis: one job on 1 node, then one on 2 (the replicas scale with them).
         deploy = self.cpu_deploy("sweep", replicas=1, slurm_nodes=1)
         spec = self.c.deploy_file("sweep-spec.yaml", f"""
 target: {{slurm: {deploy}}}
 dataset: {{suite: arith, levels: [2], split: test, count: 2}}
 samples: 4
 sampling: {{temperature: 1.0, max_tokens: 400, seed: 3}}
+grid: {{nodes: [1, 2]}}
 strategies: [pass@1, maj@k]
 """)
         out_dir = os.path.join(self.c.work, "sweep-run")
-        run = self.c.run(h.PONDER, "sweep", "run", spec, "--out", out_dir, timeout=300, check=False)
+        run = self.c.run(h.PONDER, "sweep", "run", spec, "--out", out_dir, timeout=400, check=False)
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
         db = sqlite3.connect(os.path.join(out_dir, "results.sqlite"))
         try:
-            rows = db.execute("SELECT status, completion_tokens FROM samples").fetchall()
-            provenance = [json.loads(p) for (p,) in db.execute("SELECT provenance_json FROM points")]
+            rows = db.execute("SELECT s.status, s.completion_tokens, json_extract(p.params_json, '$.nodes'), "
+                              "json_extract(r.deployment_json, '$.nodes') FROM samples s "
+                              "JOIN points p USING (point_id) JOIN runs r USING (run_id)").fetchall()
+            runs = [(json.loads(d), json.loads(p)) for d, p in
+                    db.execute("SELECT deployment_json, provenance_json FROM runs ORDER BY run_id")]
         finally:
             db.close()
-        self.assertEqual(len(rows), 2 * 4)
-        self.assertTrue(all(status == "ok" and tokens > 0 for status, tokens in rows), rows)
-        job = provenance[0]["target_slurm_job_id"]
-        self.assertTrue(job and job.isdigit(), provenance)
-        self.assertEqual(provenance[0]["target_slurm_nodes"], "n1")
-        # The deployment's files sit in the run's directory, and the job is over.
-        self.assertTrue(os.path.exists(os.path.join(out_dir, "slurm", job, "endpoint.json")))
-        self.assertIn(self.c.wait_state(job, {"COMPLETED", "CANCELLED"}), {"COMPLETED", "CANCELLED"})
-        self.assert_nothing_left_in(os.path.join(out_dir, "slurm", job))
+        self.assertEqual(len(rows), 2 * 2 * 4)
+        for status, tokens, point_nodes, run_nodes in rows:
+            self.assertEqual((status, point_nodes), ("ok", run_nodes))
+            self.assertGreater(tokens, 0)
+        self.assertEqual([d for d, _ in runs], [{"nodes": 1}, {"nodes": 2}])
+        jobs = []
+        for (deployment, provenance), nodes, replicas in zip(runs, ("n1", "n[1-2]"), (1, 2)):
+            job = provenance["target_slurm_job_id"]
+            self.assertTrue(job and job.isdigit(), provenance)
+            self.assertEqual(provenance["target_slurm_nodes"], nodes)
+            self.assertEqual(provenance["server"]["ponder"]["server"]["replicas"], replicas)
+            jobs.append(job)
+        self.assertNotEqual(jobs[0], jobs[1])
+        # The deployments' files sit in the run's directory, and both jobs are over.
+        for job in jobs:
+            self.assertTrue(os.path.exists(os.path.join(out_dir, "slurm", job, "endpoint.json")))
+            self.assertIn(self.c.wait_state(job, {"COMPLETED", "CANCELLED"}), {"COMPLETED", "CANCELLED"})
+            self.assert_nothing_left_in(os.path.join(out_dir, "slurm", job))
+        # A node count the deployment does not scale to (one tp-2 replica on 2 nodes: 1.5 replicas
+        # on 3) is refused before anything is submitted, the good node count included.
+        wide = self.cpu_deploy("sweep-wide", replicas=1, tp=2, slurm_nodes=2)
+        with open(spec) as f:
+            bad = self.c.deploy_file("sweep-bad.yaml", f.read().replace(deploy, wide)
+                                     .replace("nodes: [1, 2]", "nodes: [2, 3]"))
+        run = self.c.run(h.PONDER, "sweep", "run", bad, "--out", out_dir + "-bad", timeout=120, check=False)
+        self.assertEqual(run.returncode, 2, run.stderr[-2000:])
+        self.assertIn("grid.nodes: 3 nodes", run.stderr)
+        self.assertIn("give a replicas axis", run.stderr)
+        made = os.listdir(os.path.join(out_dir + "-bad", "slurm")) if os.path.isdir(os.path.join(out_dir + "-bad", "slurm")) else []
+        self.assertTrue(all(f.endswith(".yaml") for f in made), made)  # no job's directory
 
 
 if __name__ == "__main__":
