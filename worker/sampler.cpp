@@ -31,7 +31,21 @@ Status SamplingParams::validate() const {
   if (top_logprobs < 0 || top_logprobs > 20)
     return error(StatusCode::kInvalidArgument, "top_logprobs must be in [0, 20] (got %d)",
                  top_logprobs);
+  if (resumed_tail < 0 || resumed_draws.size() > static_cast<size_t>(resumed_tail))
+    return error(StatusCode::kInvalidArgument,
+                 "resumed_draws (%zu) must not outnumber resumed_tail (%d), which must be >= 0",
+                 resumed_draws.size(), resumed_tail);
   return {};
+}
+
+void Rng::skip(uint64_t draws) {
+  for (uint64_t i = 0; i < draws; ++i) next();
+}
+
+std::span<const int32_t> original_prompt(const SamplingParams& params,
+                                         std::span<const int32_t> prompt) {
+  const size_t tail = std::min<size_t>(static_cast<size_t>(params.resumed_tail), prompt.size());
+  return prompt.first(prompt.size() - tail);
 }
 
 namespace {
@@ -90,9 +104,14 @@ void top_logprobs(std::span<const float> logits, int32_t n, float lse,
   for (int32_t i = 0; i < n; ++i) out->push_back({ids[i], logits[ids[i]] - lse});
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
+  // Each draw above temperature 0 took one uniform.
+  if (params.temperature > 0.0f) rng_.skip(params.resumed_draws.size());
+  for (int32_t t : params.resumed_draws) accept(t);
+}
 
-void Sampler::set_prompt(std::span<const int32_t> prompt) {
+void Sampler::set_prompt(std::span<const int32_t> all) {
+  const std::span<const int32_t> prompt = original_prompt(params_, all);
   prompt_tokens_.assign(prompt.begin(), prompt.end());
   std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
   prompt_tokens_.erase(std::unique(prompt_tokens_.begin(), prompt_tokens_.end()),

@@ -24,6 +24,12 @@ struct SamplingParams {
   uint64_t seed = 0;
   int32_t top_logprobs = 0;         // alternatives to report, [0, 20]
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logits before sampling
+  // A sample that continues here after its replica was lost: the prompt's last `resumed_tail`
+  // tokens are what it generated before, and `resumed_draws` the ones among them it drew (in
+  // order; the engine inserted the others). The sampler counts those draws as its outputs (the
+  // penalties) and its RNG resumes after them, so the sample goes on as it would have.
+  int32_t resumed_tail = 0;
+  std::vector<int32_t> resumed_draws;
 
   // kInvalidArgument naming the first field that is out of range.
   Status validate() const;
@@ -46,6 +52,7 @@ class Rng {
   explicit Rng(uint64_t seed);
   uint64_t next();
   double uniform();  // [0, 1) with 53 random bits
+  void skip(uint64_t draws);  // as `draws` calls of next()
  private:
   uint64_t s_[4];
 };
@@ -73,6 +80,9 @@ class Sampler {
   std::vector<std::pair<float, int32_t>> candidates_;
   std::vector<float> penalized_;
 };
+
+// The prompt without the tail a resumed sample generated itself (SamplingParams::resumed_tail).
+std::span<const int32_t> original_prompt(const SamplingParams& params, std::span<const int32_t> prompt);
 
 // n token ids uniform in [0, vocab) from `seed` (benchmarks and tests).
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include <zmq.hpp>
@@ -34,6 +35,7 @@ struct Replica {
 
 struct Sample {
   std::vector<int32_t> generated;
+  std::vector<int32_t> drawn;  // the generated tokens the sampler drew (finite logprob), in order
   bool finished = false;
   bool moved = false;
   worker::Usage carried;  // tokens generated before the sample moved
@@ -379,6 +381,9 @@ class Loop {
     p.cost_left -= done;
     rep.outstanding -= done;
     sample.generated.insert(sample.generated.end(), out.tokens.begin(), out.tokens.end());
+    // Tokens the engine inserted (thinking delimiters, "Wait") have a NaN logprob: no draw.
+    for (size_t k = 0; k < out.tokens.size() && k < out.logprobs.size(); ++k)
+      if (!std::isnan(out.logprobs[k])) sample.drawn.push_back(out.tokens[k]);
     if (out.finished) {
       if (sample.moved) {
         worker::Usage u = out.usage;
@@ -479,6 +484,9 @@ class Loop {
       sample.moved = true;
       if (orig.score.empty()) {
         c.prompt.insert(c.prompt.end(), gen.begin(), gen.end());
+        // The sampler goes on where it was: same RNG position, same output counts.
+        c.sampling.resumed_tail = static_cast<int32_t>(made);
+        c.sampling.resumed_draws = sample.drawn;
         c.max_tokens = orig.max_tokens - made;
         c.min_tokens = std::max<int64_t>(0, orig.min_tokens - made);
         if (orig.thinking) {

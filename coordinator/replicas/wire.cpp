@@ -18,6 +18,8 @@ wire::Submit to_wire(int64_t request_id, const worker::EngineRequest& r) {
   p->set_frequency_penalty(q.frequency_penalty);
   p->set_seed(q.seed);
   p->set_top_logprobs(q.top_logprobs);
+  p->set_resumed_tail(q.resumed_tail);
+  p->mutable_resumed_draws()->Add(q.resumed_draws.begin(), q.resumed_draws.end());
   for (const auto& [token, bias] : q.logit_bias) {
     wire::LogitBias* b = p->add_logit_bias();
     b->set_token(token);
@@ -61,6 +63,8 @@ worker::EngineRequest from_wire(const wire::Submit& s) {
       .extend_thinking = s.extend_thinking(),
       .score = {s.score().begin(), s.score().end()}};
   for (const wire::LogitBias& b : p.logit_bias()) r.sampling.logit_bias.emplace_back(b.token(), b.bias());
+  r.sampling.resumed_tail = p.resumed_tail();
+  r.sampling.resumed_draws.assign(p.resumed_draws().begin(), p.resumed_draws().end());
   return r;
 }
 

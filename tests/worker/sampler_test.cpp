@@ -40,6 +40,50 @@ TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   EXPECT_NE(run(7), run(8));
 }
 
+TEST(Sampler, AResumedSamplerContinuesTheSameSequence) {
+  // Logits that depend on the step, penalties on: the continuation depends on the RNG position,
+  // the output counts and what counts as prompt.
+  auto logits_at = [](int step) {
+    std::vector<float> l(40);
+    for (size_t i = 0; i < l.size(); ++i) l[i] = std::sin(float(i) * 0.7f + float(step) * 0.3f);
+    return l;
+  };
+  const std::vector<int32_t> prompt = {3, 5, 7};
+  const SamplingParams params{.temperature = 0.9f, .repetition_penalty = 1.3f, .presence_penalty = 0.5f,
+                              .frequency_penalty = 0.4f, .seed = 42};
+  Sampler whole(params);
+  whole.set_prompt(prompt);
+  std::vector<int32_t> reference;
+  for (int step = 0; step < 60; ++step) {
+    const int32_t t = draw(whole, logits_at(step));
+    whole.accept(t);
+    reference.push_back(t);
+  }
+  // Stopped after 25 draws, with an inserted token (not drawn) among them, then resumed.
+  constexpr int kBefore = 25;
+  std::vector<int32_t> tail(reference.begin(), reference.begin() + kBefore);
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), tail.begin(), tail.end());
+  all.push_back(39);  // the engine's inserted token: in the prompt, not a draw
+  SamplingParams resumed = params;
+  resumed.resumed_tail = kBefore + 1;
+  resumed.resumed_draws = tail;
+  Sampler rest(resumed);
+  rest.set_prompt(all);
+  for (int step = kBefore; step < 60; ++step) {
+    const int32_t t = draw(rest, logits_at(step));
+    rest.accept(t);
+    EXPECT_EQ(t, reference[step]) << "step " << step;
+  }
+  // Restarted from the seed alone, it goes elsewhere.
+  Sampler fresh(params);
+  fresh.set_prompt(all);
+  std::vector<int32_t> other;
+  for (int step = kBefore; step < 60; ++step) other.push_back(draw(fresh, logits_at(step)));
+  EXPECT_NE(other, std::vector<int32_t>(reference.begin() + kBefore, reference.end()));
+  EXPECT_FALSE((SamplingParams{.resumed_tail = 1, .resumed_draws = {1, 2}}).validate().ok());
+}
+
 TEST(Sampler, FrequenciesFollowTheSoftmaxAtTemperatureOne) {
   std::vector<float> logits = {1.0f, 2.0f, 0.5f, -1.0f, 1.5f};
   std::vector<float> p = softmax(logits);

@@ -90,6 +90,11 @@ Status Engine::validate(const EngineRequest& r) const {
     return error(StatusCode::kInvalidArgument,
                  "score requests run in one step: prompt + score (%zu) exceeds the step budget %d",
                  r.prompt.size() + r.score.size(), options_.token_budget);
+  if (r.sampling.resumed_tail > 0 &&
+      (r.n != 1 || r.sampling.resumed_tail >= static_cast<int32_t>(r.prompt.size())))
+    return error(StatusCode::kInvalidArgument,
+                 "a resumed sample takes n = 1 and a prompt longer than its resumed tail (%d)",
+                 r.sampling.resumed_tail);
   if (!r.stop.empty() && !options_.token_bytes)
     return error(StatusCode::kInvalidArgument, "stop strings need a tokenizer on this engine");
   for (const std::string& s : r.stop)

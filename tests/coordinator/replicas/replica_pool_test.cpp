@@ -320,6 +320,18 @@ TEST_F(ReplicaPoolTest, KilledReplicaItsRequestsFinishOnTheOtherThenFailCleanlyW
   auto stats = pool_->stats();
   EXPECT_EQ(stats.healthy_replicas, 1);
   EXPECT_EQ(stats.requests_in_flight, 0);
+  // The samples that moved went on as they would have: the same requests on the survivor, with
+  // no loss, give the same tokens (the sampler resumed its RNG and counts, issue #17 item 5).
+  Collector again;
+  for (int i = 0; i < kRequests; ++i) {
+    worker::EngineRequest r{.prompt = {1, 2, 3, static_cast<int32_t>(i)}, .n = 2,
+                            .sampling = {.temperature = 0.9f, .seed = 7u + i},
+                            .max_tokens = kTokens, .ignore_eos = true};
+    ASSERT_TRUE(pool_->submit(r, again.fn(i)).has_value());
+  }
+  ASSERT_TRUE(again.wait(kRequests * 2, 120s));
+  for (int i = 0; i < kRequests; ++i)
+    for (int s = 0; s < 2; ++s) EXPECT_EQ(again.get(i).tokens[s], c.get(i).tokens[s]) << i << "/" << s;
 
   // The last replica goes too: what is in flight fails with a clear error, and new work is refused.
   Collector c2;

@@ -11,9 +11,14 @@
 namespace ponder::worker {
 
 DeviceSamplerState::DeviceSamplerState(const SamplingParams& params)
-    : params_(params), rng_(params.seed) {}
+    : params_(params), rng_(params.seed) {
+  // As Sampler: a resumed sample's RNG and output counts go on where they were.
+  if (params.temperature > 0.0f) rng_.skip(params.resumed_draws.size());
+  for (int32_t t : params.resumed_draws) accept(t);
+}
 
-void DeviceSamplerState::set_prompt(std::span<const int32_t> prompt) {
+void DeviceSamplerState::set_prompt(std::span<const int32_t> all) {
+  const std::span<const int32_t> prompt = original_prompt(params_, all);
   prompt_tokens_.assign(prompt.begin(), prompt.end());
   std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
   prompt_tokens_.erase(std::unique(prompt_tokens_.begin(), prompt_tokens_.end()),
