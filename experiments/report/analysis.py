@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import math
 from typing import Optional
 
 import numpy as np
 
 from . import metrics, stats
-from .data import Point, Run
+from .data import DEPLOYMENT_AXES, Point, Run
 
 THINKING_AXES = ("max_thinking_tokens", "extend_thinking", "enable_thinking")
+SERVER_KEYS = ("tp", "pp", "replicas", "backend", "dtype")   # of provenance server.ponder.server
 SMALL_CELL = 100          # below this, one problem is worth >= 1 point of accuracy
 STRATEGY_NAMES = {"pass@1": "pass@1", "pass@k": "pass@k", "maj@k": "maj@k",
                   "weighted-maj@k": "wmaj@k", "wmaj@k": "wmaj@k", "budget": "budget"}
@@ -58,8 +60,11 @@ class PointCompute:
     completion_tokens: float
     reasoning_tokens: float
     answer_tokens: float
-    flops: float
+    flops: float              # executed: sum of flops
     flops_per_sample: float   # flops / rows with flops recorded (failed rows have none)
+    nominal_flops: float      # sum of nominal_flops (each sample alone)
+    nominal_per_sample: float  # nominal_flops / rows with nominal_flops recorded
+    flops_ratio: float        # executed / nominal over the rows that have both
     completion_per_sample: float  # completion tokens / rows with them recorded
     mean_thinking: float      # mean reasoning_tokens over ok samples
     ok_samples: int
@@ -81,6 +86,11 @@ def point_compute(pt: Point) -> PointCompute:
 
     flops = sum(_nansum(ps.flops) for ps in probs)
     flops_rows = sum(int(np.isfinite(ps.flops).sum()) for ps in probs)
+    nominal = sum(_nansum(ps.nominal_flops) for ps in probs)
+    nominal_rows = sum(int(np.isfinite(ps.nominal_flops).sum()) for ps in probs)
+    both = [np.isfinite(ps.flops) & np.isfinite(ps.nominal_flops) for ps in probs]
+    ex_both = sum(float(ps.flops[b].sum()) for ps, b in zip(probs, both))
+    nom_both = sum(float(ps.nominal_flops[b].sum()) for ps, b in zip(probs, both))
     comp = sum(_nansum(ps.completion_tokens) for ps in probs)
     comp_rows = sum(int(np.isfinite(ps.completion_tokens).sum()) for ps in probs)
     reas_ok = np.concatenate([ps.reasoning_tokens[ps.ok] for ps in probs]) if probs else np.zeros(0)
@@ -94,9 +104,21 @@ def point_compute(pt: Point) -> PointCompute:
         answer_tokens=sum(_nansum(ps.answer_tokens) for ps in probs),
         flops=flops,
         flops_per_sample=flops / flops_rows if flops_rows else float("nan"),
+        nominal_flops=nominal if nominal_rows else float("nan"),
+        nominal_per_sample=nominal / nominal_rows if nominal_rows else float("nan"),
+        flops_ratio=ex_both / nom_both if nom_both > 0 else float("nan"),
         completion_per_sample=comp / comp_rows if comp_rows else float("nan"),
         mean_thinking=float(reas_ok.mean()) if len(reas_ok) else float("nan"),
         ok_samples=ok)
+
+
+def thinking_before_delimiter(ps) -> np.ndarray:
+    """Thinking tokens before the end-of-thinking delimiter, per row: the engine counts the
+    delimiter (one token, `</think>`) in reasoning_tokens whether the model drew it or the engine
+    inserted it at the budget, so it is reasoning_tokens - 1 when the thinking block closed
+    (answer_tokens > 0 or content non-empty), else reasoning_tokens. NaN where NULL."""
+    closed = ps.has_content | (np.nan_to_num(ps.answer_tokens, nan=0.0) > 0)
+    return ps.reasoning_tokens - closed.astype(float)
 
 
 def _group_key(params: dict, drop=THINKING_AXES) -> tuple:
@@ -137,8 +159,54 @@ class Analysis:
                 "no FLOPs recorded (flops NULL or 0 in every row) at point(s) "
                 + ", ".join(map(str, no_flops)) + ": their FLOPs multipliers are missing; the "
                 "token multiplier (completion tokens per row) stands in")
+        if not run.has_nominal:
+            self.warnings.append(
+                "this store has no samples.nominal_flops column (written by an earlier runner): "
+                "nominal FLOPs, executed / nominal and the nominal multiplier are empty, and its "
+                "`flops` were split over a request's samples by completion tokens")
+        elif not any(self.compute[pt.point_id].nominal_flops > 0 for pt in self.points):
+            self.warnings.append("no nominal FLOPs recorded (nominal_flops NULL in every row: a "
+                                 "server that does not report usage.nominal_flops): the nominal "
+                                 "columns and the nominal multiplier are empty")
+        self._budget_warnings()
+        self._deployment_warnings()
         self._direct()
         self._coverage()
+
+    def _budget_warnings(self):
+        missing, over = [], []
+        for pt in self.points:
+            w = self.within_budget(pt)
+            if w is None:
+                continue
+            if w["reached_n"] > w["reached_answer_n"]:
+                missing.append(f"{pt.point_id} ({w['reached_n'] - w['reached_answer_n']} of "
+                               f"{w['reached_n']})")
+            if w["over"]:
+                over.append(f"{pt.point_id} ({w['over']})")
+        if missing:
+            self.warnings.append(
+                "samples that reached the thinking budget without a final answer (extracted "
+                "NULL) at point(s) " + ", ".join(missing) + ": budget forcing should leave every "
+                "capped sample with an answer")
+        if over:
+            self.warnings.append(
+                "ok samples thinking beyond max_thinking_tokens (thinking before </think> > "
+                "budget) at point(s) " + ", ".join(over))
+
+    def _deployment_warnings(self):
+        if not self.run.has_runs:
+            return
+        killed = [r.run_id for r in self.run.runs if r.finished_at is None]
+        if killed:
+            self.warnings.append(
+                "run(s) " + ", ".join(map(str, killed)) + " have no finished_at (killed): their "
+                "samples count in the accuracies but not in the Deployments throughput")
+        orphans = self.rows_without_run()
+        if orphans:
+            self.warnings.append(
+                f"{orphans} sample row(s) have no run_id (written before the runs table): they "
+                "count in the accuracies but in no deployment's throughput")
 
     # ---- per-problem scores -------------------------------------------------------------
     def columns(self, pid: int) -> list:
@@ -233,13 +301,15 @@ class Analysis:
 
     def multiplier(self, pid: int, k: int, what: str = "flops") -> float:
         """Cost of a k-sample strategy at point pid over one sample at its direct point:
-        k * (per-sample cost at pid) / (per-sample cost at the direct point)."""
+        k * (per-sample cost at pid) / (per-sample cost at the direct point); the cost is executed
+        FLOPs ("flops"), nominal FLOPs ("nominal") or completion tokens ("tokens")."""
         d = self.direct_of.get(pid)
         if d is None:
             return float("nan")
         a, b = self.compute[pid], self.compute[d.point_id]
-        num, den = ((a.flops_per_sample, b.flops_per_sample) if what == "flops"
-                    else (a.completion_per_sample, b.completion_per_sample))
+        attr = {"flops": "flops_per_sample", "nominal": "nominal_per_sample",
+                "tokens": "completion_per_sample"}[what]
+        num, den = getattr(a, attr), getattr(b, attr)
         if not (den > 0) or not np.isfinite(num):
             return float("nan")
         return k * num / den
@@ -277,26 +347,99 @@ class Analysis:
 
     @staticmethod
     def within_budget(pt: Point) -> Optional[dict]:
+        """Budget forcing at a point with a numeric max_thinking_tokens B (ok rows only), with
+        T = thinking_before_delimiter: within budget T <= B; reached the budget T == B; of those,
+        the share with a final answer (extracted not NULL/blank) and the share correct."""
         budget = pt.params.get("max_thinking_tokens")
         if budget is None or pt.params.get("enable_thinking") is False:
             return None
-        reas, fin = [], collections.Counter()
+        T, ans, cor, fin = [], [], [], collections.Counter()
         for ps in pt.problems.values():
-            for ok, r, f in zip(ps.ok, ps.reasoning_tokens, ps.finish_reason):
-                if ok:
-                    reas.append(r)
-                    fin[f or "NULL"] += 1
-        reas = np.array(reas, dtype=float)
-        known = reas[np.isfinite(reas)]
-        n = len(reas)
+            t = thinking_before_delimiter(ps)
+            for i in np.flatnonzero(ps.ok):
+                T.append(t[i])
+                ans.append(ps.extracted[i] is not None)
+                cor.append(bool(ps.correct[i]))
+                fin[ps.finish_reason[i] or "NULL"] += 1
+        T = np.array(T, dtype=float)
+        ans, cor = np.array(ans, dtype=bool), np.array(cor, dtype=bool)
+        known = np.isfinite(T)
+        n = len(T)
+        reached = known & (T == budget)
+        over = known & (T > budget)
+        nr = int(reached.sum())
+        nan = float("nan")
         return {"budget": budget, "ok": n,
-                "within": float((known <= budget).sum() / n) if n else float("nan"),
-                "unknown": int(n - len(known)),
-                "stop": fin.get("stop", 0) / n if n else float("nan"),
-                "length": fin.get("length", 0) / n if n else float("nan"),
-                "other": (n - fin.get("stop", 0) - fin.get("length", 0)) / n if n else float("nan"),
-                "mean": float(known.mean()) if len(known) else float("nan"),
-                "max": float(known.max()) if len(known) else float("nan")}
+                "within": float((known & (T <= budget)).sum() / n) if n else nan,
+                "over": int(over.sum()),
+                "reached_n": nr,
+                "reached": nr / n if n else nan,
+                "reached_answer_n": int((reached & ans).sum()),
+                "reached_answer": float((reached & ans).sum() / nr) if nr else nan,
+                "reached_acc": float((reached & cor).sum() / nr) if nr else nan,
+                "unknown": int(n - known.sum()),
+                "stop": fin.get("stop", 0) / n if n else nan,
+                "length": fin.get("length", 0) / n if n else nan,
+                "other": (n - fin.get("stop", 0) - fin.get("length", 0)) / n if n else nan,
+                "mean": float(T[known].mean()) if known.any() else nan,
+                "max": float(T[known].max()) if known.any() else nan}
+
+    # ---- deployments --------------------------------------------------------------------
+    def grid_deployment_axes(self) -> list:
+        """The deployment axes the grid has (keys among nodes, tp, pp, replicas in params)."""
+        return [a for a in DEPLOYMENT_AXES if any(a in pt.params for pt in self.points)]
+
+    def deployments(self) -> list:
+        """One dict per distinct deployment of the runs table: (deployment_json, the ponder
+        server's tp/pp/replicas/backend/dtype), in order of its first run. Wall time and rates are
+        over its runs with finished_at; ok samples and completion tokens are those of the same
+        runs (samples.run_id), so that tokens/s = completion tokens / wall seconds."""
+        if not self.run.has_runs:
+            return []
+        per_run = collections.defaultdict(lambda: [0, 0.0])   # run_id -> [ok rows, completion]
+        for pt in self.points:
+            for ps in pt.problems.values():
+                for ok, rid, ct in zip(ps.ok, ps.run_id, ps.completion_tokens):
+                    if ok and rid is not None:
+                        per_run[rid][0] += 1
+                        per_run[rid][1] += 0.0 if not np.isfinite(ct) else float(ct)
+        groups = collections.OrderedDict()
+        for r in self.run.runs:
+            dep = r.deployment if isinstance(r.deployment, dict) else {}
+            srv = r.server_settings()
+            key = (json.dumps(dep, sort_keys=True, separators=(",", ":")),
+                   tuple(repr(srv.get(k)) for k in SERVER_KEYS))
+            groups.setdefault(key, (dep, srv, []))[2].append(r)
+        out = []
+        for (dep_text, _), (dep, srv, runs) in groups.items():
+            done = [r for r in runs if r.finished_at is not None and r.started_at is not None]
+            wall = sum(r.finished_at - r.started_at for r in done)
+            ok = sum(per_run[r.run_id][0] for r in done)
+            comp = sum(per_run[r.run_id][1] for r in done)
+            killed = [r for r in runs if r not in done]
+
+            def prov(key):
+                vals = []
+                for r in runs:
+                    v = r.provenance.get(key) if isinstance(r.provenance, dict) else None
+                    if v not in (None, "") and str(v) not in vals:
+                        vals.append(str(v))
+                return " ".join(vals)
+
+            out.append({"deployment": dep_text, "values": dep, "server": srv,
+                        "run_ids": [r.run_id for r in runs], "runs": len(runs),
+                        "unfinished": len(killed), "wall_s": wall if done else float("nan"),
+                        "ok_samples": ok, "completion_tokens": comp,
+                        "tokens_per_s": comp / wall if wall > 0 else float("nan"),
+                        "samples_per_s": ok / wall if wall > 0 else float("nan"),
+                        "ok_unfinished": sum(per_run[r.run_id][0] for r in killed),
+                        "slurm_jobs": prov("target_slurm_job_id"),
+                        "slurm_nodes": prov("target_slurm_nodes")})
+        return out
+
+    def rows_without_run(self) -> int:
+        return sum(sum(1 for rid in ps.run_id if rid is None)
+                   for pt in self.points for ps in pt.problems.values())
 
     # ---- coverage -----------------------------------------------------------------------
     def _coverage(self):

@@ -1,4 +1,5 @@
-# The report's PNG plots (matplotlib, Agg backend), all with a logarithmic x axis.
+# The report's PNG plots (matplotlib, Agg backend), all with a logarithmic x axis except the level
+# bars and the throughput against the deployment.
 from __future__ import annotations
 
 import math
@@ -166,10 +167,55 @@ def levels(an, out_dir):
     return _save(fig, out_dir, "levels.png")
 
 
+def throughput(an, out_dir):
+    """Completion tokens/s (and samples/s) of each deployment with deployment-axis values: x = the
+    axis when one axis varies, else one tick per deployment."""
+    deps = [d for d in an.deployments() if d["values"] and d["tokens_per_s"] == d["tokens_per_s"]]
+    if not deps:
+        return None
+    axes = [a for a in an.grid_deployment_axes()
+            if len({repr(d["values"].get(a)) for d in deps}) > 1]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    tps = np.array([d["tokens_per_s"] for d in deps])
+    sps = np.array([d["samples_per_s"] for d in deps])
+    numeric = len(axes) == 1 and all(isinstance(d["values"].get(axes[0]), (int, float))
+                                     for d in deps)
+    if numeric:
+        x = np.array([float(d["values"][axes[0]]) for d in deps])
+        order = np.argsort(x, kind="stable")
+        x, tps, sps = x[order], tps[order], sps[order]
+        ax.set_xlabel(axes[0])
+        ax.set_xticks(sorted(set(x.tolist())))
+    else:
+        x = np.arange(len(deps))
+        ax.set_xticks(x)
+        ax.set_xticklabels([", ".join(f"{k}={v}" for k, v in d["values"].items()) for d in deps],
+                           fontsize=7, rotation=20)
+        ax.set_xlabel("deployment")
+    ax.plot(x, tps, "o-", color="tab:blue", label="completion tokens/s")
+    ax.set_ylabel("completion tokens/s")
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    ax2.plot(x, sps, "s--", color="tab:orange", label="ok samples/s")
+    ax2.set_ylabel("ok samples/s")
+    ax2.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
+    ax.set_title("throughput per deployment (wall time of its finished runs)", fontsize=9)
+    return _save(fig, out_dir, "throughput.png")
+
+
 def all_plots(an, out_dir) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    return {"accuracy_vs_k": accuracy_vs_k(an, out_dir),
-            "accuracy_vs_flops": accuracy_vs_flops(an, out_dir),
-            "budget": budget_curve(an, out_dir),
-            "coverage": coverage(an, out_dir),
-            "levels": levels(an, out_dir)}
+    out = {"accuracy_vs_k": accuracy_vs_k(an, out_dir),
+           "accuracy_vs_flops": accuracy_vs_flops(an, out_dir),
+           "budget": budget_curve(an, out_dir),
+           "coverage": coverage(an, out_dir),
+           "levels": levels(an, out_dir)}
+    if an.grid_deployment_axes():
+        t = throughput(an, out_dir)
+        if t:
+            out["throughput"] = t
+    return out

@@ -6,7 +6,8 @@ import datetime
 import json
 import os
 
-from .analysis import Analysis, SMALL_CELL
+from .analysis import SERVER_KEYS, SMALL_CELL, Analysis
+from .data import DEPLOYMENT_AXES
 from .tables import Col, Table
 
 METHOD = """\
@@ -51,18 +52,40 @@ of the per-resample difference. A cell of fewer than {small} problems (⚠) has 
 **Compute** per point: prompt and cached tokens are the request's (shared by its n samples), so
 they are counted once per (point, problem) request — the largest value among its rows; thinking
 tokens = Σ `reasoning_tokens`, answer tokens = Σ `answer_tokens`, completion = Σ
-`completion_tokens`, FLOPs = Σ `flops` over all rows (NULL = 0; the runner splits a request's
-FLOPs over its samples). A strategy at k uses k samples, so its cost per problem is k × F̄,
-F̄ = FLOPs / rows with `flops` recorded at the point (failed rows have none), and its **compute
-multiplier** over a direct answer is k × F̄(point) / F̄(direct point), a direct point being one
-with `enable_thinking` false or `max_thinking_tokens` 0 (the one sharing most other parameters
-with the point); the token multiplier is the same with completion tokens per row that has them. pass@1 costs
-one sample (k = 1).
+`completion_tokens` over all rows (NULL = 0). **Executed FLOPs** = Σ `flops`: what the engine
+computed (the request's `usage.flops`: the shared prompt once, prefix-cache hits skipped), split
+by the runner over the request's samples in proportion to their `nominal_flops` (their
+completion tokens where those are missing). **Nominal FLOPs** = Σ `nominal_flops`: each sample's
+cost alone (its prompt and completion as one uncached, unshared sequence), the "k independent
+samples" cost. **Executed / nominal** = Σ `flops` / Σ `nominal_flops` over the rows that have
+both: the share of the independent cost that was computed, i.e. what sharing the prefill and the
+prefix cache saved. A strategy at k uses k samples, so its cost per problem is k × F̄, with
+F̄ = executed FLOPs / rows with `flops` recorded at the point (failed rows have none), and its
+**compute multiplier** over a direct answer is k × F̄(point) / F̄(direct point), a direct point
+being one with `enable_thinking` false or `max_thinking_tokens` 0 (the one sharing most other
+parameters with the point). The **nominal multiplier** is the same with F̄ = nominal FLOPs /
+rows with `nominal_flops` recorded, the token multiplier with completion tokens per row that has
+them. pass@1 costs one sample (k = 1).
 
 **Budget curves**: points that differ only in `max_thinking_tokens`, `extend_thinking` and
 `enable_thinking`, one curve per `extend_thinking` value (the direct points join every curve);
-x = mean `reasoning_tokens` over the point's ok rows. A row is within budget
-when `reasoning_tokens` ≤ `max_thinking_tokens` (ok rows only; shares of `finish_reason` beside).
+x = mean `reasoning_tokens` over the point's ok rows. **Budget forcing** (ok rows of a point
+with a numeric `max_thinking_tokens` B): the engine counts the end-of-thinking delimiter
+(`</think>`, assumed one token, as for the models ponder serves) as a thinking token, whether the
+model draws it or the engine inserts it at the budget, so the thinking before the delimiter is
+T = `reasoning_tokens` − 1 when the block closed (`answer_tokens` > 0 or `content` non-empty),
+else T = `reasoning_tokens` (a NULL `reasoning_tokens` counts as not within budget). A row is
+within budget when T ≤ B and reached the budget when T = B; of the rows that reached it, "with
+answer" is the share whose `extracted` is not NULL (blank counts as NULL) and "accuracy" the
+share with `correct` = 1. Shares of `finish_reason` beside.
+
+**Deployments** (stores with a `runs` table): one row per distinct deployment, i.e. per
+(`deployment_json`, the ponder server's tp, pp, replicas, backend and dtype from the run's
+provenance `server.ponder.server`). wall s = Σ (`finished_at` − `started_at`) over its runs with
+`finished_at`; ok samples = rows with `status = 'ok'` whose `run_id` is one of those runs;
+completion tokens = Σ `completion_tokens` of those rows; completion tokens/s = completion tokens
+/ wall s; samples/s = ok samples / wall s. Runs without `finished_at` (killed) are counted but
+have no wall time; their ok rows are listed apart.
 
 **Coverage law** (Large Language Monkeys, Brown et al. 2024): log c(k) ≈ a·k^(−b), i.e.
 c(k) = exp(a·k^(−b)), a < 0, b > 0, fit to the cell's pass@k by ordinary least squares of
@@ -185,15 +208,26 @@ def build_tables(an: Analysis) -> list:
         if w is None:
             continue
         rows.append([pt.point_id, w["budget"], pt.params.get("extend_thinking"), w["ok"],
-                     w["within"], w["stop"], w["length"], w["other"], w["mean"], w["max"],
+                     w["within"], w["reached_n"], w["reached"], w["reached_answer"],
+                     w["reached_acc"], w["stop"], w["length"], w["other"], w["mean"], w["max"],
                      w["unknown"]])
-    T.append(Table("within_budget", "Samples within the thinking budget (ok rows)",
+    T.append(Table("within_budget", "Budget forcing: samples within and at the thinking budget "
+                   "(ok rows)",
                    [Col("point"), Col("max_thinking_tokens", "int"), Col("extend_thinking"),
                     Col("ok samples", "int"), Col("within budget %", "pct"),
+                    Col("reached budget", "int"), Col("reached budget %", "pct"),
+                    Col("reached: with answer %", "pct"), Col("reached: accuracy %", "pct"),
                     Col("finish stop %", "pct"), Col("finish length %", "pct"),
-                    Col("finish other %", "pct"), Col("mean thinking", "num"),
-                    Col("max thinking", "num"), Col("thinking NULL", "int")], rows,
-                   "within budget: reasoning_tokens ≤ max_thinking_tokens."))
+                    Col("finish other %", "pct"), Col("mean thinking before </think>", "num"),
+                    Col("max thinking before </think>", "num"), Col("thinking NULL", "int")],
+                   rows,
+                   "T = thinking tokens before the end-of-thinking delimiter = reasoning_tokens − 1 "
+                   "when the thinking block closed (answer_tokens > 0 or content non-empty), else "
+                   "reasoning_tokens (the engine counts the delimiter `</think>`, one token, as a "
+                   "thinking token, drawn or inserted at the budget). Within budget: T ≤ "
+                   "max_thinking_tokens; reached budget: T = max_thinking_tokens; of those, with "
+                   "answer: `extracted` not NULL (the grader found an answer), accuracy: "
+                   "`correct` = 1."))
 
     # compute
     rows = []
@@ -201,31 +235,72 @@ def build_tables(an: Analysis) -> list:
         c = an.compute[pt.point_id]
         rows.append([pt.point_id, c.requests, c.samples, c.prompt_tokens, c.cached_tokens,
                      c.reasoning_tokens, c.answer_tokens, c.completion_tokens, c.flops,
-                     c.flops_per_sample, c.mean_thinking])
+                     c.nominal_flops, c.flops_ratio, c.flops_per_sample, c.nominal_per_sample,
+                     c.mean_thinking])
     T.append(Table("compute", "Compute per point", [
         Col("point"), Col("requests", "int"), Col("samples", "int"),
         Col("prompt tokens", "int"), Col("cached tokens", "int"), Col("thinking tokens", "int"),
-        Col("answer tokens", "int"), Col("completion tokens", "int"), Col("FLOPs", "sci"),
-        Col("FLOPs / sample", "sci"), Col("mean thinking / sample", "num")], rows,
-        "Prompt and cached tokens once per request (point, problem); the rest summed over rows."))
+        Col("answer tokens", "int"), Col("completion tokens", "int"),
+        Col("executed FLOPs", "sci"), Col("nominal FLOPs", "sci"),
+        Col("executed / nominal", "num"), Col("executed FLOPs / sample", "sci"),
+        Col("nominal FLOPs / sample", "sci"), Col("mean thinking / sample", "num")], rows,
+        "Prompt and cached tokens once per request (point, problem); the rest summed over rows. "
+        "Executed FLOPs = Σ `flops` (what the engine computed: the shared prompt once, cache hits "
+        "skipped); nominal FLOPs = Σ `nominal_flops` (each sample alone: no cache, no sharing); "
+        "executed / nominal over the rows that have both: what prompt sharing and the prefix "
+        "cache saved."))
 
     rows_all = []
     for pt in an.points:
         pid = pt.point_id
         d = an.direct_of.get(pid)
-        fps = an.compute[pid].flops_per_sample
+        c = an.compute[pid]
         for s in ("pass@1", "pass@k", "maj@k", "wmaj@k"):
             if s not in shown:
                 continue
             for k in ([1] if s == "pass@1" else ks):
                 rows_all.append([pid, d.point_id if d else "", s, k,
-                                 cell0.est.get((pid, s, k), float("nan")), k * fps,
-                                 an.multiplier(pid, k, "flops"), an.multiplier(pid, k, "tokens")])
+                                 cell0.est.get((pid, s, k), float("nan")),
+                                 k * c.flops_per_sample, k * c.nominal_per_sample,
+                                 an.multiplier(pid, k, "flops"), an.multiplier(pid, k, "nominal"),
+                                 an.multiplier(pid, k, "tokens")])
     T.append(Table("multiplier", "Compute multiplier over a direct answer",
                    [Col("point"), Col("direct point"), Col("strategy"), Col("k", "int"),
-                    Col("accuracy %", "pct"), Col("FLOPs / problem", "sci"),
-                    Col("× direct (FLOPs)", "mult"), Col("× direct (tokens)", "mult")], rows_all,
+                    Col("accuracy %", "pct"), Col("executed FLOPs / problem", "sci"),
+                    Col("nominal FLOPs / problem", "sci"), Col("× direct (FLOPs)", "mult"),
+                    Col("× direct (nominal FLOPs)", "mult"), Col("× direct (tokens)", "mult")],
+                   rows_all,
                    "" if an.has_direct else "no direct-answer point in this sweep"))
+
+    # deployments
+    deps = an.deployments()
+    if deps:
+        axes = [a for a in DEPLOYMENT_AXES if any(a in d["values"] for d in deps)]
+        rows = []
+        for d in deps:
+            rows.append([d["deployment"]] + [d["values"].get(a) for a in axes]
+                        + [d["server"].get(k) for k in SERVER_KEYS]
+                        + [" ".join(map(str, d["run_ids"])), d["runs"], d["unfinished"],
+                           d["wall_s"], d["ok_samples"], d["completion_tokens"],
+                           d["tokens_per_s"], d["samples_per_s"], d["ok_unfinished"],
+                           d["slurm_jobs"], d["slurm_nodes"]])
+        T.append(Table("deployments", "Deployments", [Col("deployment")]
+                       + [Col(a, "int") for a in axes]
+                       + [Col("server " + k, "int" if k in ("tp", "pp", "replicas") else "text")
+                          for k in SERVER_KEYS]
+                       + [Col("run ids"), Col("runs", "int"), Col("unfinished runs", "int"),
+                          Col("wall s", "num"), Col("ok samples", "int"),
+                          Col("completion tokens", "int"), Col("completion tokens/s", "num"),
+                          Col("samples/s", "num"), Col("ok samples, unfinished runs", "int"),
+                          Col("Slurm job ids"), Col("Slurm nodes")], rows,
+                       "One row per distinct deployment: the runs' `deployment_json` and the "
+                       "ponder server's settings (provenance server.ponder.server; empty for "
+                       "other servers). wall s = Σ (finished_at − started_at) over its runs with "
+                       "finished_at; ok samples and completion tokens (Σ `completion_tokens`) are "
+                       "the ok rows those same runs wrote (`samples.run_id`); completion tokens/s "
+                       "= completion tokens / wall s, samples/s = ok samples / wall s. A run "
+                       "without finished_at (killed) has no wall time: its ok rows are counted "
+                       "apart."))
 
     # coverage fits
     rows_all = []
@@ -333,6 +408,12 @@ def write_report(an: Analysis, out_dir: str, plots: bool = True) -> dict:
     section(_subset(mult, lambda r: r[2] == "pass@1" or r[3] == N), extra=(
         "pass@k, maj@k and wmaj@k at k all use k samples, so they share a cost; pass@1 and "
         f"k = N = {N} shown, every k in the CSV." if an.has_direct else ""))
+    if "deployments" in by:
+        section(by["deployments"], extra=(
+            "Points that differ only in deployment axes send the same requests; their accuracies "
+            "are in the tables above, one point each." if an.grid_deployment_axes() else ""))
+        if images.get("throughput"):
+            md.append(f"![throughput against the deployment](plots/{images['throughput']})\n")
     section(_subset(by["coverage"], lambda r: r[0] == "all"), extra=(
         "All problems; the CSV has the fit per level too."))
     if images:
@@ -351,6 +432,14 @@ def write_report(an: Analysis, out_dir: str, plots: bool = True) -> dict:
                   + (f"`{json.dumps(pt.provenance, sort_keys=True)}`" if pt.provenance is not None
                      else "(none)"))
     md.append("")
+    if an.run.runs:
+        md.append("Runs (`runs` table):\n")
+        for r in an.run.runs:
+            md.append(f"* run {r.run_id} `{r.deployment_json}` started_at {r.started_at!r} "
+                      f"finished_at {r.finished_at!r}: "
+                      + (f"`{json.dumps(r.provenance, sort_keys=True)}`"
+                         if r.provenance is not None else "(none)"))
+        md.append("")
     path = os.path.join(out_dir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(md))
