@@ -1,4 +1,5 @@
-// Engine requests from API requests: limits, defaults and the field-by-field translation.
+// Engine requests from API requests: limits (the context, the KV cache), defaults and the
+// field-by-field translation.
 #include "coordinator/api/engine_request.h"
 
 #include <algorithm>
@@ -36,7 +37,19 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
                                chat ? "messages' prompt" : "prompt", (long long)prompt_tokens),
           .param = prompt_param,
           .code = "context_length_exceeded"});
+    const bool kv_bound =
+        limits.kv_cache_tokens > 0 && limits.kv_cache_tokens < limits.context_length;
+    if (kv_bound && prompt_tokens >= limits.kv_cache_tokens)
+      return tl::unexpected(ApiError{
+          .message = strformat("The server's KV cache holds %lld tokens per sequence, but the %s "
+                               "has %lld tokens, which leaves no room for a completion.",
+                               (long long)limits.kv_cache_tokens,
+                               chat ? "messages' prompt" : "prompt", (long long)prompt_tokens),
+          .param = prompt_param,
+          .code = "context_length_exceeded"});
     const int64_t room = limits.context_length - prompt_tokens;
+    // What the KV cache leaves for the completion (no more than the context leaves).
+    const int64_t kv_room = kv_bound ? limits.kv_cache_tokens - prompt_tokens : room;
     int64_t max_tokens = 0;
     if (r.max_tokens) {
       if (*r.max_tokens > room)
@@ -49,11 +62,23 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
                 (long long)prompt_tokens, chat ? "messages" : "prompt", (long long)*r.max_tokens),
             .param = "max_tokens",
             .code = "context_length_exceeded"});
+      if (*r.max_tokens > kv_room)
+        return tl::unexpected(ApiError{
+            .message = strformat(
+                "The server's KV cache holds %lld tokens per sequence. However, you requested "
+                "%lld tokens (%lld in the %s, %lld for the completion). Reduce the prompt or "
+                "max_tokens (at most %lld with this prompt).",
+                (long long)limits.kv_cache_tokens, (long long)(prompt_tokens + *r.max_tokens),
+                (long long)prompt_tokens, chat ? "messages" : "prompt", (long long)*r.max_tokens,
+                (long long)kv_room),
+            .param = "max_tokens",
+            .code = "context_length_exceeded"});
       max_tokens = *r.max_tokens;
     } else if (chat) {
-      max_tokens = limits.default_max_tokens > 0 ? std::min(room, limits.default_max_tokens) : room;
+      max_tokens =
+          limits.default_max_tokens > 0 ? std::min(kv_room, limits.default_max_tokens) : kv_room;
     } else {
-      max_tokens = std::min(room, kDefaultCompletionMaxTokens);
+      max_tokens = std::min(kv_room, kDefaultCompletionMaxTokens);
     }
     if (r.min_tokens > max_tokens)
       return tl::unexpected(invalid_value(

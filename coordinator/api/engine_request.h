@@ -17,15 +17,18 @@ struct GenerationLimits {
   int64_t context_length = 0;  // prompt + completion tokens the model takes
   // Chat requests without max_tokens get the rest of the context, capped by this when > 0.
   int64_t default_max_tokens = 0;
+  // Prompt + completion tokens one sequence can hold in a replica's KV cache; when > 0 it bounds
+  // requests as the context does (defaults shrink to fit). 0: not known.
+  int64_t kv_cache_tokens = 0;
   bool has_thinking_delimiter = false;  // thinking budgets need the model's end-of-thinking token
 };
 
 // Completions without max_tokens get this many tokens (OpenAI's default for the legacy API).
 inline constexpr int64_t kDefaultCompletionMaxTokens = 16;
 
-// `seed` is used when the request gives none. Errors: a prompt that fills the context (param
-// "messages" / "prompt"), max_tokens beyond what the context leaves ("max_tokens"), thinking
-// budgets on a model without a thinking delimiter.
+// `seed` is used when the request gives none. Errors: a prompt that fills the context or the KV
+// cache (param "messages" / "prompt"), max_tokens beyond what either leaves ("max_tokens"),
+// thinking budgets on a model without a thinking delimiter.
 ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
     const CompletionRequest& request, const std::vector<PreparedPrompt>& prompts,
     const GenerationLimits& limits, uint64_t seed);

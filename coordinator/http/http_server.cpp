@@ -1,16 +1,20 @@
-// HttpServer: options, listening socket, I/O threads, accept loop and graceful drain.
+// HttpServer: options, listening socket, I/O threads, accept loop (with back-off when accepts
+// fail) and graceful drain.
 #include "coordinator/http/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/beast/core/string.hpp>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "common/check.h"
@@ -24,13 +28,27 @@ namespace ponder::coordinator::http {
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
 
+namespace {
+// A failed accept (out of file descriptors, of memory) leaves the connection queued: the next
+// try waits, from kAcceptRetryFirst doubling up to kAcceptRetryMax, so that the loop does not
+// spin. Failures are logged at most once per kAcceptLogInterval, with the count since the last
+// report; a run of failures that was reported gets one line when accepts work again.
+constexpr std::chrono::milliseconds kAcceptRetryFirst{10};
+constexpr std::chrono::milliseconds kAcceptRetryMax{1000};
+constexpr std::chrono::seconds kAcceptLogInterval{10};
+}  // namespace
+
 struct HttpServer::Impl {
+  using Clock = std::chrono::steady_clock;
+
   Impl(ServerOptions options, const ModelText& model, Dispatcher& dispatcher)
       : ctx(std::move(options), model, dispatcher),
         work(net::make_work_guard(ioc)),
-        acceptor(net::make_strand(ioc)) {}
+        acceptor(net::make_strand(ioc)),
+        accept_retry(acceptor.get_executor()) {}
 
   void accept();
+  void on_accept_failed(const boost::system::error_code& ec);
   void wait_for_calls(std::chrono::steady_clock::time_point deadline);
 
   // Declared first so that it is destroyed last: sessions destroyed with the I/O context's
@@ -39,6 +57,14 @@ struct HttpServer::Impl {
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work;
   tcp::acceptor acceptor;
+  // On the acceptor's strand: the wait after a failed accept, the failures since the last
+  // successful accept and since the last report, and when that report was.
+  net::steady_timer accept_retry;
+  std::chrono::milliseconds accept_delay{0};
+  int64_t accept_failures = 0;
+  int64_t accept_failures_unreported = 0;
+  std::optional<Clock::time_point> accept_reported_at;
+  bool accept_failures_reported = false;  // the current run of failures was logged
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool stopped = false;
@@ -60,7 +86,7 @@ int64_t config_int(const nlohmann::json& config, const char* key) {
 }
 
 Expected<net::ip::address> listen_address(const std::string& host) {
-  if (host == "localhost") return net::ip::make_address("127.0.0.1");
+  if (boost::beast::iequals(host, "localhost")) return net::ip::make_address("127.0.0.1");
   boost::system::error_code ec;
   net::ip::address a = net::ip::make_address(host, ec);
   if (ec)
@@ -77,6 +103,14 @@ std::string base_name(const std::string& dir) {
 
 }  // namespace
 
+bool is_loopback_host(std::string_view host) {
+  if (boost::beast::iequals(boost::beast::string_view(host.data(), host.size()), "localhost"))
+    return true;
+  boost::system::error_code ec;
+  const net::ip::address a = net::ip::make_address(std::string(host), ec);
+  return !ec && a.is_loopback();  // 127.0.0.0/8, ::1
+}
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() {
@@ -87,7 +121,7 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
                                                         const ModelText& model,
                                                         Dispatcher& dispatcher) {
   PONDER_ASSIGN_OR_RETURN(net::ip::address address, listen_address(options.host));
-  if (!address.is_loopback() && options.api_key.empty())
+  if (!is_loopback_host(options.host) && options.api_key.empty())
     return error(StatusCode::kInvalidArgument,
                  "host %s is not a loopback address: set an API key (clients then send "
                  "'Authorization: Bearer <key>') or listen on 127.0.0.1",
@@ -96,6 +130,8 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
   if (options.max_n < 1) return error(StatusCode::kInvalidArgument, "max_n must be >= 1");
   if (options.max_body_bytes < 1 || options.max_header_bytes < 1)
     return error(StatusCode::kInvalidArgument, "max_body_bytes and max_header_bytes must be >= 1");
+  if (options.kv_cache_tokens < 0)
+    return error(StatusCode::kInvalidArgument, "kv_cache_tokens must be >= 0 (0: not known)");
   const nlohmann::json config = read_model_config(model.model_dir);
   if (options.context_length <= 0)
     options.context_length = config_int(config, "max_position_embeddings");
@@ -116,6 +152,7 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
       .max_n = ctx.options.max_n, .vocab_size = vocab, .max_prompts = ctx.options.max_prompts};
   ctx.generation_limits = {.context_length = ctx.options.context_length,
                            .default_max_tokens = ctx.options.default_max_tokens,
+                           .kv_cache_tokens = ctx.options.kv_cache_tokens,
                            .has_thinking_delimiter = !model.think_end.empty()};
 
   boost::system::error_code ec;
@@ -142,15 +179,48 @@ void HttpServer::Impl::accept() {
   acceptor.async_accept(
       net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-        if (!ec) {
-          boost::system::error_code ignored;
-          socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
-          std::make_shared<Session>(std::move(socket), ctx)->start();
-        } else {
-          PONDER_LOG(kWarn, "http", "accept failed: %s", ec.message().c_str());
+        if (ec) {
+          on_accept_failed(ec);
+          return;
         }
+        if (accept_failures > 0) {
+          if (accept_failures_reported) {
+            PONDER_LOG(kInfo, "http", "accepting again after %lld failed accepts",
+                       (long long)accept_failures);
+            accept_failures_unreported = 0;
+            accept_failures_reported = false;
+          }
+          accept_failures = 0;
+          accept_delay = std::chrono::milliseconds(0);
+        }
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
+        std::make_shared<Session>(std::move(socket), ctx)->start();
         accept();
       });
+}
+
+void HttpServer::Impl::on_accept_failed(const boost::system::error_code& ec) {
+  ++accept_failures;
+  ++accept_failures_unreported;
+  accept_delay =
+      accept_delay.count() == 0 ? kAcceptRetryFirst : std::min(accept_delay * 2, kAcceptRetryMax);
+  const Clock::time_point now = Clock::now();
+  if (!accept_reported_at || now - *accept_reported_at >= kAcceptLogInterval) {
+    PONDER_LOG(kWarn, "http",
+               "accept failed: %s (%lld failed accepts since the last report; next try in %lld "
+               "ms; open connections are still served)",
+               ec.message().c_str(), (long long)accept_failures_unreported,
+               (long long)accept_delay.count());
+    accept_failures_unreported = 0;
+    accept_reported_at = now;
+    accept_failures_reported = true;
+  }
+  accept_retry.expires_after(accept_delay);
+  accept_retry.async_wait([this](boost::system::error_code wait_ec) {
+    if (wait_ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    accept();
+  });
 }
 
 void HttpServer::Impl::wait_for_calls(std::chrono::steady_clock::time_point deadline) {
@@ -193,6 +263,7 @@ void HttpServer::stop(std::chrono::milliseconds drain) {
   net::dispatch(s.acceptor.get_executor(), [&] {
     boost::system::error_code ec;
     s.acceptor.close(ec);
+    s.accept_retry.cancel();
     closed.set_value();
   });
   closed.get_future().wait();

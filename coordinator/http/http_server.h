@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -33,9 +34,14 @@ struct ServerOptions {
   int32_t max_prompts = 64;                      // /v1/completions: prompts in one request
   // Clients must send "Authorization: Bearer <api_key>" to /v1/*; empty: no authentication.
   std::string api_key;
-  std::string served_model_name;           // empty: the model directory's base name
-  int64_t context_length = 0;              // 0: config.json's max_position_embeddings
-  int64_t default_max_tokens = 0;          // chat without max_tokens: 0 = rest of the context
+  std::string served_model_name;   // empty: the model directory's base name
+  int64_t context_length = 0;      // 0: config.json's max_position_embeddings
+  int64_t default_max_tokens = 0;  // chat without max_tokens: 0 = rest of the context
+  // Tokens (prompt + completion) that one sequence can hold in a replica's KV cache: its KV
+  // blocks × block size, the smallest replica's. Defaults are capped to fit and a larger
+  // max_tokens is refused (400 naming it) instead of failing in the replica. 0: not known (only
+  // the context bounds a request).
+  int64_t kv_cache_tokens = 0;
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds write_timeout{60};  // a client that stops reading a response
   int retry_after_s = 1;                   // Retry-After of 503 answers
@@ -43,6 +49,10 @@ struct ServerOptions {
   // "ponder": {"server": …} in GET /v1/models so that a client can record what served it.
   nlohmann::ordered_json server_config;
 };
+
+// Whether `host` (a listen address as ServerOptions::host takes it) is loopback: 127.0.0.0/8,
+// ::1 or "localhost" (any case).
+bool is_loopback_host(std::string_view host);
 
 class HttpServer {
  public:

@@ -1,6 +1,9 @@
 // Route table, authentication and the non-generating endpoints.
 #include "coordinator/http/routes.h"
 
+#include <algorithm>
+#include <boost/beast/core/string.hpp>
+
 #include "common/strings.h"
 #include "coordinator/api/response_assembler.h"
 
@@ -72,10 +75,15 @@ bool needs_auth(Route route) {
 
 bool authorized(const ServerOptions& options, std::string_view authorization) {
   if (options.api_key.empty()) return true;
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() < kBearer.size() || authorization.substr(0, kBearer.size()) != kBearer)
+  // RFC 7235: credentials = auth-scheme 1*SP token68, the scheme case-insensitive.
+  constexpr std::string_view kBearer = "bearer";
+  if (authorization.size() <= kBearer.size() ||
+      !boost::beast::iequals(boost::beast::string_view(authorization.data(), kBearer.size()),
+                             boost::beast::string_view(kBearer.data(), kBearer.size())) ||
+      authorization[kBearer.size()] != ' ')
     return false;
   std::string_view given = authorization.substr(kBearer.size());
+  given.remove_prefix(std::min(given.find_first_not_of(' '), given.size()));
   const std::string& key = options.api_key;
   // Constant time in the key's length: no early exit on the first differing byte.
   unsigned diff = given.size() == key.size() ? 0u : 1u;

@@ -1,6 +1,8 @@
 // One client connection: request reading, routing, whole and streamed responses, disconnects.
 #include "coordinator/http/session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio/bind_executor.hpp>
@@ -25,6 +27,9 @@ namespace {
 // has read the answer.
 constexpr int64_t kLingerBytes = int64_t{64} << 20;
 constexpr std::chrono::seconds kLingerTime{2};
+
+// Written after the client's FIN when a whole response is still pending (see on_client_fin).
+constexpr std::string_view kProbe = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
 }  // namespace
@@ -201,6 +206,10 @@ void Session::respond_error(const api::ApiError& error) {
 
 void Session::respond(PlainResponse r) {
   if (closed_ || !responding_) return;
+  if (probing_) {
+    deferred_ = std::move(r);  // written once the probe is out
+    return;
+  }
   // Answered and counted: a client that leaves from here on (even before the write completes)
   // is not also a 499, and there is nothing left to cancel.
   stop_watching();
@@ -344,7 +353,7 @@ void Session::stop_watching() {
 void Session::finish_response(bool keep_alive) {
   end_response();
   if (closed_) return;
-  if (!keep_alive || ctx_.draining.load()) {
+  if (!keep_alive || client_done_ || ctx_.draining.load()) {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     do_close();
@@ -356,6 +365,10 @@ void Session::finish_response(bool keep_alive) {
 void Session::watch_for_disconnect(std::function<void()> on_gone) {
   if (closed_ || !responding_) return;
   on_gone_ = std::move(on_gone);
+  if (client_done_) {
+    watch_for_reset();
+    return;
+  }
   watching_ = true;
   const uint64_t generation = ++watch_generation_;
   stream_.socket().async_wait(
@@ -373,16 +386,81 @@ void Session::on_watch(uint64_t generation, beast::error_code ec) {
   if (!ec) {
     // Readiness can be stale (edge-triggered epoll reports data a read already took), so peek:
     // bytes are a pipelined request, read after this response; 0 is the client's FIN; "would
-    // block" means nothing happened and the watch goes on.
+    // block" means nothing happened and the watch goes on; an error is a reset.
     char byte;
     const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) return;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (n == 0) {
+      on_client_fin();
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
       watch_for_disconnect(std::move(on_gone_));
       return;
     }
   }
   client_gone();
+}
+
+// A FIN says the client sends nothing more: it half-closed after its request (some clients and
+// proxies do) and waits for the answer, or it closed the socket entirely. Only the answer to
+// data tells them apart: a closed socket resets. Streams write events anyway; a whole response
+// writes nothing until it is complete, so an HTTP/1.1 client gets an interim 100 Continue now
+// (every HTTP/1.1 client must skip 1xx responses; HTTP/1.0 ones must not get them, so their
+// requests run to the end).
+void Session::on_client_fin() {
+  client_done_ = true;
+  keep_alive_ = false;
+  watch_for_reset();  // armed first, so that a reset answering the probe is not missed
+  if (phase_ == StreamPhase::kNone && version_ >= 11) probe_client();
+}
+
+void Session::watch_for_reset() {
+  watching_ = true;
+  const uint64_t generation = ++watch_generation_;
+  // wait_error completes on EPOLLERR / EPOLLHUP (a reset), not on the FIN's lasting readability.
+  stream_.socket().async_wait(
+      tcp::socket::wait_error,
+      net::bind_executor(stream_.get_executor(),
+                         [self = shared_from_this(), generation](beast::error_code ec) {
+                           self->on_reset_watch(generation, ec);
+                         }));
+}
+
+void Session::on_reset_watch(uint64_t generation, beast::error_code ec) {
+  if (generation != watch_generation_ || !watching_ || closed_) return;
+  watching_ = false;
+  if (ec == net::error::operation_aborted) return;
+  if (!ec) {
+    // Urgent data also wakes this wait; it is no reset, and the writes still tell.
+    tcp_info info{};
+    socklen_t size = sizeof info;
+    if (::getsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) == 0 &&
+        info.tcpi_state != TCP_CLOSE)
+      return;
+  }
+  client_gone();
+}
+
+void Session::probe_client() {
+  probing_ = true;
+  net::async_write(
+      stream_, net::buffer(kProbe.data(), kProbe.size()),
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_probed(ec); });
+}
+
+void Session::on_probed(beast::error_code ec) {
+  probing_ = false;
+  if (closed_) return;
+  if (ec) {
+    client_gone();
+    return;
+  }
+  if (deferred_) {
+    PlainResponse r = std::move(*deferred_);
+    deferred_.reset();
+    respond(std::move(r));
+  }
 }
 
 void Session::client_gone() {

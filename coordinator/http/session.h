@@ -1,7 +1,8 @@
 // Session: one client connection — reads HTTP/1.1 requests one at a time (keep-alive, body and
 // header limits, idle timeout), routes them, and writes their responses: whole ones, or a
 // Server-Sent Events stream in chunked transfer encoding. While a completion is pending it
-// watches the socket so that a client that goes away cancels its request.
+// watches the socket so that a client that goes away (a reset, a failed write) cancels its
+// request; a client that only half-closes after its request still gets the answer.
 //
 // Threading: everything runs on the connection's strand; close() may be called from any thread.
 // Internal to coordinator/http.
@@ -40,8 +41,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void begin_stream(std::string first_events);
   void stream(std::string events);
   void end_stream(std::string last_events);
-  // Calls `on_gone` (on the strand) when the client closes the connection or a write fails
-  // before the response is complete.
+  // Calls `on_gone` (on the strand) when the client resets the connection or a write fails
+  // before the response is complete. The client's FIN alone only means "no more requests": the
+  // response is still written, then the connection closes.
   void watch_for_disconnect(std::function<void()> on_gone);
   const char* endpoint() const { return endpoint_; }
 
@@ -59,6 +61,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void end_response();  // the response is complete (or abandoned): back to idle state
   void finish_response(bool keep_alive);
   void on_watch(uint64_t generation, boost::beast::error_code ec);
+  void on_client_fin();
+  void watch_for_reset();  // after the client's FIN: only a reset (or a failed write) is left
+  void on_reset_watch(uint64_t generation, boost::beast::error_code ec);
+  void probe_client();
+  void on_probed(boost::beast::error_code ec);
   void stop_watching();  // no disconnect watch, no on_gone_ callback
   void client_gone();
   void linger_close();
@@ -74,6 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool responding_ = false;  // a request was read and its response is not complete
   bool closed_ = false;
+  bool client_done_ = false;  // the client's FIN came: close after the response in progress
 
   StreamPhase phase_ = StreamPhase::kNone;
   std::shared_ptr<boost::beast::http::response<boost::beast::http::empty_body>> stream_header_;
@@ -88,6 +96,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::function<void()> on_gone_;
   bool watching_ = false;
   uint64_t watch_generation_ = 0;
+  bool probing_ = false;                   // the interim 100 Continue is being written
+  std::optional<PlainResponse> deferred_;  // the response that came meanwhile
   std::string linger_buffer_;
   int64_t lingered_bytes_ = 0;
 };

@@ -22,6 +22,7 @@
 
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "coordinator/text/reasoning_parser.h"
+#include "worker/kv_cache.h"
 #include "http_test_client.h"
 #include "prometheus_check.h"
 
@@ -493,6 +494,39 @@ TEST_F(HttpServerTest, MaxTokensEndsWithLength) {
   EXPECT_EQ(k["usage"]["completion_tokens"], 3);
 }
 
+// A KV cache smaller than the context: a chat request without max_tokens gets the largest
+// completion that fits with its prompt; an explicit max_tokens that does not fit is refused
+// naming the field, as is a prompt that fills the cache.
+TEST_F(HttpServerTest, DefaultMaxTokensFitsASmallKvCache) {
+  auto small = InProcessDispatcher::create({.model_dir = kModelDir,
+                                            .threads = 1,
+                                            .kv_cache_bytes = 600000,  // 8 blocks of 16 tokens
+                                            .engine = model_->engine_options()});
+  ASSERT_TRUE(small.has_value()) << small.error().to_string();
+  const int64_t kv_tokens = (*small)->kv_blocks() * worker::KvCacheConfig{}.block_size;
+  ASSERT_LT(kv_tokens, 1024);
+  auto s = start({.kv_cache_tokens = kv_tokens}, small->get());
+  HttpReply r = post_json(s->port(), "/v1/chat/completions", chat_body({{"ignore_eos", true}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = r.json();
+  const int64_t prompt = j["usage"]["prompt_tokens"];
+  EXPECT_EQ(j["usage"]["completion_tokens"], kv_tokens - prompt);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  HttpReply too_many = post_json(s->port(), "/v1/chat/completions",
+                                 chat_body({{"max_tokens", kv_tokens - prompt + 1}}));
+  expect_error_shape(too_many, 400, "max_tokens", "context_length_exceeded");
+  EXPECT_NE(too_many.json()["error"]["message"].get<std::string>().find("KV cache"),
+            std::string::npos)
+      << too_many.body;
+  expect_error_shape(post_json(s->port(), "/v1/chat/completions",
+                               chat_body({}, std::string(static_cast<size_t>(kv_tokens), '7'))),
+                     400, "messages", "context_length_exceeded");
+  Json k = post_json(s->port(), "/v1/completions", {{"prompt", "1+1="}, {"ignore_eos", true}})
+               .json();
+  EXPECT_EQ(k["usage"]["completion_tokens"], 16);
+  s->stop(1s);
+}
+
 TEST_F(HttpServerTest, CompletionsDefaultToSixteenTokens) {
   Json k = post("/v1/completions", {{"prompt", "1+1="}, {"ignore_eos", true}}).json();
   EXPECT_EQ(k["usage"]["completion_tokens"], 16);
@@ -645,6 +679,24 @@ TEST_F(HttpServerTest, ApiKeyIsRequiredWhenConfigured) {
   s->stop(1s);
 }
 
+// RFC 7235: the scheme is case-insensitive and followed by one or more spaces; the key is not.
+TEST_F(HttpServerTest, BearerSchemeIsCaseInsensitiveTheKeyIsNot) {
+  auto s = start({.api_key = "SeKrit-42"});
+  auto models_with = [&](const std::string& authorization) {
+    return testing::http_request(s->port(), "GET", "/v1/models", "",
+                                 {{"Authorization", authorization}})
+        .status;
+  };
+  for (const char* ok : {"Bearer SeKrit-42", "bearer SeKrit-42", "BEARER SeKrit-42",
+                         "bEaReR SeKrit-42", "Bearer  SeKrit-42"})
+    EXPECT_EQ(models_with(ok), 200) << ok;
+  for (const char* refused : {"Bearer sekrit-42", "bearer SEKRIT-42", "Bearer SeKrit-4",
+                              "Bearer SeKrit-420", "BearerSeKrit-42", "Basic SeKrit-42",
+                              "SeKrit-42", "Bearer", "Bearer "})
+    EXPECT_EQ(models_with(refused), 401) << refused;
+  s->stop(1s);
+}
+
 TEST_F(HttpServerTest, RefusesNonLoopbackWithoutApiKey) {
   auto open = HttpServer::start({.host = "0.0.0.0", .port = 0}, *model_, *dispatcher_);
   ASSERT_FALSE(open.has_value());
@@ -653,6 +705,20 @@ TEST_F(HttpServerTest, RefusesNonLoopbackWithoutApiKey) {
   auto bad = HttpServer::start({.host = "my-laptop", .port = 0}, *model_, *dispatcher_);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+}
+
+// Loopback is all of 127.0.0.0/8 (Linux routes it to lo), ::1 and "localhost": no key needed.
+TEST_F(HttpServerTest, AnyLoopbackAddressNeedsNoApiKey) {
+  auto s = start({.host = "127.0.0.2"});
+  ASSERT_TRUE(s);
+  TestConnection conn(s->port(), 30, "127.0.0.2");
+  EXPECT_EQ(conn.request("GET", "/v1/models").status, 200);
+  s->stop(1s);
+  for (const char* host : {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1", "localhost"})
+    EXPECT_TRUE(is_loopback_host(host)) << host;
+  for (const char* host : {"128.0.0.1", "126.255.255.255", "0.0.0.0", "::", "10.0.0.1",
+                           "::ffff:10.0.0.1", "my-laptop", ""})
+    EXPECT_FALSE(is_loopback_host(host)) << host;
 }
 
 TEST_F(HttpServerTest, ClientAbortMidStreamCancelsTheRequest) {

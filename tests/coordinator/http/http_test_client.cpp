@@ -31,8 +31,25 @@ std::string HttpReply::header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-TestConnection::TestConnection(uint16_t port, int timeout_s) : socket_(ioc_), port_(port) {
-  socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+namespace {
+HttpReply to_reply(const bhttp::response<bhttp::string_body>& res) {
+  HttpReply r;
+  r.status = static_cast<int>(res.result_int());
+  for (const auto& field : res) {
+    std::string name(field.name_string().data(), field.name_string().size());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    r.headers[name] = std::string(field.value().data(), field.value().size());
+  }
+  r.body = res.body();
+  r.keep_alive = res.keep_alive();
+  return r;
+}
+}  // namespace
+
+TestConnection::TestConnection(uint16_t port, int timeout_s, const std::string& host)
+    : socket_(ioc_), port_(port) {
+  socket_.connect(tcp::endpoint(net::ip::make_address(host), port));
   timeval tv{.tv_sec = timeout_s, .tv_usec = 0};
   ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -78,18 +95,7 @@ HttpReply TestConnection::read_reply() {
   beast::error_code ec;
   bhttp::read(socket_, buffer_, parser, ec);
   if (ec) return {};
-  HttpReply r;
-  const auto& res = parser.get();
-  r.status = static_cast<int>(res.result_int());
-  for (const auto& field : res) {
-    std::string name(field.name_string().data(), field.name_string().size());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    r.headers[name] = std::string(field.value().data(), field.value().size());
-  }
-  r.body = res.body();
-  r.keep_alive = res.keep_alive();
-  return r;
+  return to_reply(parser.get());
 }
 
 std::string TestConnection::read_until_count(const std::string& needle, int count) {
@@ -120,6 +126,26 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
 HttpReply post_json(uint16_t port, const std::string& target, const nlohmann::json& body,
                     const Headers& headers) {
   return http_request(port, "POST", target, body.dump(), headers);
+}
+
+HttpReply parse_final_reply(std::string_view raw) {
+  while (!raw.empty()) {
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(256u << 20);
+    parser.eager(true);
+    beast::error_code ec;
+    while (!parser.is_done()) {
+      const size_t used = parser.put(net::buffer(raw.data(), raw.size()), ec);
+      raw.remove_prefix(used);
+      if (ec == bhttp::error::need_more && used == 0) {
+        ec = {};
+        parser.put_eof(ec);  // a body that ends at the close, or a truncated response
+      }
+      if (ec && ec != bhttp::error::need_more) return {};
+    }
+    if (parser.get().result_int() / 100 != 1) return to_reply(parser.get());
+  }
+  return {};
 }
 
 std::vector<std::string> sse_data(const std::string& body) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,7 +31,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // One connection; requests go one after the other on it (keep-alive).
 class TestConnection {
  public:
-  explicit TestConnection(uint16_t port, int timeout_s = 120);
+  explicit TestConnection(uint16_t port, int timeout_s = 120,
+                          const std::string& host = "127.0.0.1");
   ~TestConnection();
 
   HttpReply request(const std::string& method, const std::string& target,
@@ -57,6 +59,10 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
                        const std::string& body = "", const Headers& headers = {});
 HttpReply post_json(uint16_t port, const std::string& target, const nlohmann::json& body,
                     const Headers& headers = {});
+
+// The final response in `raw` (what a client read until the server closed), after any 1xx
+// interim responses; status 0 when `raw` holds none whole.
+HttpReply parse_final_reply(std::string_view raw);
 
 // The `data:` payloads of a Server-Sent Events body, in order.
 std::vector<std::string> sse_data(const std::string& body);
