@@ -7,6 +7,7 @@
 #include "apps/mpirun_launch.h"
 #include "common/check.h"
 #include "common/strings.h"
+#include "slurm/node_address.h"
 #include "worker/model/architecture.h"
 #include "worker/replica.h"
 
@@ -32,6 +33,8 @@ Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_subm
                  where.c_str());
   PONDER_RETURN_IF_ERROR(slurm::parse_slurm_options(root["slurm"], where + "slurm: ", d.slurm));
   if (for_submit && !d.serve.model.empty()) d.serve.model = fs::absolute(d.serve.model).lexically_normal().string();
+  if (for_submit && !d.serve.api_key_file.empty())
+    d.serve.api_key_file = fs::absolute(d.serve.api_key_file).lexically_normal().string();
   PONDER_RETURN_IF_ERROR(validate_serve_config(d.serve, {.api_key_off_loopback = false, .model_on_disk = check_model}).with_context(path));
   if (d.serve.backend == "cuda" && d.slurm.gpus_per_node == 0)
     return error(StatusCode::kInvalidArgument, "%sbackend cuda needs slurm.gpus_per_node (one GPU per rank)",
@@ -63,6 +66,7 @@ Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_subm
 }
 
 std::string emit_deploy_yaml(const DeployConfig& d) {
+  PONDER_CHECK(d.serve.api_key.empty(), "the job's copy of %s would carry its api_key", d.source.c_str());
   YAML::Emitter out;
   out << YAML::BeginMap;
   YAML::Emitter serve;
@@ -74,6 +78,24 @@ std::string emit_deploy_yaml(const DeployConfig& d) {
   slurm::emit_slurm_options(d.slurm, out);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+Expected<MovedApiKey> move_api_key_out(DeployConfig& d, bool dry_run) {
+  if (d.serve.api_key.empty()) return MovedApiKey{};
+  std::string name = "XXXXXXXXXXXX";
+  if (!dry_run) {
+    PONDER_ASSIGN_OR_RETURN(std::string token, slurm::random_token());
+    name = token.substr(0, name.size());
+  }
+  MovedApiKey moved{.file = d.slurm.output_dir + "/api_key-" + name, .key = std::move(d.serve.api_key)};
+  d.serve.api_key.clear();
+  d.serve.api_key_file = moved.file;
+  return moved;
+}
+
+Status write_api_key_file(const MovedApiKey& moved) {
+  if (moved.file.empty()) return {};
+  return slurm::write_private_file(moved.file, moved.key + "\n");
 }
 
 }  // namespace ponder::apps

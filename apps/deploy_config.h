@@ -24,7 +24,20 @@ struct DeployConfig {
 // the model's config must fit the layout; the job's own copy is already resolved.
 Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_submit, bool check_model = true);
 
-// The resolved deployment as YAML (what the job script carries).
+// The resolved deployment as YAML (what the job script carries). It never carries a key: an
+// inline api_key must have gone through move_api_key_out first.
 std::string emit_deploy_yaml(const DeployConfig& config);
+
+// An inline `api_key` taken out of a deployment before its script is rendered: Slurm keeps the
+// script and the job copies it into its directory with the umask's mode, so the copy names a new
+// file in output_dir instead (api_key_file), which write_api_key_file makes (mode 0600) before
+// sbatch runs. Empty `file` when there was no inline key.
+struct MovedApiKey {
+  std::string file;
+  std::string key;
+};
+// With `dry_run` the file's name is a placeholder (nothing is written then).
+Expected<MovedApiKey> move_api_key_out(DeployConfig& config, bool dry_run);
+Status write_api_key_file(const MovedApiKey& moved);
 
 }  // namespace ponder::apps

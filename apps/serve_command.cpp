@@ -42,9 +42,9 @@ its keys (underscores become dashes: --kv-cache-bytes); flags win. Keys:
 Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
-      "threads", "kv_cache_bytes", "host", "port", "api_key", "max_n", "max_queued",
-      "max_body_bytes", "token_budget", "max_running", "heartbeat_ms", "heartbeat_timeout_ms",
-      "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s"};
+      "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "max_n",
+      "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
+      "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s"};
   std::set<std::string> options = {"config"};
   auto flag = [](std::string key) {
     for (char& ch : key)
@@ -71,6 +71,8 @@ Status serve(const ServeConfig& c) {
   PONDER_ASSIGN_OR_RETURN(auto model_config, worker::load_model_config(c.model));
   PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(model_config, c.tp * c.pp, c.tp, c.pp, c.stage_layers)));
   PONDER_ASSIGN_OR_RETURN(coordinator::ModelText text, coordinator::ModelText::load(c.model));
+  // The key stays in this process: the replicas' command lines (replica_args) never carry it.
+  PONDER_ASSIGN_OR_RETURN(const std::string api_key, serve_api_key(c));
 
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
   sigset_t stop_signals, original_mask;
@@ -135,7 +137,7 @@ Status serve(const ServeConfig& c) {
                                .port = static_cast<uint16_t>(c.port),
                                .max_body_bytes = c.max_body_bytes,
                                .max_n = static_cast<int32_t>(c.max_n),
-                               .api_key = c.api_key,
+                               .api_key = api_key,
                                .served_model_name = c.served_model_name,
                                .server_config = serve_config_json(c)},
                               text, *dispatcher));

@@ -1,7 +1,12 @@
 #include "apps/serve_config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <type_traits>
 
@@ -23,7 +28,10 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   threads N              CPU threads per rank (default: the cores divided among the ranks)
   kv_cache_bytes B       KV cache per replica: bytes, or with KiB/MiB/GiB (default 256MiB)
   host H, port P         listener (default 127.0.0.1:8000; port 0 picks a free one)
-  api_key K              bearer token clients must send; required when host is not loopback
+  api_key K              bearer token clients must send; required when host is not loopback.
+                         As a flag it shows in ps: prefer api_key_file
+  api_key_file F         a file holding the key on its first line, mode 0600 (not group- or
+                         world-readable); not together with api_key
   max_n N                largest n per request (default 16)
   max_queued N           requests in flight before 503 + Retry-After (default 1024)
   max_body_bytes B       largest request body (default 8MiB)
@@ -119,6 +127,8 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.port, 0, 65535);
   } else if (key == "api_key") {
     c.api_key = value;
+  } else if (key == "api_key_file") {
+    c.api_key_file = value;
   } else if (key == "max_n") {
     return integer(&c.max_n, 1, 1024);
   } else if (key == "max_queued") {
@@ -207,6 +217,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("host", c.host);
   kv("port", c.port);
   kv("api_key", c.api_key);
+  kv("api_key_file", c.api_key_file);
   kv("max_n", c.max_n);
   kv("max_queued", c.max_queued);
   kv("max_body_bytes", c.max_body_bytes);
@@ -235,10 +246,43 @@ void emit_serve_config(const ServeConfig& c, YAML::Emitter& out) {
 nlohmann::ordered_json serve_config_json(const ServeConfig& c) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   visit_serve_settings(c, [&](const char* key, const auto& value) {
-    if (std::string_view(key) != "api_key") j[key] = value;
+    if (std::string_view(key) != "api_key" && std::string_view(key) != "api_key_file") j[key] = value;
   });
-  j["api_key_set"] = !c.api_key.empty();
+  j["api_key_set"] = !c.api_key.empty() || !c.api_key_file.empty();
   return j;
+}
+
+Expected<std::string> read_api_key_file(const std::string& path) {
+  // fstat of the open file: the mode checked is the mode of what is read.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return error(StatusCode::kNotFound, "cannot read the api_key_file %s: %s", path.c_str(), std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return error(StatusCode::kInvalidArgument, "api_key_file %s is not a regular file", path.c_str());
+  }
+  if (st.st_mode & 0077) {
+    close(fd);
+    return error(StatusCode::kInvalidArgument,
+                 "api_key_file %s has mode %04o: group or others can read the key (chmod 600 %s)", path.c_str(),
+                 static_cast<unsigned>(st.st_mode & 07777), path.c_str());
+  }
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while (text.find('\n') == std::string::npos && (n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, n);
+  close(fd);
+  const std::string key(trim(text.substr(0, text.find('\n'))));
+  if (key.empty())
+    return error(StatusCode::kInvalidArgument, "api_key_file %s is empty (the key goes on its first line)",
+                 path.c_str());
+  return key;
+}
+
+Expected<std::string> serve_api_key(const ServeConfig& c) {
+  if (c.api_key_file.empty()) return c.api_key;
+  return read_api_key_file(c.api_key_file);
 }
 
 Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
@@ -260,10 +304,15 @@ Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
   if (!c.stage_layers.empty() && static_cast<int>(c.stage_layers.size()) != c.pp)
     return error(StatusCode::kInvalidArgument, "'stage_layers' lists %zu stages but 'pp' is %d",
                  c.stage_layers.size(), c.pp);
-  const bool loopback = c.host == "127.0.0.1" || c.host == "localhost" || c.host == "::1";
-  if (!loopback && c.api_key.empty() && checks.api_key_off_loopback)
+  if (!c.api_key.empty() && !c.api_key_file.empty())
     return error(StatusCode::kInvalidArgument,
-                 "'host' %s is not loopback: set 'api_key' (or --api-key) so that the API is not open",
+                 "'api_key' and 'api_key_file' are both set: give one (api_key_file keeps the key out of ps)");
+  if (!c.api_key_file.empty()) PONDER_RETURN_IF_ERROR(status_of(read_api_key_file(c.api_key_file)));
+  const bool loopback = c.host == "127.0.0.1" || c.host == "localhost" || c.host == "::1";
+  if (!loopback && c.api_key.empty() && c.api_key_file.empty() && checks.api_key_off_loopback)
+    return error(StatusCode::kInvalidArgument,
+                 "'host' %s is not loopback: set 'api_key_file' (or --api-key-file; 'api_key' shows in ps) so "
+                 "that the API is not open",
                  c.host.c_str());
   if (c.heartbeat_timeout_ms <= c.heartbeat_ms)
     return error(StatusCode::kInvalidArgument, "'heartbeat_timeout_ms' (%lld) must exceed 'heartbeat_ms' (%lld)",

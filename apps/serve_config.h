@@ -35,7 +35,8 @@ struct ServeConfig {
   int64_t kv_cache_bytes = int64_t{256} << 20;  // per replica
   std::string host = "127.0.0.1";
   int port = 8000;                    // 0: any free port (printed)
-  std::string api_key;                // required when host is not loopback
+  std::string api_key;                // off loopback, this or api_key_file is required; shows in ps
+  std::string api_key_file;           // the key on its first line, mode 0600: out of ps and copies
   int64_t max_n = 16;                 // largest n a request may ask for
   int64_t max_queued = 1024;          // requests in flight before 503
   int64_t max_body_bytes = 8 << 20;
@@ -65,10 +66,16 @@ Status apply_serve_yaml(ServeConfig& config, const YAML::Node& root, const std::
                         const std::set<std::string>& skip = {});
 // Every key with its value, as a YAML mapping (the job's resolved copy of a deployment).
 void emit_serve_config(const ServeConfig& config, YAML::Emitter& out);
-// The same as JSON, without the API key (api_key_set says whether there is one): what
-// GET /v1/models shows of the server's settings.
+// The same as JSON, without the API key or its file (api_key_set says whether there is one):
+// what GET /v1/models shows of the server's settings.
 nlohmann::ordered_json serve_config_json(const ServeConfig& config);
-// Final checks across keys (model present, layout sizes, loopback or API key, …).
+// The key of an api_key_file: its first line, trimmed. Errors name the file: it cannot be read, it
+// is readable by group or others (mode & 0077), or its first line is empty.
+Expected<std::string> read_api_key_file(const std::string& path);
+// The key clients must send: api_key, or api_key_file's (read now); empty: none.
+Expected<std::string> serve_api_key(const ServeConfig& config);
+// Final checks across keys (model present, layout sizes, loopback or API key, api_key and
+// api_key_file not both, the key file readable, …).
 struct ServeChecks {
   bool api_key_off_loopback = true;  // false: `ponder slurm` generates a key per job
   bool model_on_disk = true;         // false: --dry-run on a machine without the model

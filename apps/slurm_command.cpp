@@ -183,6 +183,11 @@ Status submit(const std::string& path, bool dry_run, const std::string& output_d
     if (auto full = load_deploy_config(path, true, true); !full)
       std::fprintf(stderr, "ponder slurm submit: note: a submit would refuse this: %s\n",
                    full.error().message().c_str());
+  // An inline api_key goes to a 0600 file, never into the script.
+  PONDER_ASSIGN_OR_RETURN(const MovedApiKey moved_key, move_api_key_out(d, dry_run));
+  if (dry_run && !moved_key.file.empty())
+    std::fprintf(stderr, "ponder slurm submit: note: a submit writes api_key to %s (mode 0600), not into the script\n",
+                 moved_key.file.c_str());
   slurm::JobScriptInput input{.slurm = d.slurm, .layout = d.layout, .deploy_yaml = emit_deploy_yaml(d),
                               .source = fs::absolute(path).lexically_normal().string()};
   PONDER_RETURN_IF_ERROR(slurm::check_script_input(input).with_context(path));
@@ -217,10 +222,15 @@ Status submit(const std::string& path, bool dry_run, const std::string& output_d
   const bool written = write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
   close(fd);
   if (!written) return error(StatusCode::kUnavailable, "cannot write %s", tmp.c_str());
+  if (Status st = write_api_key_file(moved_key); !st.ok()) {
+    fs::remove(tmp, ec);
+    return st;
+  }
   slurm::SlurmClient client;
   auto id = client.submit(tmp);
   if (!id) {
     fs::remove(tmp, ec);
+    if (!moved_key.file.empty()) fs::remove(moved_key.file, ec);
     return id.error();
   }
   const std::string kept = d.slurm.output_dir + "/ponder-" + *id + ".sbatch";

@@ -229,7 +229,8 @@ class Launch {
   }
 
   Status start_http() {
-    std::string key = d_.serve.api_key;
+    // api_key_file's key (the job's copy of a deployment never carries the key itself).
+    PONDER_ASSIGN_OR_RETURN(std::string key, serve_api_key(d_.serve));
     const std::string host = d_.serve.host.empty() ? address_.address : d_.serve.host;
     const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
     if (key.empty() && !loopback) {

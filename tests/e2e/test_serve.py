@@ -10,9 +10,10 @@ import signal
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serve_harness import MODEL, Server, metric, wait_for  # noqa: E402
+from serve_harness import MODEL, ROOT, Server, metric, wait_for  # noqa: E402
 
 QUESTION = "What is 47 * 23 + 158?"
 CHAT = {"model": "tiny-reasoner", "messages": [{"role": "user", "content": QUESTION}]}
@@ -270,6 +271,119 @@ class ServeConfig(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0, r.stderr)
         # A CUDA build names the driver's reason; a CPU-only build names the rebuild.
         self.assertRegex(r.stderr, r"backend cuda: (no usable CUDA device|this ponder was built without)")
+
+
+def serve_help_default(key: str) -> int:
+    """The default `ponder serve --help` states for `key`."""
+    import re
+    import subprocess
+    from serve_harness import PONDER, ROOT
+    out = subprocess.run([PONDER, "serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    m = re.search(rf"^  {key} N .*\(default (\d+)\)$", out, re.M)
+    assert m, f"--help states no default for {key}:\n{out}"
+    return int(m.group(1))
+
+
+class ServeApiKeyFile(unittest.TestCase):
+    """--api-key-file: the key is read from a 0600 file and is on no command line (the server's or
+    any replica's); the server runs with the default max_n, which the docs must state."""
+
+    @classmethod
+    def setUpClass(cls):
+        import secrets
+        import tempfile
+        cls.dir = tempfile.mkdtemp()
+        cls.key = "pk-" + secrets.token_hex(16)
+        cls.key_file = os.path.join(cls.dir, "key")
+        with open(os.open(cls.key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(f"  {cls.key} \nnot the key\n")
+        os.chmod(cls.key_file, 0o600)
+        cls.server = Server("--model", MODEL, "--replicas", "2", "--threads", "1", "--api-key-file", cls.key_file)
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        code = cls.server.stop()
+        shutil.rmtree(cls.dir)
+        assert code == 0, f"ponder serve exited {code} after SIGTERM"
+
+    def post(self, body: dict, key: str | None):
+        return self.server.post("/v1/chat/completions", body, {"Authorization": f"Bearer {key}"} if key else None)
+
+    def test_requests_need_the_key_of_the_file(self):
+        status, body = self.post({**CHAT, "max_tokens": 4}, None)
+        self.assertEqual(status, 401, body)
+        self.assertEqual(body["error"]["code"], "invalid_api_key")
+        self.assertEqual(self.post({**CHAT, "max_tokens": 4}, "not-" + self.key)[0], 401)
+        status, body = self.post({**CHAT, "max_tokens": 4}, self.key)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.server.get("/health")[0], 200)  # probes need no key
+
+    def test_the_key_is_on_no_command_line_and_in_no_environment(self):
+        from serve_harness import descendants
+        pids = [self.server.proc.pid, *descendants(self.server.proc.pid)]
+        # The server, both replicas' mpirun and their ranks.
+        self.assertGreaterEqual(len(pids), 5, pids)
+        for pid in pids:
+            for what in ("cmdline", "environ"):
+                try:
+                    with open(f"/proc/{pid}/{what}", "rb") as f:
+                        text = f.read()
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                self.assertNotIn(self.key.encode(), text, f"/proc/{pid}/{what}")
+        with open(f"/proc/{self.server.proc.pid}/cmdline", "rb") as f:
+            self.assertIn(self.key_file.encode(), f.read())  # what the check reads is the real thing
+        import subprocess
+        ps = subprocess.run(["ps", "-eo", "pid,args", "ww"], capture_output=True, text=True).stdout
+        self.assertNotIn(self.key, ps)
+        # GET /v1/models shows the settings, never the key or its file.
+        status, text = self.server.get("/v1/models")
+        self.assertEqual(status, 401)
+        req = urllib.request.Request(self.server.base + "/v1/models", headers={"Authorization": "Bearer " + self.key})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            models = r.read().decode()
+        self.assertNotIn(self.key, models)
+        self.assertNotIn(self.key_file, models)
+        self.assertIn('"api_key_set":true', models.replace(" ", ""))
+
+    def test_the_default_max_n_is_the_documented_one(self):
+        import re
+        default = serve_help_default("max_n")
+        with open(os.path.join(ROOT, "docs", "api.md")) as f:
+            m = re.search(r"`max_n` is a server option \(`ponder serve --max-n`, default (\d+)\)", f.read())
+        self.assertIsNotNone(m, "docs/api.md states no default for max_n")
+        self.assertEqual(int(m.group(1)), default, "docs/api.md and ponder serve --help disagree on max_n")
+        # This server runs with the default: n = max_n is served, one more is a 400 naming the limit.
+        status, body = self.post({**CHAT, "max_tokens": 2, "n": default}, self.key)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(len(body["choices"]), default)
+        status, body = self.post({**CHAT, "max_tokens": 2, "n": default + 1}, self.key)
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["param"], "n")
+        self.assertIn(f"[1, {default}]", body["error"]["message"])
+
+    def test_key_files_others_can_read_or_empty_ones_are_refused_naming_the_file(self):
+        import subprocess
+        from serve_harness import PONDER
+        world = os.path.join(self.dir, "world-readable")
+        empty = os.path.join(self.dir, "empty")
+        blank = os.path.join(self.dir, "blank-first-line")
+        for path, text, mode in ((world, self.key + "\n", 0o644), (empty, "", 0o600), (blank, " \nkey\n", 0o600)):
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, mode)
+        cases = [(["--api-key-file", world], f"api_key_file {world} has mode 0644"),
+                 (["--api-key-file", empty], f"api_key_file {empty} is empty"),
+                 (["--api-key-file", blank], f"api_key_file {blank} is empty"),
+                 (["--api-key-file", os.path.join(self.dir, "none")], "cannot read the api_key_file"),
+                 (["--api-key-file", self.key_file, "--api-key", "k"], "'api_key' and 'api_key_file' are both set"),
+                 (["--host", "0.0.0.0"], "api_key_file")]
+        for args, message in cases:
+            r = subprocess.run([PONDER, "serve", "--model", MODEL, *args], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(message, r.stderr, args)
 
 
 if __name__ == "__main__":

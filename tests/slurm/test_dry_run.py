@@ -52,6 +52,45 @@ class DryRunGolden(unittest.TestCase):
         self.assertIn("srun --mpi=pmix --relative=0 --nodes=2 --ntasks=16 --ntasks-per-node=8", got)
         self.assertIn("--kill-on-bad-exit=1 --label --job-name=r1-distill-70b-replica0 --gpus-per-node=8", got)
 
+    def test_the_script_never_carries_the_api_key(self):
+        import tempfile
+        with open(os.path.join(ROOT, "configs", "slurm", "cpu-tiny.yaml")) as f:
+            example = f.read().replace("model: models/", f"model: {ROOT}/models/")
+        with tempfile.TemporaryDirectory() as tmp:
+            def run(extra: str, check: bool = True):
+                path = os.path.join(tmp, "deploy.yaml")
+                with open(path, "w") as f:
+                    f.write(extra + example.replace("output_dir: ponder-jobs", f"output_dir: {tmp}/jobs"))
+                out = subprocess.run([PONDER, "slurm", "submit", path, "--dry-run"], capture_output=True,
+                                     text=True, cwd=tmp, env=dict(os.environ, PATH="/usr/bin:/bin"), timeout=60)
+                if check and out.returncode != 0:
+                    raise AssertionError(out.stderr)
+                return out
+
+            # Inline: the script names a 0600 file the submit writes, never the key.
+            out = run("api_key: inline-secret-42\n")
+            self.assertNotIn("inline-secret-42", out.stdout + out.stderr)
+            self.assertIn('\napi_key: ""\n', out.stdout)
+            self.assertIn(f"\napi_key_file: {tmp}/jobs/api_key-XXXXXXXXXXXX\n", out.stdout)
+            self.assertIn(f"a submit writes api_key to {tmp}/jobs/api_key-XXXXXXXXXXXX (mode 0600)", out.stderr)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "jobs")), "a dry run wrote files")
+            # A key file: its absolute path, checked at submit.
+            key = os.path.join(tmp, "key")
+            with open(key, "w") as f:
+                f.write("file-secret-43\n")
+            os.chmod(key, 0o600)
+            out = run("api_key_file: key\n")
+            self.assertIn(f"api_key_file: {key}\n", out.stdout)
+            self.assertNotIn("file-secret-43", out.stdout + out.stderr)
+            os.chmod(key, 0o644)
+            out = run("api_key_file: key\n", check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn(f"api_key_file {key} has mode 0644", out.stderr)
+            os.chmod(key, 0o600)
+            out = run("api_key_file: key\napi_key: both\n", check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("'api_key' and 'api_key_file' are both set", out.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -13,6 +13,8 @@
   6. `ponder sweep run` with `target: slurm:` and a grid over nodes submits one deployment per
      node count, runs against each, records the jobs in the runs' and points' provenance and
      cancels every job when its points are done; a node count the cluster lacks is refused first.
+  7. A configured api_key (inline or api_key_file) serves, and is in no script, no job copy and on
+     no command line.
 """
 from __future__ import annotations
 
@@ -399,6 +401,47 @@ strategies: [pass@1, maj@k]
         self.assertIn("give a replicas axis", run.stderr)
         made = os.listdir(os.path.join(out_dir + "-bad", "slurm")) if os.path.isdir(os.path.join(out_dir + "-bad", "slurm")) else []
         self.assertTrue(all(f.endswith(".yaml") for f in made), made)  # no job's directory
+
+    def test_7_a_configured_api_key_stays_out_of_the_script_and_off_command_lines(self):
+        # One job with api_key inline, one with api_key_file (relative: taken from the submit's
+        # directory), side by side on one node each.
+        inline_key, file_key = "inline-" + os.urandom(8).hex(), "file-" + os.urandom(8).hex()
+        key_file = os.path.join(self.c.work, "my.key")
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(file_key + "\n")
+        inline = self.c.submit(self.cpu_deploy("keyinline", replicas=1, slurm_nodes=1, api_key=inline_key))
+        out = self.c.run(h.PONDER, "slurm", "submit", self.cpu_deploy("keyfile", replicas=1, slurm_nodes=1,
+                                                                      api_key_file="my.key"),
+                         "--output-dir", os.path.join(self.c.work, "jobs"), cwd=self.c.work)
+        from_file = out.stdout.strip()
+        for job, key in ((inline, inline_key), (from_file, file_key)):
+            with self.subTest(job=job):
+                ep = self.c.endpoint(job)
+                self.assertEqual(ep["state"], "READY")
+                self.assertEqual((h.read_key(ep), h.key_mode(ep)), (key, 0o600))
+                self.assertEqual(h.http_json(ep["url"] + "/models")[0], 401)
+                self.assertEqual(h.http_json(ep["url"] + "/models", key=key)[0], 200)
+                # Neither the kept script, nor Slurm's copy, nor the job's deploy.yaml has the key.
+                jobs = os.path.join(self.c.work, "jobs")
+                with open(os.path.join(jobs, f"ponder-{job}.sbatch")) as f:
+                    script = f.read()
+                stored = self.c.run("scontrol", "write", "batch_script", job, "-").stdout
+                with open(os.path.join(ep["job_dir"], "deploy.yaml")) as f:
+                    copy = f.read()
+                for text in (script, stored, copy):
+                    self.assertNotIn(key, text)
+                    self.assertIn('\napi_key: ""\n', text)
+                named = re.search(r"(?m)^api_key_file: (.+)$", copy).group(1)
+                if job == from_file:
+                    self.assertEqual(named, key_file)
+                else:
+                    self.assertRegex(named, rf"^{re.escape(jobs)}/api_key-[0-9a-f]{{12}}$")
+                    self.assertEqual(os.stat(named).st_mode & 0o777, 0o600)
+                for node in ("n1", "n2"):
+                    self.assertEqual(self.c.node_processes(node, key), [], f"the key is on a command line on {node}")
+        for job in (inline, from_file):
+            self.c.ponder("cancel", job, timeout=120)
+            self.assert_nothing_left(job)
 
 
 if __name__ == "__main__":
