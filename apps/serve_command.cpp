@@ -139,6 +139,8 @@ Status serve(const ServeConfig& c) {
                                .max_n = static_cast<int32_t>(c.max_n),
                                .api_key = api_key,
                                .served_model_name = c.served_model_name,
+                               // Every replica has registered: default max_tokens fits its cache.
+                               .kv_cache_tokens = dispatcher->stats().kv_tokens_per_replica,
                                .server_config = serve_config_json(c)},
                               text, *dispatcher));
   const std::string base = strformat("http://%s:%u", c.host.c_str(), server->port());

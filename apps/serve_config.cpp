@@ -14,6 +14,7 @@
 
 #include "common/check.h"
 #include "common/strings.h"
+#include "coordinator/http/http_server.h"
 #include "worker/backend/backend_factory.h"
 
 namespace ponder::apps {
@@ -308,8 +309,7 @@ Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
     return error(StatusCode::kInvalidArgument,
                  "'api_key' and 'api_key_file' are both set: give one (api_key_file keeps the key out of ps)");
   if (!c.api_key_file.empty()) PONDER_RETURN_IF_ERROR(status_of(read_api_key_file(c.api_key_file)));
-  const bool loopback = c.host == "127.0.0.1" || c.host == "localhost" || c.host == "::1";
-  if (!loopback && c.api_key.empty() && c.api_key_file.empty() && checks.api_key_off_loopback)
+  if (!coordinator::http::is_loopback_host(c.host) && c.api_key.empty() && c.api_key_file.empty() && checks.api_key_off_loopback)
     return error(StatusCode::kInvalidArgument,
                  "'host' %s is not loopback: set 'api_key_file' (or --api-key-file; 'api_key' shows in ps) so "
                  "that the API is not open",

@@ -232,8 +232,7 @@ class Launch {
     // api_key_file's key (the job's copy of a deployment never carries the key itself).
     PONDER_ASSIGN_OR_RETURN(std::string key, serve_api_key(d_.serve));
     const std::string host = d_.serve.host.empty() ? address_.address : d_.serve.host;
-    const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
-    if (key.empty() && !loopback) {
+    if (key.empty() && !coordinator::http::is_loopback_host(host)) {
       PONDER_ASSIGN_OR_RETURN(key, slurm::random_token());
       PONDER_LOG(kInfo, "slurm", "no api_key configured: generated one for this job");
     }
@@ -248,6 +247,7 @@ class Launch {
                                           .max_n = static_cast<int32_t>(d_.serve.max_n),
                                           .api_key = key,
                                           .served_model_name = d_.serve.served_model_name,
+                                          .kv_cache_tokens = pool_->stats().kv_tokens_per_replica,
                                           .server_config = serve_config_json(d_.serve)},
                                          *text_, *pool_));
     rec_.port = server_->port();

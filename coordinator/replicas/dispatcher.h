@@ -19,6 +19,7 @@ struct DispatcherStats {
   int64_t running = 0;           // sequences in a running batch
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_free = 0;
+  int64_t kv_tokens_per_replica = 0;  // the smallest replica's KV cache, in tokens (0: none)
   int64_t prefix_cache_queries = 0;  // full prompt blocks looked up
   int64_t prefix_cache_hits = 0;
   int64_t tokens_generated = 0;

@@ -617,6 +617,8 @@ class Loop {
       st.running += rep.load.running();
       st.kv_blocks_used += rep.load.kv_blocks_used();
       st.kv_blocks_free += rep.load.kv_blocks_free();
+      const int64_t kv_tokens = rep.info.kv_blocks() * rep.info.block_size();
+      if (st.kv_tokens_per_replica == 0 || kv_tokens < st.kv_tokens_per_replica) st.kv_tokens_per_replica = kv_tokens;
       st.prefix_cache_queries += rep.load.prefix_cache_queries();
       st.prefix_cache_hits += rep.load.prefix_cache_hits();
       st.tokens_generated += rep.load.tokens_generated();

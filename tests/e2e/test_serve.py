@@ -284,6 +284,38 @@ def serve_help_default(key: str) -> int:
     return int(m.group(1))
 
 
+class ServeSmallKvCache(unittest.TestCase):
+    """A KV cache smaller than the context (issue #17): a chat without max_tokens gets the largest
+    budget the cache holds beside its prompt; a max_tokens beyond it is a 400 naming the field."""
+
+    def check(self, *args: str):
+        server = Server("--model", MODEL, "--threads", "1", "--kv-cache-bytes", "1MiB", *args)
+        try:
+            free = lambda: metric(server.get("/metrics")[1], "ponder_kv_blocks_free")  # noqa: E731
+            self.assertTrue(wait_for(lambda: free() > 0, 30))  # the replicas' first heartbeats
+            blocks = free()  # all free at idle
+            cache_tokens = int(blocks) * 16 // (2 if "--replicas" in args else 1)  # per replica
+            self.assertLess(cache_tokens, 1024, "the cache should be smaller than the context")
+            status, body = server.post("/v1/chat/completions", {**CHAT, "ignore_eos": True})
+            self.assertEqual(status, 200, body)
+            usage = body["usage"]
+            self.assertEqual(usage["prompt_tokens"] + usage["completion_tokens"], cache_tokens, usage)
+            self.assertEqual(body["choices"][0]["finish_reason"], "length")
+            status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": cache_tokens})
+            self.assertEqual(status, 400, body)
+            self.assertEqual(body["error"]["param"], "max_tokens", body)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+    def test_in_process(self):
+        self.check()
+
+    def test_two_replicas(self):
+        self.check("--replicas", "2")
+
+
 class ServeApiKeyFile(unittest.TestCase):
     """--api-key-file: the key is read from a 0600 file and is on no command line (the server's or
     any replica's); the server runs with the default max_n, which the docs must state."""

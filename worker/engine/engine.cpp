@@ -55,6 +55,7 @@ Engine::Engine(StepExecutor& executor, EngineOptions options)
     : executor_(executor), options_(std::move(options)), cache_(executor.cache()),
       pool_(executor.cache().pool()) {
   if (options_.eos_token_ids.empty()) options_.eos_token_ids = executor_.config().eos_token_ids;
+  publish_stats();  // a fresh engine's free blocks are known before its first step
 }
 
 Engine::~Engine() = default;
