@@ -587,6 +587,24 @@ Status Runner::deploy(const Group& g, size_t index) {
     };
     for (const auto& [k, v] : t.serve) {
       if (k == "model") model_dir_ = v;
+      if (k == "api_key") {
+        // Not on the server's command line (ps shows it): a 0600 file in the run's directory.
+        const std::string file = options_.out_dir + "/serve-api-key";
+        std::error_code ec;
+        fs::remove(file, ec);
+        std::ofstream out(file);
+        fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace, ec);
+        out << v << "\n";
+        if (!out.flush() || ec) return error(StatusCode::kUnavailable, "cannot write %s", file.c_str());
+        add("api_key_file", file);
+        if (api_key_.empty()) api_key_ = v;
+        continue;
+      }
+      if (k == "api_key_file" && api_key_.empty()) {
+        std::ifstream in(v);
+        std::getline(in, api_key_);
+        api_key_ = std::string(trim(api_key_));
+      }
       add(k, v);
     }
     for (const auto& [k, v] : g.deployment.items()) add(k, v.dump());

@@ -307,6 +307,29 @@ grid: {replicas: [1, 2], max_thinking_tokens: [16, null]}
         self.assertNotIn("deployment {", err)
         self.assertEqual(len(rows(self.out, "SELECT * FROM runs")), 2)
 
+    def test_serve_target_with_an_api_key_keeps_it_off_the_command_line(self):
+        spec = os.path.join(self.tmp.name, "keyed.yaml")
+        with open(os.path.join(ROOT, "configs", "sweeps", "tiny-smoke.yaml")) as f:
+            text = f.read()
+        with open(spec, "w") as f:
+            f.write(text.replace("    threads: 1\n", "    threads: 1\n    api_key: sekret-key-123\n"))
+        runner = Runner(spec, "--out", self.out)
+        seen_on_a_command_line = False
+        until = time.time() + 300
+        while runner.proc.poll() is None and time.time() < until:
+            for pid in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        seen_on_a_command_line |= b"sekret-key-123" in f.read()
+                except OSError:
+                    pass
+            time.sleep(0.01)
+        rc, out, err = runner.wait(60)
+        self.assertEqual(rc, 0, err[-3000:])  # the runner authenticated with the key
+        self.assertFalse(seen_on_a_command_line)
+        key_file = os.path.join(self.out, "serve-api-key")
+        self.assertEqual(os.stat(key_file).st_mode & 0o777, 0o600)
+
     def test_serve_target_starts_and_stops_its_server(self):
         spec = os.path.join(ROOT, "configs", "sweeps", "tiny-smoke.yaml")
         rc, out, err = run(spec, "--out", self.out, timeout=300)
