@@ -33,20 +33,10 @@ CREATE TABLE samples (sample_key TEXT PRIMARY KEY, point_id INTEGER NOT NULL,
                       latency_s REAL, attempts INTEGER, finished_unix INTEGER);
 """
 
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE points (point_id INTEGER PRIMARY KEY, point_key TEXT UNIQUE NOT NULL,
-                     params_json TEXT NOT NULL, provenance_json TEXT);
-CREATE TABLE problems (problem_id TEXT PRIMARY KEY, level INTEGER, question TEXT NOT NULL,
-                       answer TEXT NOT NULL);
-CREATE TABLE samples (sample_key TEXT PRIMARY KEY, point_id INTEGER NOT NULL,
-                      problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL, seed INTEGER,
-                      status TEXT NOT NULL, error TEXT, content TEXT, reasoning TEXT,
-                      extracted TEXT, correct INTEGER, prompt_tokens INTEGER,
-                      cached_tokens INTEGER, completion_tokens INTEGER, reasoning_tokens INTEGER,
-                      answer_tokens INTEGER, flops REAL, finish_reason TEXT, logprob_sum REAL,
-                      latency_s REAL, attempts INTEGER, finished_unix INTEGER,
-                      nominal_flops REAL, run_id INTEGER);
+# What was added since, as results_store.cpp adds it to an older store when it opens one.
+SCHEMA = SCHEMA_V1 + """
+ALTER TABLE samples ADD COLUMN nominal_flops REAL;
+ALTER TABLE samples ADD COLUMN run_id INTEGER;
 CREATE TABLE runs (run_id INTEGER PRIMARY KEY, deployment_json TEXT NOT NULL,
                    provenance_json TEXT, started_at REAL NOT NULL, finished_at REAL);
 """

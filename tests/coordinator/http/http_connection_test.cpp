@@ -25,6 +25,7 @@
 
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "http_test_client.h"
+#include "slow_dispatcher.h"
 #include "prometheus_check.h"
 
 namespace ponder::coordinator::http {
@@ -47,25 +48,7 @@ std::string chat_request(Json extra) {
          std::to_string(text.size()) + "\r\n\r\n" + text;
 }
 
-// Delays every output by `delay` on the dispatcher's thread, so that a generation lasts a while.
-class SlowDispatcher final : public Dispatcher {
- public:
-  SlowDispatcher(Dispatcher& inner, std::chrono::milliseconds delay)
-      : inner_(inner), delay_(delay) {}
-  Expected<int64_t> submit(worker::EngineRequest r, OutputFn fn) override {
-    return inner_.submit(std::move(r),
-                         [fn = std::move(fn), d = delay_](const worker::EngineOutput& o) {
-                           std::this_thread::sleep_for(d);
-                           fn(o);
-                         });
-  }
-  void cancel(int64_t id) override { inner_.cancel(id); }
-  DispatcherStats stats() const override { return inner_.stats(); }
-
- private:
-  Dispatcher& inner_;
-  std::chrono::milliseconds delay_;
-};
+using testing::SlowDispatcher;
 
 // A client socket for what a Beast client does not do: connect late, half-close, reset. Reads
 // time out after 30 s.

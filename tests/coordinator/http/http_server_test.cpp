@@ -24,6 +24,7 @@
 #include "coordinator/text/reasoning_parser.h"
 #include "worker/kv_cache.h"
 #include "http_test_client.h"
+#include "slow_dispatcher.h"
 #include "prometheus_check.h"
 
 namespace ponder::coordinator::http {
@@ -95,25 +96,7 @@ Streamed parse_stream(const HttpReply& r) {
   return s;
 }
 
-// Delays every output by `delay` on the dispatcher's thread, so that a generation lasts seconds.
-class SlowDispatcher final : public Dispatcher {
- public:
-  SlowDispatcher(Dispatcher& inner, std::chrono::milliseconds delay)
-      : inner_(inner), delay_(delay) {}
-  Expected<int64_t> submit(worker::EngineRequest r, OutputFn fn) override {
-    return inner_.submit(std::move(r),
-                         [fn = std::move(fn), d = delay_](const worker::EngineOutput& o) {
-                           std::this_thread::sleep_for(d);
-                           fn(o);
-                         });
-  }
-  void cancel(int64_t id) override { inner_.cancel(id); }
-  DispatcherStats stats() const override { return inner_.stats(); }
-
- private:
-  Dispatcher& inner_;
-  std::chrono::milliseconds delay_;
-};
+using testing::SlowDispatcher;
 
 // No replica to take anything.
 class UnavailableDispatcher final : public Dispatcher {
