@@ -1,6 +1,10 @@
 #include "experiments/slurm_target.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -8,6 +12,8 @@
 #include "common/subprocess.h"
 
 namespace ponder::experiments {
+
+namespace fs = std::filesystem;
 
 Expected<std::unique_ptr<SlurmTarget>> SlurmTarget::start(const std::string& ponder, const std::string& deploy,
                                                           const std::string& output_dir, std::chrono::seconds timeout) {
@@ -51,6 +57,58 @@ void SlurmTarget::cancel() {
                job_id_.c_str(), out ? out->first_error_line().c_str() : out.error().message().c_str());
   else
     PONDER_LOG(kInfo, "sweep", "target.slurm: %s", std::string(trim(out->out)).c_str());
+}
+
+// `deploy` (a deploy.yaml) with a grid point's deployment axes applied, written to
+// DIR/deploy-<index>.yaml: tp, pp and replicas are its serve keys, nodes its slurm.nodes. A
+// nodes value without a replicas axis scales the replicas with the nodes (replicas × N / nodes),
+// so that each node keeps the layout the file gives it.
+Expected<std::string> deployment_variant(const std::string& deploy, const nlohmann::ordered_json& deployment,
+                                         const std::string& dir, size_t index) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(deploy);
+  } catch (const YAML::Exception& e) {
+    return error(StatusCode::kInvalidArgument, "target.slurm: %s: %s", deploy.c_str(), e.what());
+  }
+  if (!root.IsMap() || !root["slurm"] || !root["slurm"].IsMap())
+    return error(StatusCode::kInvalidArgument, "target.slurm: %s: expected a deployment with a slurm: section",
+                 deploy.c_str());
+  const auto int_of = [&](const YAML::Node& n, int64_t fallback) -> Expected<int64_t> {
+    if (!n) return fallback;
+    try {
+      return n.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      return error(StatusCode::kInvalidArgument, "target.slurm: %s: '%s' is not an integer", deploy.c_str(),
+                   n.Scalar().c_str());
+    }
+  };
+  for (const auto& [k, v] : deployment.items()) {
+    if (k == "nodes") {
+      PONDER_ASSIGN_OR_RETURN(const int64_t nodes, int_of(root["slurm"]["nodes"], 1));
+      PONDER_ASSIGN_OR_RETURN(const int64_t replicas, int_of(root["replicas"], 1));
+      const int64_t n = v.get<int64_t>();
+      if (!deployment.contains("replicas")) {
+        if (replicas * n % nodes != 0)
+          return error(StatusCode::kInvalidArgument,
+                       "grid.nodes: %lld nodes: %s's %lld replicas on %lld nodes do not scale to %lld nodes; "
+                       "give a replicas axis",
+                       (long long)n, deploy.c_str(), (long long)replicas, (long long)nodes, (long long)n);
+        root["replicas"] = replicas * n / nodes;
+      }
+      root["slurm"]["nodes"] = n;
+    } else {
+      root[k] = v.get<int64_t>();
+    }
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string path = strformat("%s/deploy-%zu.yaml", dir.c_str(), index);
+  std::ofstream out(path);
+  out << "# " << deploy << " with the sweep's deployment " << deployment.dump() << "\n" << YAML::Dump(root) << "\n";
+  if (!out.flush())
+    return error(StatusCode::kUnavailable, "cannot write %s", path.c_str());
+  return path;
 }
 
 }  // namespace ponder::experiments

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 
 namespace ponder::experiments {
@@ -34,5 +36,11 @@ class SlurmTarget {
   std::string ponder_, job_id_, url_, api_key_file_, nodes_;
   bool cancelled_ = false;
 };
+
+// `deploy` (a deploy.yaml) with a sweep point's deployment axes applied (tp, pp and replicas are
+// its serve keys, nodes its slurm.nodes; a nodes value without a replicas axis scales the
+// replicas with the nodes), written to DIR/deploy-<index>.yaml; returns that path.
+Expected<std::string> deployment_variant(const std::string& deploy, const nlohmann::ordered_json& deployment,
+                                         const std::string& dir, size_t index);
 
 }  // namespace ponder::experiments
