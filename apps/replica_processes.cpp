@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -138,6 +139,130 @@ Status wait_for_registration(const coordinator::ReplicaPool& pool, int count, st
     }
   }
   return {};
+}
+
+ReplicaSupervisor::ReplicaSupervisor(coordinator::ReplicaPool& pool, std::vector<Child> children,
+                                     std::vector<std::vector<std::string>> argv, const sigset_t& original_mask,
+                                     SupervisorOptions options)
+    : pool_(pool), original_mask_(original_mask), options_(options) {
+  const std::vector<coordinator::ReplicaInfo> infos = pool_.replicas();
+  for (size_t r = 0; r < children.size(); ++r) {
+    Slot slot{.child = children[r], .argv = std::move(argv[r]), .backoff = options_.backoff, .since = Clock::now()};
+    for (const auto& info : infos)
+      if (info.replica_index == static_cast<int32_t>(r) && !info.lost) slot.id = info.id;
+    slots_.push_back(std::move(slot));
+  }
+  publish();
+}
+
+std::vector<Child> ReplicaSupervisor::children() const {
+  std::vector<Child> out;
+  for (const Slot& slot : slots_)
+    if (slot.child.pid > 0 && !slot.child.exited) out.push_back(slot.child);
+  return out;
+}
+
+void ReplicaSupervisor::tick() {
+  const auto now = Clock::now();
+  const std::vector<coordinator::ReplicaInfo> infos = pool_.replicas();
+  for (size_t r = 0; r < slots_.size(); ++r) {
+    Slot& slot = slots_[r];
+    const int32_t index = static_cast<int32_t>(r);
+    if (slot.state == State::kFailed) continue;
+    if (slot.state == State::kRestarting) {
+      if (now >= slot.since) start(index, slot);
+      continue;
+    }
+    // Starting or healthy: watch the process and the pool's view of it.
+    std::vector<pid_t> tree = descendants(slot.child.pid);
+    if (!tree.empty()) slot.tree = std::move(tree);
+    int status = 0;
+    if (waitpid(slot.child.pid, &status, WNOHANG) == slot.child.pid) {
+      slot.child.exited = true;
+      slot.child.status = status;
+      down(index, slot, "its mpirun exited (" + slot.child.describe_exit() + ")");
+      continue;
+    }
+    const coordinator::ReplicaInfo* info = nullptr;
+    for (const auto& i : infos)
+      if (i.replica_index == index && i.id != slot.stale_id) info = &i;
+    if (info) {
+      slot.id = info->id;
+      if (info->lost) {
+        down(index, slot, info->id + " was declared lost by the pool");
+        continue;
+      }
+      if (info->healthy && slot.state == State::kStarting) {
+        PONDER_LOG(kInfo, "serve", "replica %d is back as %s after %lld restart%s", index, info->id.c_str(),
+                   (long long)slot.restarts, slot.restarts == 1 ? "" : "s");
+        slot.state = State::kHealthy;
+        slot.since = now;
+      }
+    }
+    if (slot.state == State::kStarting && now - slot.since > options_.startup_timeout) {
+      down(index, slot, strformat("it did not register within %lld ms", (long long)options_.startup_timeout.count()));
+      continue;
+    }
+    // Healthy for as long as the longest backoff: a later loss starts the backoff over.
+    if (slot.state == State::kHealthy && now - slot.since > options_.max_backoff) slot.backoff = options_.backoff;
+  }
+  publish();
+}
+
+void ReplicaSupervisor::down(int32_t index, Slot& slot, const std::string& why) {
+  // What is left of it: the mpirun's tree if it still runs, and the ranks it had (Open MPI puts
+  // each in a group of its own, and a killed mpirun leaves them behind).
+  if (!slot.child.exited) {
+    std::vector<pid_t> tree = descendants(slot.child.pid);
+    if (!tree.empty()) slot.tree = std::move(tree);
+    signal_tree(slot.child.pid, SIGKILL);
+    waitpid(slot.child.pid, &slot.child.status, 0);
+    slot.child.exited = true;
+  }
+  kill(-slot.child.pid, SIGKILL);
+  for (pid_t p : slot.tree) kill(p, SIGKILL);
+  slot.tree.clear();
+  if (!slot.id.empty()) pool_.lose(slot.id, "replica " + std::to_string(index) + " is down: " + why);
+  slot.stale_id = slot.id;
+  slot.id.clear();
+  if (slot.restarts >= options_.max_restarts) {
+    PONDER_LOG(kError, "serve", "replica %d is down (%s) and stays down: restarted %lld time%s, the limit "
+               "(max_replica_restarts)", index, why.c_str(), (long long)slot.restarts, slot.restarts == 1 ? "" : "s");
+    slot.state = State::kFailed;
+    return;
+  }
+  PONDER_LOG(kWarn, "serve", "replica %d is down (%s): restarting it in %lld ms (restart %lld of at most %lld)", index,
+             why.c_str(), (long long)slot.backoff.count(), (long long)slot.restarts + 1,
+             (long long)options_.max_restarts);
+  slot.state = State::kRestarting;
+  slot.since = Clock::now() + slot.backoff;  // when to start it
+  slot.backoff = std::min(slot.backoff * 2, options_.max_backoff);
+}
+
+void ReplicaSupervisor::start(int32_t index, Slot& slot) {
+  ++slot.restarts;
+  Expected<Child> child = spawn(slot.child.what, slot.argv, original_mask_);
+  if (!child) {
+    slot.child.exited = true;
+    down(index, slot, "it could not be started: " + child.error().message());
+    return;
+  }
+  slot.child = *child;
+  slot.state = State::kStarting;
+  slot.since = Clock::now();
+}
+
+void ReplicaSupervisor::publish() {
+  std::vector<coordinator::ReplicaSlot> out;
+  for (size_t r = 0; r < slots_.size(); ++r) {
+    const Slot& slot = slots_[r];
+    // Started again and not registered yet is still restarting, as far as clients can tell.
+    const char* state = slot.state == State::kHealthy  ? "healthy"
+                        : slot.state == State::kFailed ? "failed"
+                                                       : "restarting";
+    out.push_back({.index = static_cast<int32_t>(r), .state = state, .restarts = slot.restarts, .id = slot.id});
+  }
+  pool_.set_slots(std::move(out));
 }
 
 }  // namespace ponder::apps

@@ -1,8 +1,9 @@
 // `ponder serve`: starts the coordinator — the HTTP API in front of the replicas — and the
 // replicas themselves. One replica of one rank runs in this process; otherwise each replica is an
 // mpirun of tp × pp `ponder replica` ranks (a child process group of ours) whose leader registers
-// over ZeroMQ. SIGINT/SIGTERM drain: in-flight requests get drain_timeout_s, the replicas are told
-// to finish, and the server exits 0.
+// over ZeroMQ; a replica that exits or is lost is restarted (ReplicaSupervisor, with backoff, up
+// to max_replica_restarts times). SIGINT/SIGTERM drain: in-flight requests get drain_timeout_s,
+// the replicas are told to finish, and the server exits 0.
 #include "apps/serve_command.h"
 
 #include <signal.h>
@@ -44,7 +45,8 @@ Expected<ServeConfig> parse(int argc, char** argv) {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
       "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "max_n",
       "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
-      "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s"};
+      "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s",
+      "max_replica_restarts", "replica_restart_backoff_ms"};
   std::set<std::string> options = {"config"};
   auto flag = [](std::string key) {
     for (char& ch : key)
@@ -92,6 +94,7 @@ Status serve(const ServeConfig& c) {
   std::unique_ptr<coordinator::Dispatcher> dispatcher;
   coordinator::ReplicaPool* pool = nullptr;
   std::vector<Child> children;
+  std::unique_ptr<ReplicaSupervisor> supervisor;
   if (c.in_process()) {
     PONDER_ASSIGN_OR_RETURN(dispatcher, coordinator::InProcessDispatcher::create(
                                             {.model_dir = c.model,
@@ -107,16 +110,26 @@ Status serve(const ServeConfig& c) {
                                                .heartbeat = std::chrono::milliseconds(c.heartbeat_ms),
                                                .heartbeat_timeout = std::chrono::milliseconds(c.heartbeat_timeout_ms),
                                                .max_queued = c.max_queued,
-                                               .think_end = text.think_end}));
+                                               .think_end = text.think_end,
+                                               .replace_same_index = true,
+                                               // In flight when the last replica went: wait
+                                               // for a restart rather than fail.
+                                               .hold_unplaced = c.max_replica_restarts > 0
+                                                                    ? std::chrono::milliseconds(60'000)
+                                                                    : std::chrono::milliseconds(0)}));
     pool = started.get();
     dispatcher = std::move(started);
     const int ranks = c.replicas * c.tp * c.pp;
     const int threads = c.threads > 0 ? c.threads : std::max(1, worker::available_cores() / ranks);
+    std::vector<std::vector<std::string>> commands;
     for (int r = 0; r < c.replicas; ++r) {
-      PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.tp * c.pp, "replica",
-                                                         replica_args(c, pool->endpoint(), threads)));
-      PONDER_ASSIGN_OR_RETURN(Child child, spawn(strformat("replica %d (mpirun)", r + 1), words, original_mask));
+      std::vector<std::string> args = replica_args(c, pool->endpoint(), threads);
+      // Each replica's mpirun is a world of its own: its index says which replica a restart is.
+      args.insert(args.end(), {"--replica-index", std::to_string(r)});
+      PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.tp * c.pp, "replica", args));
+      PONDER_ASSIGN_OR_RETURN(Child child, spawn(strformat("replica %d (mpirun)", r), words, original_mask));
       children.push_back(child);
+      commands.push_back(std::move(words));
     }
     PONDER_LOG(kInfo, "serve", "started %d replicas of tp%d pp%d (%d threads per rank)", c.replicas,
                c.tp, c.pp, threads);
@@ -129,6 +142,12 @@ Status serve(const ServeConfig& c) {
       PONDER_LOG(kInfo, "serve", "stopped: %s", registered.message().c_str());
       return {};
     }
+    supervisor = std::make_unique<ReplicaSupervisor>(
+        *pool, std::move(children), std::move(commands), original_mask,
+        SupervisorOptions{.max_restarts = c.max_replica_restarts,
+                          .backoff = std::chrono::milliseconds(c.replica_restart_backoff_ms),
+                          .startup_timeout = std::chrono::seconds(c.startup_timeout_s)});
+    children.clear();
   }
 
   PONDER_ASSIGN_OR_RETURN(auto server,
@@ -152,18 +171,19 @@ Status serve(const ServeConfig& c) {
               base.c_str(), c.served_model_name.c_str(), base.c_str());
   std::fflush(stdout);
 
-  // Wait for SIGINT/SIGTERM, watching the replicas meanwhile.
+  // Wait for SIGINT/SIGTERM, restarting replicas that exit or are lost meanwhile.
   int signal = 0;
   while (signal == 0) {
     timespec tick{.tv_sec = 0, .tv_nsec = 200'000'000};
     int s = sigtimedwait(&stop_signals, nullptr, &tick);
     if (s > 0) signal = s;
-    reap(children);
+    if (supervisor && signal == 0) supervisor->tick();
   }
   const auto drain = std::chrono::seconds(c.drain_timeout_s);
   PONDER_LOG(kInfo, "serve", "%s: draining (up to %lld s)", strsignal(signal), (long long)drain.count());
   server->stop(drain);
   if (pool) pool->drain(std::chrono::milliseconds(1000));
+  if (supervisor) children = supervisor->children();
   stop_children(children, std::chrono::milliseconds(2000));
   server.reset();
   dispatcher.reset();

@@ -44,6 +44,10 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
                          stuck peer becomes a named error after this long (default 60000)
   startup_timeout_s N    time for every replica to register (default 300)
   drain_timeout_s N      on SIGINT/SIGTERM, time in-flight requests get (default 30)
+  max_replica_restarts N times `ponder serve` restarts each replica that exits or is lost
+                         before it leaves it down (default 5)
+  replica_restart_backoff_ms N  wait before a replica's first restart, doubling for each next
+                         one up to 30000 (default 1000)
 )";
 
 namespace {
@@ -150,6 +154,10 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.startup_timeout_s, 1, 86'400);
   } else if (key == "drain_timeout_s") {
     return integer(&c.drain_timeout_s, 0, 86'400);
+  } else if (key == "max_replica_restarts") {
+    return integer(&c.max_replica_restarts, 0, 1'000'000);
+  } else if (key == "replica_restart_backoff_ms") {
+    return integer(&c.replica_restart_backoff_ms, 1, 30'000);
   } else {
     return error(StatusCode::kInvalidArgument, "%sunknown key '%s' (the keys are listed by ponder serve --help)",
                  where.c_str(), key.c_str());
@@ -229,6 +237,8 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("collective_timeout_ms", c.collective_timeout_ms);
   kv("startup_timeout_s", c.startup_timeout_s);
   kv("drain_timeout_s", c.drain_timeout_s);
+  // max_replica_restarts and replica_restart_backoff_ms are left out: only `ponder serve`
+  // restarts replicas, and the deployments' resolved copies (golden files) stay as they were.
 }
 }  // namespace
 

@@ -47,6 +47,8 @@ struct ServeConfig {
   int64_t collective_timeout_ms = 60'000;  // deadline of every collective between a replica's ranks
   int64_t startup_timeout_s = 300;    // for every replica to register
   int64_t drain_timeout_s = 30;       // SIGINT/SIGTERM: in-flight requests get this long
+  int64_t max_replica_restarts = 5;   // per replica, by `ponder serve`; then it stays down
+  int64_t replica_restart_backoff_ms = 1000;  // before the first restart; doubles, up to 30 s
 
   bool in_process() const { return replicas == 1 && tp * pp == 1; }
 };

@@ -154,9 +154,10 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
                               .type = "server_error",
                               .code = "internal_error"}
                    : ApiError{.status = 503,
-                              .message =
-                                  "the request was cancelled before it finished "
-                                  "(the server is shutting down)",
+                              .message = d.error.empty()
+                                             ? "the request was cancelled before it finished "
+                                               "(the server is shutting down)"
+                                             : "the request could not run: " + d.error,
                               .type = "server_error",
                               .code = "service_unavailable"};
       if (meta_.stream) events += sse_event(error_->to_json());

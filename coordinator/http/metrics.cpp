@@ -125,6 +125,12 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
   w.family("ponder_replicas_healthy", "gauge",
            "Replicas whose every rank answered a heartbeat recently.");
   w.sample("ponder_replicas_healthy", static_cast<double>(st.healthy_replicas));
+  w.family("ponder_replicas_down", "gauge",
+           "Supervised replicas not healthy: restarting or failed (stays down).");
+  w.sample("ponder_replicas_down", static_cast<double>(st.replicas_down));
+  w.family("ponder_replica_restarts_total", "counter",
+           "Times a supervised replica was started again after it exited or was lost.");
+  w.sample("ponder_replica_restarts_total", static_cast<double>(st.replica_restarts));
   w.family("ponder_time_to_first_token_seconds", "histogram",
            "Time from a completion request's arrival to its first generated token.");
   w.histogram("ponder_time_to_first_token_seconds", {}, ttft_.snapshot());

@@ -137,6 +137,14 @@ PlainResponse health_response(ServerContext& ctx) {
   body["replicas"] = st.replicas;
   body["healthy_replicas"] = st.healthy_replicas;
   body["requests_in_flight"] = st.requests_in_flight;
+  if (!st.replica_slots.empty()) {
+    // A supervised deployment: each replica's state ("healthy", "restarting", "failed").
+    body["replica_restarts"] = st.replica_restarts;
+    Json slots = Json::array();
+    for (const ReplicaSlot& slot : st.replica_slots)
+      slots.push_back({{"index", slot.index}, {"id", slot.id}, {"state", slot.state}, {"restarts", slot.restarts}});
+    body["replica_states"] = std::move(slots);
+  }
   PlainResponse r = json_response(ok ? 200 : 503, body);
   if (!ok) r.headers.emplace_back("Retry-After", std::to_string(ctx.options.retry_after_s));
   return r;

@@ -5,11 +5,21 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "worker/engine/request.h"
 
 namespace ponder::coordinator {
+
+// One replica of a supervised deployment (`ponder serve --replicas N`) as its supervisor sees it.
+struct ReplicaSlot {
+  int32_t index = 0;      // among the deployment's replicas
+  std::string state;      // "healthy", "restarting" (until it registers again) or "failed" (down)
+  int64_t restarts = 0;   // so far
+  std::string id;         // the pool's id of its current registration; empty before one
+};
 
 struct DispatcherStats {
   int64_t replicas = 0;          // registered
@@ -27,6 +37,9 @@ struct DispatcherStats {
   int64_t prefills = 0;                // worker::EngineStats::prefills, summed
   int64_t prompt_tokens_computed = 0;  // prompt tokens through the forward pass (cache hits not)
   int64_t spread_requests = 0;  // requests whose samples went to more than one replica
+  std::vector<ReplicaSlot> replica_slots;  // supervised replicas; empty when nobody supervises
+  int64_t replica_restarts = 0;  // summed over replica_slots
+  int64_t replicas_down = 0;     // replica_slots not healthy (restarting or failed)
 };
 
 class Dispatcher {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <map>
 
@@ -26,6 +27,8 @@ struct Replica {
   std::string id;        // "r1", "r2", … in registration order
   wire::Register info;
   bool alive = true;
+  bool retired = false;      // replaced by a new registration of its replica_index
+  bool unreachable = false;  // a send found its connection gone: lost at the end of this turn
   Clock::time_point last_heard;
   wire::Heartbeat load;
   PrefixIndex prefixes;
@@ -62,6 +65,15 @@ struct Placement {
   bool started = false;
 };
 
+// Samples [first, first + count) of a request as `request`, waiting for a replica to be alive.
+struct Parked {
+  int64_t request_id = 0;
+  int32_t first = 0;
+  int32_t count = 0;
+  worker::EngineRequest request;
+  Clock::time_point until;
+};
+
 }  // namespace
 
 struct ReplicaPool::State {
@@ -73,6 +85,8 @@ struct ReplicaPool::State {
   std::map<int64_t, Placement> placements;  // by wire id
   int64_t next_wire_id = 1;
   int64_t spread_requests = 0;
+  std::vector<Parked> parked;
+  bool all_slots_failed = false;  // a supervisor says every replica is down for good
   bool draining = false;
   Clock::time_point drain_until;
 };
@@ -196,7 +210,25 @@ DispatcherStats ReplicaPool::stats() const {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   DispatcherStats s = stats_;
   s.requests_in_flight = in_flight_.load();
+  s.replica_slots = slots_;
+  for (const ReplicaSlot& slot : slots_) {
+    s.replica_restarts += slot.restarts;
+    if (slot.state != "healthy") ++s.replicas_down;
+  }
   return s;
+}
+
+void ReplicaPool::lose(const std::string& replica_id, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(commands_mu_);
+    commands_.push_back({.kind = Command::kLose, .pin = replica_id, .why = why});
+  }
+  wake();
+}
+
+void ReplicaPool::set_slots(std::vector<ReplicaSlot> slots) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  slots_ = std::move(slots);
 }
 
 std::vector<ReplicaInfo> ReplicaPool::replicas() const {
@@ -218,8 +250,11 @@ class Loop {
       s_.router.send(zmq::buffer(identity), zmq::send_flags::sndmore);
       s_.router.send(encode(std::move(e)), zmq::send_flags::none);
     } catch (const zmq::error_t& err) {
-      // EHOSTUNREACH: it disconnected; its heartbeats stop and it is declared dead.
+      // EHOSTUNREACH: it disconnected (its process died): lost once this turn is done, so that a
+      // request placed on it in the window moves now rather than after the heartbeat timeout.
       PONDER_LOG(kWarn, "replicas", "cannot send to %s: %s", who.c_str(), err.what());
+      auto it = s_.by_identity.find(identity);
+      if (err.num() == EHOSTUNREACH && it != s_.by_identity.end()) s_.replicas[it->second].unreachable = true;
     }
   }
 
@@ -288,7 +323,8 @@ class Loop {
               .info = reg,
               .last_heard = Clock::now()};
     r.load.set_ranks_ok(true);
-    s_.by_identity[identity] = s_.replicas.size();
+    const size_t index = s_.replicas.size();
+    s_.by_identity[identity] = index;
     s_.replicas.push_back(std::move(r));
     const Replica& added = s_.replicas.back();
     PONDER_LOG(kInfo, "replicas", "%s registered: %s (pid %lld), tp%d pp%d, %lld KV blocks",
@@ -298,6 +334,26 @@ class Loop {
     ok.mutable_registered()->set_replica_id(added.id);
     ok.mutable_registered()->set_heartbeat_ms(static_cast<int32_t>(o_.heartbeat.count()));
     send(added, std::move(ok));
+    if (o_.replace_same_index) retire_index(reg.replica_index(), index);
+  }
+
+  // A restarted replica registered as `kept`: every earlier one of its replica_index is lost (its
+  // samples move, possibly onto the new one) and forgotten.
+  void retire_index(int32_t replica_index, size_t kept) {
+    for (size_t i = 0; i < s_.replicas.size(); ++i) {
+      Replica& old = s_.replicas[i];
+      if (i == kept || old.retired || old.info.replica_index() != replica_index) continue;
+      lose(i, strformat("replica %d registered again as %s", replica_index, s_.replicas[kept].id.c_str()));
+      s_.replicas[i].retired = true;
+      auto it = s_.by_identity.find(s_.replicas[i].identity);
+      if (it != s_.by_identity.end() && it->second == i) s_.by_identity.erase(it);
+    }
+  }
+
+  // Replicas a send found disconnected.
+  void lose_unreachable() {
+    for (size_t i = 0; i < s_.replicas.size(); ++i)
+      if (s_.replicas[i].unreachable && s_.replicas[i].alive) lose(i, "its connection is gone (the process died?)");
   }
 
   void place_new(Request& r) {
@@ -322,8 +378,14 @@ class Loop {
     const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
     const std::vector<SamplePlacement> parts = place_samples(loads, prompt_tokens, count);
     if (parts.empty()) {
-      for (int32_t i = first; i < first + count; ++i)
-        fail_sample(r, i, "no replica is alive to take the request");
+      if (o_.hold_unplaced.count() > 0 && !s_.draining && !s_.all_slots_failed) {
+        PONDER_LOG(kInfo, "replicas", "request %lld: %d samples wait for a replica (none is alive)",
+                   (long long)r.id, count);
+        s_.parked.push_back({.request_id = r.id, .first = first, .count = count, .request = request,
+                             .until = Clock::now() + o_.hold_unplaced});
+        return;
+      }
+      end_unplaced(r, first, count);
       return;
     }
     int32_t at = first;
@@ -513,6 +575,43 @@ class Loop {
     retire_if_done(r.id);
   }
 
+  // No replica takes samples [first, first + count): one with nothing generated yet is refused
+  // like a new request (503: retry); one cut off mid-generation fails.
+  void end_unplaced(Request& r, int32_t first, int32_t count) {
+    for (int32_t i = first; i < first + count; ++i)
+      if (r.samples[i].generated.empty())
+        finish_sample(r, i, "cancelled", "no replica is alive to take the request");
+      else
+        fail_sample(r, i, "no replica is alive to take the request");
+  }
+
+  // Parked samples go to a replica that is alive again, or end (cancelled, drained, waited long
+  // enough, every supervised replica failed).
+  void retry_parked() {
+    if (s_.parked.empty()) return;
+    bool any = false;
+    for (const Replica& rep : s_.replicas) any = any || (rep.alive && rep.load.ranks_ok());
+    const auto now = Clock::now();
+    std::vector<Parked> parked;
+    parked.swap(s_.parked);
+    for (Parked& p : parked) {
+      auto rit = s_.requests.find(p.request_id);
+      if (rit == s_.requests.end()) continue;
+      Request& r = rit->second;
+      if (r.cancelled || s_.draining) {
+        for (int32_t i = p.first; i < p.first + p.count; ++i) finish_sample(r, i, "cancelled", "");
+      } else if (any) {
+        place(r, p.first, p.count, p.request);
+      } else if (now >= p.until || s_.all_slots_failed) {
+        end_unplaced(r, p.first, p.count);
+      } else {
+        s_.parked.push_back(std::move(p));
+        continue;
+      }
+      retire_if_done(p.request_id);
+    }
+  }
+
   void fail_sample(Request& r, int32_t i, const std::string& why) {
     finish_sample(r, i, "error", why);
   }
@@ -597,6 +696,11 @@ class Loop {
     }
   }
 
+  void on_lose(const std::string& replica_id, const std::string& why) {
+    for (size_t i = 0; i < s_.replicas.size(); ++i)
+      if (s_.replicas[i].id == replica_id && !s_.replicas[i].retired) lose(i, why);
+  }
+
   void check_heartbeats() {
     const auto now = Clock::now();
     for (size_t i = 0; i < s_.replicas.size(); ++i) {
@@ -629,10 +733,12 @@ class Loop {
     if (s_.draining) st.healthy_replicas = 0;
     st.spread_requests = s_.spread_requests;
     for (const Replica& rep : s_.replicas)
-      infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),
-                        .host = rep.info.host(), .replica_index = rep.info.replica_index(),
-                        .tp = rep.info.tp(), .pp = rep.info.pp(),
-                        .healthy = rep.alive && rep.load.ranks_ok(), .requests = rep.requests});
+      if (!rep.retired)
+        infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),
+                          .host = rep.info.host(), .replica_index = rep.info.replica_index(),
+                          .tp = rep.info.tp(), .pp = rep.info.pp(),
+                          .healthy = rep.alive && rep.load.ranks_ok(), .lost = !rep.alive,
+                          .requests = rep.requests});
     return st;
   }
 
@@ -665,6 +771,7 @@ void ReplicaPool::run() {
         case Command::kSubmit: loop.on_submit(c.id, std::move(c.request), std::move(c.fn), c.pin); break;
         case Command::kCancel: loop.on_cancel(c.id); break;
         case Command::kDrain: loop.on_drain(c.deadline); break;
+        case Command::kLose: loop.on_lose(c.pin, c.why); break;
       }
     }
     while (true) {
@@ -678,7 +785,15 @@ void ReplicaPool::run() {
       }
       loop.on_frame(identity.to_string(), frame);
     }
+    loop.lose_unreachable();
     loop.check_heartbeats();
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      state_->all_slots_failed =
+          !slots_.empty() &&
+          std::all_of(slots_.begin(), slots_.end(), [](const ReplicaSlot& s) { return s.state == "failed"; });
+    }
+    loop.retry_parked();
     std::vector<ReplicaInfo> infos;
     DispatcherStats st = loop.snapshot(&infos);
     std::lock_guard<std::mutex> lock(snapshot_mu_);

@@ -1,9 +1,11 @@
 // ReplicaPool: the coordinator's side of the replicas. Binds a ZeroMQ ROUTER; replica leaders
 // (serve_replica) connect, register and heartbeat. Requests go to the replica the router picks
 // (least outstanding work, prefix affinity); tokens stream back to the submitter. A replica that
-// misses heartbeats or reports its ranks failed is dead: each unfinished sample of its requests is
-// submitted again elsewhere as prompt + the tokens generated so far (the stream goes on), or, when
-// no replica is left, ends with finish_reason "error". No request is left hanging.
+// misses heartbeats, reports its ranks failed or disconnects (a send finds it gone) is dead: each
+// unfinished sample of its requests is submitted again elsewhere as prompt + the tokens generated
+// so far (the stream goes on), or, when no replica is left, waits up to hold_unplaced for one and
+// then ends: with finish_reason "cancelled" (HTTP 503, worth a retry) when it had generated nothing
+// yet, "error" otherwise. No request is left hanging.
 //
 // One thread owns the socket and every request's state; submit(), cancel() and stats() may be
 // called from any thread, and output callbacks run on the pool's thread.
@@ -30,6 +32,13 @@ struct ReplicaPoolOptions {
   std::chrono::milliseconds heartbeat_timeout{3'000};  // silent this long: dead
   int64_t max_queued = 1024;               // requests in flight beyond which submit() refuses
   std::vector<int32_t> think_end;          // to continue a moved sample after its thinking
+  // A registration replaces the replica of the same replica_index (a restart): the old one is
+  // lost (its samples move) and dropped from replicas(). Off: indices may repeat (tests).
+  bool replace_same_index = false;
+  // With no replica alive, unfinished samples wait this long for one to register (a supervised
+  // restart) and go on there; 0: they end at once. They end early when every supervised replica
+  // has failed (set_slots) and at a drain.
+  std::chrono::milliseconds hold_unplaced{0};
 };
 
 struct ReplicaInfo {
@@ -40,6 +49,7 @@ struct ReplicaInfo {
   int32_t replica_index = 0;  // index among the deployment's replicas (as it registered)
   int32_t tp = 1, pp = 1;
   bool healthy = false;
+  bool lost = false;     // declared dead (missed heartbeats, failed ranks, disconnected)
   int64_t requests = 0;  // placed on it and not finished
 };
 
@@ -63,6 +73,11 @@ class ReplicaPool final : public Dispatcher {
   Expected<int64_t> submit_to(const std::string& replica_id, worker::EngineRequest request, OutputFn on_output);
   void cancel(int64_t request_id) override;
   DispatcherStats stats() const override;
+  // What a supervisor (`ponder serve`) says of its replicas; stats() reports it.
+  void set_slots(std::vector<ReplicaSlot> slots);
+  // The supervisor saw the process of replica `replica_id` go: it is lost now (its samples move)
+  // rather than at the heartbeat timeout.
+  void lose(const std::string& replica_id, const std::string& why);
 
   struct State;  // the pool thread's world (replica_pool.cpp)
 
@@ -82,11 +97,12 @@ class ReplicaPool final : public Dispatcher {
 
   // Commands from other threads to the pool thread.
   struct Command {
-    enum Kind { kSubmit, kCancel, kDrain } kind = kSubmit;
+    enum Kind { kSubmit, kCancel, kDrain, kLose } kind = kSubmit;
     int64_t id = 0;
     worker::EngineRequest request;
     OutputFn fn;
-    std::string pin;  // kSubmit: the replica it must run on; empty: the router picks
+    std::string pin;  // kSubmit: the replica it must run on (empty: the router picks); kLose: which
+    std::string why;  // kLose
     std::chrono::milliseconds deadline{0};
   };
   std::mutex commands_mu_;
@@ -96,6 +112,7 @@ class ReplicaPool final : public Dispatcher {
   mutable std::mutex snapshot_mu_;
   DispatcherStats stats_;
   std::vector<ReplicaInfo> replicas_;
+  std::vector<ReplicaSlot> slots_;
 };
 
 }  // namespace ponder::coordinator

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -176,7 +177,7 @@ class ServeReplicaLoss(unittest.TestCase):
         if not os.path.exists(os.path.join(slow, "config.json")):
             self.skipTest("models/random-default is made by scripts/test.sh (tools/make_random_model.py)")
         server = Server("--model", slow, "--replicas", "2", "--threads", "1",
-                        "--heartbeat-timeout-ms", "800")
+                        "--heartbeat-timeout-ms", "800", "--max-replica-restarts", "0")
         try:
             groups = server.replica_groups()
             self.assertEqual(len(groups), 2, server.log)
@@ -209,6 +210,117 @@ class ServeReplicaLoss(unittest.TestCase):
             self.assertTrue(wait_for(lambda: server.get("/health")[0] == 503, timeout=10))
             status, body = server.post("/v1/chat/completions", {**request, "max_tokens": 4})
             self.assertEqual(status, 503, body)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+
+class ServeReplicaRestart(unittest.TestCase):
+    """`ponder serve` supervises its replicas: one whose process group is SIGKILLed is started
+    again (with backoff, up to max_replica_restarts) and registers like a new one; /health and
+    /metrics show it; requests meanwhile get 200 or 503 + Retry-After, never 500."""
+
+    ARGS = ("--model", MODEL, "--replicas", "2", "--threads", "1", "--kv-cache-bytes", "16MiB",
+            "--heartbeat-timeout-ms", "1500", "--replica-restart-backoff-ms", "200")
+    REQUEST = {**CHAT, "max_tokens": 8, "temperature": 0}
+
+    def health(self, server):
+        status, text = server.get("/health")
+        return status, json.loads(text)
+
+    def states(self, server):
+        return [(s["state"], s["restarts"]) for s in self.health(server)[1]["replica_states"]]
+
+    def request_loop(self, server, stop, answers):
+        while not stop.is_set():
+            req = urllib.request.Request(server.base + "/v1/chat/completions", method="POST",
+                                         data=json.dumps(self.REQUEST).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    answers.append((r.status, None, None))
+            except urllib.error.HTTPError as e:
+                answers.append((e.code, e.headers.get("Retry-After"), e.read().decode()))
+
+    def check_answers(self, answers):
+        self.assertTrue(answers)
+        for status, retry_after, body in answers:
+            self.assertIn(status, (200, 503), body)
+            if status == 503:
+                self.assertIsNotNone(retry_after, body)
+
+    def test_a_killed_replica_is_restarted_and_both_killed_recover(self):
+        import threading
+        server = Server(*self.ARGS)
+        try:
+            self.assertEqual(self.states(server), [("healthy", 0), ("healthy", 0)])
+            groups = server.replica_groups()
+            self.assertEqual(len(groups), 2, server.log)
+            stop, answers = threading.Event(), []
+            loop = threading.Thread(target=self.request_loop, args=(server, stop, answers))
+            loop.start()
+            try:
+                self.assertTrue(wait_for(lambda: len(answers) >= 3, timeout=60))
+                server.kill_replica(groups[0])
+                self.assertTrue(wait_for(lambda: sorted(self.states(server)) == [("healthy", 0), ("healthy", 1)],
+                                         timeout=60, interval=0.1), self.health(server))
+                seen = len(answers)
+                self.assertTrue(wait_for(lambda: len(answers) >= seen + 3, timeout=60))
+                self.assertIn(200, [a[0] for a in answers[seen:]])
+                metrics = server.get("/metrics")[1]
+                self.assertEqual(metric(metrics, "ponder_replica_restarts_total"), 1)
+                self.assertEqual(metric(metrics, "ponder_replicas_down"), 0)
+                self.assertEqual(self.health(server)[0], 200)
+                self.assertNotIn(groups[0], server.replica_groups())
+                # Both go (requests still coming): the server comes back instead of answering 503
+                # forever.
+                for group in server.replica_groups():
+                    server.kill_replica(group)
+                self.assertTrue(wait_for(lambda: self.states(server) == [("healthy", 2), ("healthy", 1)],
+                                         timeout=60, interval=0.1), self.health(server))
+                seen = len(answers)
+                self.assertTrue(wait_for(lambda: 200 in [a[0] for a in answers[seen:]], timeout=30))
+            finally:
+                stop.set()
+                loop.join(timeout=120)
+            self.assertFalse(loop.is_alive())
+            self.check_answers(answers)
+            self.assertEqual(metric(server.get("/metrics")[1], "ponder_replica_restarts_total"), 3)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            if server.proc.poll() is None:
+                server.kill()
+
+    def test_past_the_restart_limit_the_replica_stays_failed(self):
+        server = Server(*self.ARGS, "--max-replica-restarts", "0")
+        try:
+            groups = server.replica_groups()
+            self.assertEqual(len(groups), 2, server.log)
+            server.kill_replica(groups[1])
+            self.assertTrue(wait_for(lambda: ("failed", 0) in self.states(server), timeout=30, interval=0.1),
+                            self.health(server))
+            status, body = self.health(server)
+            self.assertEqual(status, 200, body)  # the other replica is healthy
+            self.assertEqual(sorted(self.states(server)), [("failed", 0), ("healthy", 0)])
+            self.assertTrue(wait_for(lambda: body["healthy_replicas"] == 1 or
+                                     self.health(server)[1]["healthy_replicas"] == 1, timeout=10))
+            self.assertEqual(metric(server.get("/metrics")[1], "ponder_replicas_down"), 1)
+            self.assertEqual(metric(server.get("/metrics")[1], "ponder_replica_restarts_total"), 0)
+            self.assertIn("stays down", "".join(server.log))
+            status, body = server.post("/v1/chat/completions", self.REQUEST)
+            self.assertEqual(status, 200, body)
+            # The last one goes too: nothing restarts it, so 503 with Retry-After.
+            server.kill_replica(server.replica_groups()[0])
+            self.assertTrue(wait_for(lambda: self.health(server)[0] == 503, timeout=30, interval=0.1))
+            self.assertEqual(self.states(server), [("failed", 0), ("failed", 0)])
+            req = urllib.request.Request(server.base + "/v1/chat/completions", method="POST",
+                                         data=json.dumps(self.REQUEST).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=60)
+            self.assertEqual(e.exception.code, 503)
+            self.assertIsNotNone(e.exception.headers.get("Retry-After"))
             self.assertEqual(server.stop(), 0)
         finally:
             if server.proc.poll() is None:
