@@ -29,56 +29,49 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
     const int64_t prompt_tokens = static_cast<int64_t>(p.ids.size());
     const std::string prompt_param =
         chat ? "messages" : (prompts.size() > 1 ? strformat("prompt[%zu]", i) : "prompt");
-    if (prompt_tokens >= limits.context_length)
-      return tl::unexpected(ApiError{
-          .message = strformat("This model's maximum context length is %lld tokens, but the %s has "
-                               "%lld tokens, which leaves no room for a completion.",
-                               (long long)limits.context_length,
-                               chat ? "messages' prompt" : "prompt", (long long)prompt_tokens),
-          .param = prompt_param,
-          .code = "context_length_exceeded"});
-    const bool kv_bound =
-        limits.kv_cache_tokens > 0 && limits.kv_cache_tokens < limits.context_length;
-    if (kv_bound && prompt_tokens >= limits.kv_cache_tokens)
-      return tl::unexpected(ApiError{
-          .message = strformat("The server's KV cache holds %lld tokens per sequence, but the %s "
-                               "has %lld tokens, which leaves no room for a completion.",
-                               (long long)limits.kv_cache_tokens,
-                               chat ? "messages' prompt" : "prompt", (long long)prompt_tokens),
-          .param = prompt_param,
-          .code = "context_length_exceeded"});
-    const int64_t room = limits.context_length - prompt_tokens;
-    // What the KV cache leaves for the completion (no more than the context leaves).
-    const int64_t kv_room = kv_bound ? limits.kv_cache_tokens - prompt_tokens : room;
+    // One sequence holds prompt + completion within the context, and within a replica's KV cache
+    // where the server knows that to be smaller; each bound is checked in that order.
+    struct Bound {
+      int64_t tokens;
+      std::string text;
+    };
+    std::vector<Bound> bounds = {{limits.context_length,
+                                  strformat("This model's maximum context length is %lld tokens",
+                                            (long long)limits.context_length)}};
+    if (limits.kv_cache_tokens > 0 && limits.kv_cache_tokens < limits.context_length)
+      bounds.push_back({limits.kv_cache_tokens,
+                        strformat("The server's KV cache holds %lld tokens per sequence",
+                                  (long long)limits.kv_cache_tokens)});
+    for (const Bound& b : bounds) {
+      if (prompt_tokens >= b.tokens)
+        return tl::unexpected(ApiError{
+            .message = strformat("%s, but the %s has %lld tokens, which leaves no room for a "
+                                 "completion.",
+                                 b.text.c_str(), chat ? "messages' prompt" : "prompt",
+                                 (long long)prompt_tokens),
+            .param = prompt_param,
+            .code = "context_length_exceeded"});
+      if (r.max_tokens && *r.max_tokens > b.tokens - prompt_tokens)
+        return tl::unexpected(ApiError{
+            .message = strformat(
+                "%s. However, you requested %lld tokens (%lld in the %s, %lld for the "
+                "completion). Reduce the prompt or max_tokens (at most %lld with this prompt).",
+                b.text.c_str(), (long long)(prompt_tokens + *r.max_tokens), (long long)prompt_tokens,
+                chat ? "messages" : "prompt", (long long)*r.max_tokens,
+                (long long)(b.tokens - prompt_tokens)),
+            .param = "max_tokens",
+            .code = "context_length_exceeded"});
+    }
+    // What the tightest bound leaves for the completion.
+    const int64_t room = bounds.back().tokens - prompt_tokens;
     int64_t max_tokens = 0;
     if (r.max_tokens) {
-      if (*r.max_tokens > room)
-        return tl::unexpected(ApiError{
-            .message = strformat(
-                "This model's maximum context length is %lld tokens. However, you "
-                "requested %lld tokens (%lld in the %s, %lld for the completion). "
-                "Reduce the prompt or max_tokens.",
-                (long long)limits.context_length, (long long)(prompt_tokens + *r.max_tokens),
-                (long long)prompt_tokens, chat ? "messages" : "prompt", (long long)*r.max_tokens),
-            .param = "max_tokens",
-            .code = "context_length_exceeded"});
-      if (*r.max_tokens > kv_room)
-        return tl::unexpected(ApiError{
-            .message = strformat(
-                "The server's KV cache holds %lld tokens per sequence. However, you requested "
-                "%lld tokens (%lld in the %s, %lld for the completion). Reduce the prompt or "
-                "max_tokens (at most %lld with this prompt).",
-                (long long)limits.kv_cache_tokens, (long long)(prompt_tokens + *r.max_tokens),
-                (long long)prompt_tokens, chat ? "messages" : "prompt", (long long)*r.max_tokens,
-                (long long)kv_room),
-            .param = "max_tokens",
-            .code = "context_length_exceeded"});
       max_tokens = *r.max_tokens;
     } else if (chat) {
       max_tokens =
-          limits.default_max_tokens > 0 ? std::min(kv_room, limits.default_max_tokens) : kv_room;
+          limits.default_max_tokens > 0 ? std::min(room, limits.default_max_tokens) : room;
     } else {
-      max_tokens = std::min(kv_room, kDefaultCompletionMaxTokens);
+      max_tokens = std::min(room, kDefaultCompletionMaxTokens);
     }
     if (r.min_tokens > max_tokens)
       return tl::unexpected(invalid_value(
