@@ -1,9 +1,10 @@
 // NFC / NFD (Unicode Standard Annex #15): full canonical decomposition, canonical ordering and
-// canonical composition, with algorithmic Hangul; White_Space.
+// canonical composition, with algorithmic Hangul; White_Space; general-category changes.
 #include "coordinator/text/unicode.h"
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "coordinator/text/unicode_tables.h"
@@ -43,13 +44,22 @@ class BmpBitmap {
   std::array<uint64_t, 0x10000 / 64> bits_;
 };
 
-// True if a character of `text` may change under the normalization whose unstable set is
-// given. Everything below U+0300 is stable under both NFC and NFD... except Latin-1 and Latin
-// Extended letters for NFD, so NFD passes a lower `fast_limit_lead`.
+// True if a character of `text` is in the set given as a BMP bitmap and ranges: the characters
+// that may change under a normalization, or whose category changed. Lead bytes below
+// `fast_limit_lead` start characters outside the set: everything below U+0300 is stable under
+// both NFC and NFD... except Latin-1 and Latin Extended letters for NFD, so NFD passes a lower one.
 bool may_change(std::string_view text, const BmpBitmap& bmp, const ut::CodePointRange* ranges,
                 size_t size, unsigned char fast_limit_lead) {
   size_t i = 0, n = text.size();
   while (i < n) {
+    if (i + 8 <= n) {  // eight ASCII bytes at a time
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, 8);
+      if ((word & 0x8080808080808080u) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < fast_limit_lead) {  // ASCII, continuation bytes, or a lead byte of a stable block
       ++i;
@@ -69,6 +79,40 @@ const BmpBitmap& nfc_bitmap() {
 const BmpBitmap& nfd_bitmap() {
   static const BmpBitmap bitmap(ut::kNfdUnstable, ut::kNfdUnstableSize);
   return bitmap;
+}
+
+// The UTF-8 lead byte of `cp`: lead bytes grow with the code point.
+unsigned char utf8_lead_byte(char32_t cp) {
+  if (cp < 0x80) return static_cast<unsigned char>(cp);
+  if (cp < 0x800) return static_cast<unsigned char>(0xC0 | (cp >> 6));
+  if (cp < 0x10000) return static_cast<unsigned char>(0xE0 | (cp >> 12));
+  return static_cast<unsigned char>(0xF0 | (cp >> 18));
+}
+
+// kCategoryChangedSinceBase as plain ranges, and their BMP bitmap.
+struct CategoryChanges {
+  std::vector<ut::CodePointRange> ranges;
+  BmpBitmap bmp;
+  unsigned char fast_limit_lead;  // lead bytes below this one start unchanged characters
+};
+
+const CategoryChanges& category_changes() {
+  static const CategoryChanges changes = [] {
+    std::vector<ut::CodePointRange> ranges;
+    for (size_t i = 0; i < ut::kCategoryChangedSinceBaseSize; ++i) {
+      const ut::CategoryRun& run = ut::kCategoryChangedSinceBase[i];
+      if (!ranges.empty() && ranges.back().last + 1 == run.first) {
+        ranges.back().last = run.last;
+      } else {
+        ranges.push_back({run.first, run.last});
+      }
+    }
+    // Never below 0xC0, so that continuation bytes are always skipped.
+    unsigned char lead = ranges.empty() ? 0xFF : utf8_lead_byte(ranges[0].first);
+    BmpBitmap bmp(ranges.data(), ranges.size());
+    return CategoryChanges{std::move(ranges), bmp, std::max<unsigned char>(0xC0, lead)};
+  }();
+  return changes;
 }
 
 // Appends the full canonical decomposition of `cp` to `out`.
@@ -214,6 +258,13 @@ std::string to_nfc(std::string_view text) {
 std::string to_nfd(std::string_view text) {
   std::string out;
   return normalize_nfd(text, &out) ? out : std::string(text);
+}
+
+bool has_category_changes(std::string_view text) {
+  const CategoryChanges& changes = category_changes();
+  if (changes.ranges.empty()) return false;
+  return may_change(text, changes.bmp, changes.ranges.data(), changes.ranges.size(),
+                    changes.fast_limit_lead);
 }
 
 bool is_white_space(char32_t cp) {

@@ -7,10 +7,15 @@ for layouts with no real file on disk (sp_bpe: Llama-2 / TinyLlama SentencePiece
 byte fallback; sp_bpe_metaspace: the Metaspace layout; gpt2_digits: byte-level BPE with Digits,
 add_prefix_space and NFD), <family>/expected.jsonl (token ids of every record and decode goldens),
 nfc.jsonl (NFC/NFD cases from Python's unicodedata), decoders.jsonl, pre_tokenizers.jsonl and
-normalizers.jsonl (components run on token lists / short texts) and, with --unicode-tables,
-coordinator/text/unicode_tables.cpp (the NFC/NFD data the C++ code uses).
+normalizers.jsonl (components run on token lists / short texts), regex_properties.jsonl (the
+code points Hugging Face's regex engine matches with each Unicode property class) and, with
+--unicode-tables, coordinator/text/unicode_tables.cpp (the NFC/NFD data the C++ code uses, from
+Python's own unicodedata) and coordinator/text/unicode_category_tables.cpp (general categories
+from unicodedata2, checked against Hugging Face's regex engine).
 
-Run with the reference environment: /work/refenv/bin/python tools/text/make_tokenizer_fixtures.py
+Run with the reference environment (tools/text/requirements.txt):
+    python3 -m venv build/refenv && build/refenv/bin/pip install -r tools/text/requirements.txt
+    build/refenv/bin/python tools/text/make_tokenizer_fixtures.py [--unicode-tables]
 CI never runs this script: the committed fixtures are the reference.
 """
 
@@ -145,6 +150,119 @@ def write_unicode_tables(path):
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(out))
     print("wrote %s (%d decompositions, %d compositions)" % (path, len(entries), len(compositions)))
+
+
+# ---------------------------------------------------------------------------------------------
+# General categories for the regex property classes (coordinator/text/unicode_regex.cpp).
+# ---------------------------------------------------------------------------------------------
+
+# The order of unicode_tables::GeneralCategory.
+CATEGORIES = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps",
+              "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs",
+              "Co", "Cn"]
+
+ALL_CODE_POINTS = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+ALL_TEXT = "".join(chr(cp) for cp in ALL_CODE_POINTS)
+
+
+def hugging_face_matches(pattern, code_points=None):
+    """The code points (default: all but the surrogates) that Hugging Face's regex engine
+    (Oniguruma) matches with the one-character `pattern`: the ones a Split(removed) leaves out of
+    every piece."""
+    if code_points is None:
+        code_points, text = ALL_CODE_POINTS, ALL_TEXT
+    else:
+        text = "".join(chr(cp) for cp in code_points)
+    splitter = pre_tokenizers.Split(Regex(pattern), behavior="removed")
+    kept = bytearray(len(code_points))
+    for _, (begin, end) in splitter.pre_tokenize_str(text):
+        kept[begin:end] = b"\x01" * (end - begin)
+    return [cp for cp, k in zip(code_points, kept) if not k]
+
+
+def case_fold_pairs_of(code_points):
+    """The pairs (a, b), a < b, of code points that Hugging Face's regex engine matches with each
+    other under (?i), for each of `code_points` that has a case partner."""
+    def one_class(cps):
+        return "(?i)[" + "".join("\\x{%X}-\\x{%X}" % (a, b) for a, b in _ranges(cps)) + "]"
+    closure = hugging_face_matches(one_class(code_points))  # with their partners
+    pairs = set()
+    for cp in closure:
+        for other in hugging_face_matches(one_class([cp]), closure):
+            if other != cp:
+                pairs.add((min(cp, other), max(cp, other)))
+    return sorted(pairs)
+
+
+def write_category_tables(path):
+    """General categories from unicodedata2 (the version of Hugging Face's Oniguruma), the code
+    points whose category differs in Python's own unicodedata (the version of Debian's PCRE2
+    tables) and their case partners under Oniguruma's (?i), for
+    coordinator/text/unicode_category_tables.cpp."""
+    import unicodedata2  # pinned in tools/text/requirements.txt
+
+    def category(data, cp):
+        return "Cs" if 0xD800 <= cp <= 0xDFFF else data.category(chr(cp))
+
+    current = [category(unicodedata2, cp) for cp in range(0x110000)]
+    for name in CATEGORIES:
+        if name == "Cs":
+            continue
+        want = [cp for cp in ALL_CODE_POINTS if current[cp] == name]
+        if hugging_face_matches(r"\p{%s}" % name) != want:
+            raise SystemExit("Hugging Face's \\p{%s} is not Unicode %s's: pin unicodedata2 to the "
+                             "version of tokenizers' Oniguruma" % (name, unicodedata2.unidata_version))
+    runs = []  # [first, last, category]
+    for cp, name in enumerate(current):
+        if runs and runs[-1][2] == name:
+            runs[-1][1] = cp
+        else:
+            runs.append([cp, cp, name])
+    changed = [cp for cp in range(0x110000) if category(unicodedata, cp) != current[cp]]
+    fold_pairs = case_fold_pairs_of([cp for cp in changed if not 0xD800 <= cp <= 0xDFFF])
+    changed_runs = []  # [first, last, category in Python's unicodedata]
+    for cp in changed:
+        base = category(unicodedata, cp)
+        if changed_runs and changed_runs[-1][1] + 1 == cp and changed_runs[-1][2] == base:
+            changed_runs[-1][1] = cp
+        else:
+            changed_runs.append([cp, cp, base])
+    out = [
+        "// Unicode general categories (see unicode_tables.h), Unicode %s, and the code points whose"
+        % unicodedata2.unidata_version,
+        "// category differs in Unicode %s, with their case partners." % unicodedata.unidata_version,
+        "// Generated by tools/text/make_tokenizer_fixtures.py --unicode-tables; do not edit by hand.",
+        '#include "coordinator/text/unicode_tables.h"',
+        "",
+        "// clang-format off",
+        "namespace ponder::text::unicode_tables {",
+        "",
+        'const char kCategoryVersion[] = "%s";' % unicodedata2.unidata_version,
+        'const char kCategoryBaseVersion[] = "%s";' % unicodedata.unidata_version,
+        "",
+        "const CategoryRun kCategoryRuns[] = {",
+        _wrap(["{0x%04X, 0x%04X, k%s}" % tuple(r) for r in runs]),
+        "};",
+        "const size_t kCategoryRunsSize = %d;" % len(runs),
+        "",
+        "const CategoryRun kCategoryChangedSinceBase[] = {",
+        _wrap(["{0x%04X, 0x%04X, k%s}" % tuple(r) for r in changed_runs]),
+        "};",
+        "const size_t kCategoryChangedSinceBaseSize = %d;" % len(changed_runs),
+        "",
+        "const CaseFoldPair kCaseFoldPairsSinceBase[] = {",
+        _wrap(["{0x%04X, 0x%04X}" % pair for pair in fold_pairs]),
+        "};",
+        "const size_t kCaseFoldPairsSinceBaseSize = %d;" % len(fold_pairs),
+        "",
+        "}  // namespace ponder::text::unicode_tables",
+        "// clang-format on",
+        "",
+    ]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(out))
+    print("wrote %s (Unicode %s: %d runs; %d code points differ from %s)"
+          % (path, unicodedata2.unidata_version, len(runs), len(changed), unicodedata.unidata_version))
 
 # ---------------------------------------------------------------------------------------------
 # The corpus: one text per line of corpus.txt (a line may hold \r, U+2028 and other separators,
@@ -352,12 +470,33 @@ MULTILINE = [
 ]
 
 
+# Texts with characters of Unicode 15.0, 15.1 and 16.0 (the version of Hugging Face's regex
+# engine), next to ASCII so that how the regex pre-tokenizers split them shows in the ids, and of
+# 17.0 (which Hugging Face's regex engine does not know either). Goldens only: not in corpus.txt,
+# so they change neither the trained tokenizers nor the benchmark's text.
+NEWER_UNICODE = [
+    "Kawi (15.0) \U00011F04\U00011F05\U00011F06: ab\U00011F04cd \U00011F04\U00011F34\U00011F00x 7\U00011F04 \U00011F04\U00011F42\U00011F13",
+    "Kawi digits 12\U00011F50\U00011F51\U00011F523 x\U00011F59y \U00011F50\U00011F51\U00011F52\U00011F53\U00011F54 9",
+    "Kawi danda\U00011F43 word\U00011F4F. \U00011F04\U00011F43abc \U00011F43\U00011F43 !\U00011F44",
+    "Nag Mundari \U0001E4D0\U0001E4D1\U0001E4EB abc\U0001E4F1\U0001E4F2 7 \U0001E4D0x",
+    "CJK Ext H \U00031350\U00031351abc, Ext I (15.1) \U0002EBF0\U0002EBF1x 1\U0002EBF0 \U0002EE5D\u4e2d\u6587 \U0002EBF0",
+    "New symbols: wifi\U0001F6DC heart\U0001FA75! ids\u2FFC\u2FFD\u31EF ok \U0001FAE9\U0001CC00 \u2427x",
+    "Kaktovik \U0001D2C0\U0001D2C1\U0001D2C2\U0001D2C3 42 and 1\U0001D2C5",
+    "Marks: \u0C95\u0CF3 abc\U00010EFDdef \u0628\u0897 x\u0897y \U0001E030\U0001E031 x\U0001DF25y",
+    "Unicode 16: \U00010D50\U00010D70 Garay\U00010D4A\U00010D6E 9\U00010D40\U00010D41\U00010D42 \u1C89\u1C8A \uA7CB\uA7DCx \U00016D70\U00016D71 \U00011BC0\U00011BF0 \U000105C0 \U00011380",
+    "Contractions: \U00010D50'S \U00010D70's \uA7CB'LL \U00011F04'd",
+    "Ahom sign whose category changed: \U00011700\U0001171E\U00011720 ab \U0001171Ex",
+    "Unicode 17, unknown to both: \U00010940 Sidetic and \U00016EA0 Beria",
+    "\U00011F04\n\U00011F50\r\n \U0002EBF0  \U00011F43\n\n\U00010D50",
+]
+
+
 def make_records(corpus):
-    """Texts the goldens cover: every line, and every run of 6 lines joined with \\n."""
+    """Texts the goldens cover: every line, every run of 6 lines joined with \\n, NEWER_UNICODE."""
     texts = list(corpus) + list(MULTILINE)
     for start in range(0, 60, 6):
         texts.append("\n".join(corpus[start:start + 6]))
-    return texts
+    return texts + NEWER_UNICODE
 
 # Extra training text for the small trained tokenizers (English and code, so merges form words).
 TRAINING_TEXT = """
@@ -733,6 +872,37 @@ def make_component_cases(out_dir):
     print("wrote pre_tokenizers.jsonl (%d) and normalizers.jsonl (%d)" % (len(pre), len(norm)))
 
 
+# One-character patterns whose matches regex_properties.jsonl lists: every general category and
+# group, long and loose names, negations in and out of classes, the classes of the real
+# tokenizers' patterns, \\d and \\s, and case-insensitive scopes.
+PROPERTY_PATTERNS = (
+    [r"\p{%s}" % c for c in CATEGORIES if c != "Cs"]
+    + [r"\p{L}", r"\p{LC}", r"\p{M}", r"\p{N}", r"\p{P}", r"\p{S}", r"\p{Z}", r"\p{C}"]
+    + [r"\p{Letter}", r"\p{Cased_Letter}", r"\p{uppercase letter}", r"\p{Decimal-Number}",
+       r"\p{punct}", r"\p{Combining_Mark}", r"\p{Other_Symbol}", r"\p{Unassigned}"]
+    + [r"\P{L}", r"\p{^N}", r"\P{^P}", r"[^\p{L}]", r"[\P{L}]", r"[^\P{N}]", r"[\P{L}\P{N}]",
+       r"[\p{L}\P{N}]", r"[^\p{L}\P{N}]", r"[\p{^S}a]"]
+    + [r"[^\r\n\p{L}\p{N}]", r"[^\s\p{L}\p{N}]", r"[\p{L}\p{M}]", r"[\p{P}\p{S}]",
+       r"[^\r\n\p{L}\p{P}\p{S}]", r"\d", r"\D", r"[\d]", r"[^\d\s]", r"\s", r"\S"]
+    + [r"(?i)\p{Lu}", r"(?i)\P{Ll}", r"(?i:\p{Lt})", r"(?i)[\p{Lu}]", r"(?i)[^\p{Ll}]",
+       r"(?i)[\P{Lu}]", r"(?i)\p{L}", r"(?i)[\p{Lu}\p{Nd}]", r"(?i)(?-i:[\p{Lu}])",
+       r"(?:(?i)x|[\p{Ll}])", r"(?i:x)|[\p{Ll}]"]
+)
+
+
+def make_property_cases(path):
+    """The code points Hugging Face's regex engine matches with each of PROPERTY_PATTERNS, as
+    hex ranges ("0041-005A 00AA ..."; surrogates are never in the text)."""
+    lines = []
+    for pattern in PROPERTY_PATTERNS:
+        runs = _ranges(hugging_face_matches(pattern))
+        text = " ".join("%04X" % a if a == b else "%04X-%04X" % (a, b) for a, b in runs)
+        lines.append(_dumps({"pattern": pattern, "ranges": text}))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote %s (%d patterns)" % (path, len(lines)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", default=os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..")),
@@ -740,13 +910,15 @@ def main():
     parser.add_argument("--real-tokenizers", default="/work/shared/tokenizers",
                         help="directory with qwen3/, deepseek_v3/, llama3/ (tokenizer.json + config)")
     parser.add_argument("--unicode-tables", action="store_true",
-                        help="also regenerate coordinator/text/unicode_tables.cpp")
+                        help="also regenerate coordinator/text/unicode_tables.cpp and unicode_category_tables.cpp")
     args = parser.parse_args()
 
     out_dir = os.path.join(args.repo, "tests", "data", "tokenizers")
     os.makedirs(out_dir, exist_ok=True)
     if args.unicode_tables:
         write_unicode_tables(os.path.join(args.repo, "coordinator", "text", "unicode_tables.cpp"))
+        write_category_tables(os.path.join(args.repo, "coordinator", "text",
+                                           "unicode_category_tables.cpp"))
     for family in REAL_FAMILIES:
         os.makedirs(os.path.join(out_dir, family), exist_ok=True)
         for name in ["tokenizer.json", "tokenizer_config.json"]:
@@ -766,6 +938,7 @@ def main():
     make_nfc_cases(os.path.join(out_dir, "nfc.jsonl"))
     make_decoder_cases(os.path.join(out_dir, "decoders.jsonl"))
     make_component_cases(out_dir)
+    make_property_cases(os.path.join(out_dir, "regex_properties.jsonl"))
 
 
 if __name__ == "__main__":
