@@ -35,6 +35,8 @@ Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_subm
   if (for_submit && !d.serve.model.empty()) d.serve.model = fs::absolute(d.serve.model).lexically_normal().string();
   if (for_submit && !d.serve.api_key_file.empty())
     d.serve.api_key_file = fs::absolute(d.serve.api_key_file).lexically_normal().string();
+  if (for_submit && !d.serve.curve_keys_dir.empty())
+    d.serve.curve_keys_dir = fs::absolute(d.serve.curve_keys_dir).lexically_normal().string();
   PONDER_RETURN_IF_ERROR(validate_serve_config(d.serve, {.api_key_off_loopback = false, .model_on_disk = check_model}).with_context(path));
   if (d.serve.backend == "cuda" && d.slurm.gpus_per_node == 0)
     return error(StatusCode::kInvalidArgument, "%sbackend cuda needs slurm.gpus_per_node (one GPU per rank)",
@@ -95,7 +97,7 @@ Expected<MovedApiKey> move_api_key_out(DeployConfig& d, bool dry_run) {
 
 Status write_api_key_file(const MovedApiKey& moved) {
   if (moved.file.empty()) return {};
-  return slurm::write_private_file(moved.file, moved.key + "\n");
+  return write_private_file(moved.file, moved.key + "\n");
 }
 
 }  // namespace ponder::apps

@@ -6,6 +6,8 @@
 #include "apps/bench_command.h"
 #include "apps/complete_command.h"
 #include "apps/generate_command.h"
+#include "apps/api_keys_command.h"
+#include "apps/keys_command.h"
 #include "apps/replica_command.h"
 #include "apps/serve_command.h"
 #include "apps/slurm_command.h"
@@ -26,6 +28,8 @@ commands:
   replica    the ranks of replicas serving a coordinator (started by `ponder serve`)
   bench      measure prefill/decode speed against the machine's measured limits (JSON)
   slurm      deploy `serve` on a Slurm cluster: submit, status, endpoint, logs, cancel, list
+  api-keys   the API keys of many users, hashed, with per-key limits (add, list, remove)
+  keys       make the CURVE keys that encrypt and authenticate the replica links (keys generate)
   sweep      test-time-compute experiments: run a spec's grid against a server (resumable), report
 )";
 
@@ -46,6 +50,8 @@ int main(int argc, char** argv) {
   if (command == "slurm") return ponder::apps::run_slurm(argc - 2, argv + 2);
   if (command == "sweep") return ponder::apps::run_sweep(argc - 2, argv + 2);
   if (command == "bench") return ponder::apps::run_bench(argc - 2, argv + 2);
+  if (command == "api-keys") return ponder::apps::run_api_keys(argc - 2, argv + 2);
+  if (command == "keys") return ponder::apps::run_keys(argc - 2, argv + 2);
   std::fprintf(stderr, "ponder: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -45,6 +45,11 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
   --timeout-ms N       deadline of every collective between the ranks (default 60000)
   --replica-index N    this replica's index in a deployment that starts each replica as a world
                        of its own (`ponder slurm`); default: its index in this MPI world
+  --curve-server-key F the coordinator's CURVE public key file (server.pub of `ponder keys
+                       generate`): the link is encrypted and the coordinator's key verified
+  --curve-key F        this replica's CURVE secret key file (replica-I.key, mode 0600; its public
+                       key must be in the coordinator's allowed/). Both or neither; files, never
+                       keys, on the command line: ps shows it to every user
 )";
 
 struct ReplicaCommandOptions {
@@ -66,7 +71,8 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
       Args args, Args::parse(argc, argv, {"help"},
                              {"coordinator", "model", "served-model-name", "tp", "pp", "stage-layers",
                               "backend", "threads", "precision", "kv-cache-bytes", "token-budget",
-                              "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index"}));
+                              "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index",
+                              "curve-server-key", "curve-key"}));
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return error(StatusCode::kCancelled, "help");
@@ -111,6 +117,15 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   o.timeout = std::chrono::milliseconds(timeout);
   o.server.tp = o.tp;
   o.server.pp = o.pp;
+  // Every rank reads the keys, so a bad file fails them all alike, before MPI starts.
+  const auto server_key = args.get("curve-server-key");
+  const auto own_key = args.get("curve-key");
+  if (server_key.has_value() != own_key.has_value())
+    return error(StatusCode::kInvalidArgument, "--curve-server-key and --curve-key go together (the coordinator's "
+                 "public key and this replica's secret key)");
+  if (server_key) {
+    PONDER_ASSIGN_OR_RETURN(o.server.curve, coordinator::load_curve_client_keys(*server_key, *own_key));
+  }
   return o;
 }
 

@@ -17,6 +17,7 @@
 #include "apps/args.h"
 #include "apps/generate_options.h"
 #include "apps/mpirun_launch.h"
+#include "apps/replica_link_keys.h"
 #include "apps/replica_processes.h"
 #include "apps/serve_config.h"
 #include "common/check.h"
@@ -43,10 +44,11 @@ its keys (underscores become dashes: --kv-cache-bytes); flags win. Keys:
 Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
-      "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "max_n",
+      "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "api_keys_file",
+      "audit_log", "audit_log_text", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
       "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
       "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s",
-      "max_replica_restarts", "replica_restart_backoff_ms"};
+      "max_replica_restarts", "replica_restart_backoff_ms", "replica_curve", "curve_keys_dir"};
   std::set<std::string> options = {"config"};
   auto flag = [](std::string key) {
     for (char& ch : key)
@@ -81,6 +83,7 @@ Status serve(const ServeConfig& c) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reloads api_keys_file
   pthread_sigmask(SIG_BLOCK, &stop_signals, &original_mask);
 
   PONDER_ASSIGN_OR_RETURN(worker::BackendKind backend, worker::parse_backend_kind(c.backend));
@@ -91,6 +94,7 @@ Status serve(const ServeConfig& c) {
   engine.max_running = c.max_running;
   engine.max_n = static_cast<int32_t>(c.max_n);
 
+  std::unique_ptr<ReplicaLinkKeys> link_keys;  // outlives the pool; removes a run's keys at the end
   std::unique_ptr<coordinator::Dispatcher> dispatcher;
   coordinator::ReplicaPool* pool = nullptr;
   std::vector<Child> children;
@@ -105,6 +109,7 @@ Status serve(const ServeConfig& c) {
                                              .engine = std::move(engine),
                                              .max_queued = c.max_queued}));
   } else {
+    PONDER_ASSIGN_OR_RETURN(link_keys, ReplicaLinkKeys::prepare(c, run_keys_template(ProcessEnv::read())));
     PONDER_ASSIGN_OR_RETURN(auto started, coordinator::ReplicaPool::start(
                                               {.model = c.served_model_name,
                                                .heartbeat = std::chrono::milliseconds(c.heartbeat_ms),
@@ -116,7 +121,8 @@ Status serve(const ServeConfig& c) {
                                                // for a restart rather than fail.
                                                .hold_unplaced = c.max_replica_restarts > 0
                                                                     ? std::chrono::milliseconds(60'000)
-                                                                    : std::chrono::milliseconds(0)}));
+                                                                    : std::chrono::milliseconds(0),
+                                               .curve = link_keys->server()}));
     pool = started.get();
     dispatcher = std::move(started);
     const int ranks = c.replicas * c.tp * c.pp;
@@ -126,6 +132,8 @@ Status serve(const ServeConfig& c) {
       std::vector<std::string> args = replica_args(c, pool->endpoint(), threads);
       // Each replica's mpirun is a world of its own: its index says which replica a restart is.
       args.insert(args.end(), {"--replica-index", std::to_string(r)});
+      const std::vector<std::string> curve = link_keys->replica_args(r);  // key files, never keys
+      args.insert(args.end(), curve.begin(), curve.end());
       PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.tp * c.pp, "replica", args));
       PONDER_ASSIGN_OR_RETURN(Child child, spawn(strformat("replica %d (mpirun)", r), words, original_mask));
       children.push_back(child);
@@ -157,12 +165,20 @@ Status serve(const ServeConfig& c) {
                                .max_body_bytes = c.max_body_bytes,
                                .max_n = static_cast<int32_t>(c.max_n),
                                .api_key = api_key,
+                               .api_keys_file = c.api_keys_file,
+                               .audit_log = c.audit_log,
+                               .audit_log_text = c.audit_log_text,
+                               .tls_cert = c.tls_cert,
+                               .tls_key = c.tls_key,
+                               .tls_client_ca = c.tls_client_ca,
+                               .allow_plaintext = c.allow_plaintext,
                                .served_model_name = c.served_model_name,
                                // Every replica has registered: default max_tokens fits its cache.
                                .kv_cache_tokens = dispatcher->stats().kv_tokens_per_replica,
                                .server_config = serve_config_json(c)},
                               text, *dispatcher));
-  const std::string base = strformat("http://%s:%u", c.host.c_str(), server->port());
+  const std::string base =
+      strformat("%s://%s:%u", c.tls_cert.empty() ? "http" : "https", c.host.c_str(), server->port());
   std::printf("ponder serve: %s is served at %s/v1 (%d replica%s of tp%d pp%d)\n",
               c.served_model_name.c_str(), base.c_str(), c.replicas, c.replicas == 1 ? "" : "s", c.tp, c.pp);
   std::printf("  try: curl -s %s/v1/chat/completions -H 'Content-Type: application/json' \\\n"
@@ -171,12 +187,19 @@ Status serve(const ServeConfig& c) {
               base.c_str(), c.served_model_name.c_str(), base.c_str());
   std::fflush(stdout);
 
-  // Wait for SIGINT/SIGTERM, restarting replicas that exit or are lost meanwhile.
+  // Wait for SIGINT/SIGTERM, restarting replicas that exit or are lost meanwhile; SIGHUP reloads
+  // the API keys.
   int signal = 0;
   while (signal == 0) {
     timespec tick{.tv_sec = 0, .tv_nsec = 200'000'000};
     int s = sigtimedwait(&stop_signals, nullptr, &tick);
-    if (s > 0) signal = s;
+    if (s == SIGHUP) {
+      Status reloaded = server->reload_api_keys();
+      if (!reloaded.ok())
+        PONDER_LOG(kError, "serve", "SIGHUP: %s (the keys in use stay)", reloaded.message().c_str());
+    } else if (s > 0) {
+      signal = s;
+    }
     if (supervisor && signal == 0) supervisor->tick();
   }
   const auto drain = std::chrono::seconds(c.drain_timeout_s);

@@ -12,7 +12,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "apps/replica_link_keys.h"
 #include "common/check.h"
+#include "common/private_file.h"
 #include "common/strings.h"
 #include "coordinator/http/http_server.h"
 #include "worker/backend/backend_factory.h"
@@ -33,6 +35,17 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
                          As a flag it shows in ps: prefer api_key_file
   api_key_file F         a file holding the key on its first line, mode 0600 (not group- or
                          world-readable); not together with api_key
+  api_keys_file F        API keys of many users, hashed, each with optional requests_per_minute
+                         and max_concurrent limits (429 past them); made by `ponder api-keys
+                         add`; SIGHUP reloads it. Not together with api_key / api_key_file
+  audit_log F            append one JSON line per answered request (time, key id, request id,
+                         route, status, tokens, duration) to F (created 0600)
+  audit_log_text B       true: audit lines also hold the messages or prompt and the output
+  tls_cert F, tls_key F  serve HTTPS: PEM certificate chain and its PEM private key (mode
+                         0600); required off loopback unless allow_plaintext
+  tls_client_ca F        mTLS: PEM bundle of the CAs whose client certificates are accepted;
+                         clients without one fail the handshake
+  allow_plaintext B      true: listen off loopback without TLS (default false)
   max_n N                largest n per request (default 16)
   max_queued N           requests in flight before 503 + Retry-After (default 1024)
   max_body_bytes B       largest request body (default 8MiB)
@@ -48,6 +61,11 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
                          before it leaves it down (default 5)
   replica_restart_backoff_ms N  wait before a replica's first restart, doubling for each next
                          one up to 30000 (default 1000)
+  replica_curve B        CURVE on the links to the replicas: encrypted, and only replicas with an
+                         allowed key can register (default true; with no curve_keys_dir, keys
+                         are made for each run in a private directory)
+  curve_keys_dir DIR     the keys of `ponder keys generate --dir DIR --replicas N` instead:
+                         server.key, replica-I.key (mode 0600), allowed/*.pub
 )";
 
 namespace {
@@ -61,6 +79,13 @@ Expected<int64_t> parse_int(const std::string& key, const std::string& value, in
     return error(StatusCode::kInvalidArgument, "%s'%s' must be an integer in [%lld, %lld], got '%s'",
                  where.c_str(), key.c_str(), (long long)lo, (long long)hi, value.c_str());
   return v;
+}
+
+Expected<bool> parse_bool(const std::string& key, const std::string& value, const std::string& where) {
+  if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+  if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+  return error(StatusCode::kInvalidArgument, "%s'%s' must be true or false, got '%s'", where.c_str(), key.c_str(),
+               value.c_str());
 }
 
 // "268435456", "256MiB", "1GiB", "64KiB", "2GB".
@@ -134,6 +159,20 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     c.api_key = value;
   } else if (key == "api_key_file") {
     c.api_key_file = value;
+  } else if (key == "api_keys_file") {
+    c.api_keys_file = value;
+  } else if (key == "audit_log") {
+    c.audit_log = value;
+  } else if (key == "audit_log_text") {
+    PONDER_ASSIGN_OR_RETURN(c.audit_log_text, parse_bool(key, value, where));
+  } else if (key == "tls_cert") {
+    c.tls_cert = value;
+  } else if (key == "tls_key") {
+    c.tls_key = value;
+  } else if (key == "tls_client_ca") {
+    c.tls_client_ca = value;
+  } else if (key == "allow_plaintext") {
+    PONDER_ASSIGN_OR_RETURN(c.allow_plaintext, parse_bool(key, value, where));
   } else if (key == "max_n") {
     return integer(&c.max_n, 1, 1024);
   } else if (key == "max_queued") {
@@ -158,6 +197,10 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.max_replica_restarts, 0, 1'000'000);
   } else if (key == "replica_restart_backoff_ms") {
     return integer(&c.replica_restart_backoff_ms, 1, 30'000);
+  } else if (key == "replica_curve") {
+    PONDER_ASSIGN_OR_RETURN(c.replica_curve, parse_bool(key, value, where));
+  } else if (key == "curve_keys_dir") {
+    c.curve_keys_dir = value;
   } else {
     return error(StatusCode::kInvalidArgument, "%sunknown key '%s' (the keys are listed by ponder serve --help)",
                  where.c_str(), key.c_str());
@@ -227,6 +270,13 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("port", c.port);
   kv("api_key", c.api_key);
   kv("api_key_file", c.api_key_file);
+  kv("api_keys_file", c.api_keys_file);
+  kv("audit_log", c.audit_log);
+  kv("audit_log_text", c.audit_log_text);
+  kv("tls_cert", c.tls_cert);
+  kv("tls_key", c.tls_key);
+  kv("tls_client_ca", c.tls_client_ca);
+  kv("allow_plaintext", c.allow_plaintext);
   kv("max_n", c.max_n);
   kv("max_queued", c.max_queued);
   kv("max_body_bytes", c.max_body_bytes);
@@ -237,6 +287,8 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("collective_timeout_ms", c.collective_timeout_ms);
   kv("startup_timeout_s", c.startup_timeout_s);
   kv("drain_timeout_s", c.drain_timeout_s);
+  kv("replica_curve", c.replica_curve);
+  kv("curve_keys_dir", c.curve_keys_dir);
   // max_replica_restarts and replica_restart_backoff_ms are left out: only `ponder serve`
   // restarts replicas, and the deployments' resolved copies (golden files) stay as they were.
 }
@@ -259,31 +311,12 @@ nlohmann::ordered_json serve_config_json(const ServeConfig& c) {
   visit_serve_settings(c, [&](const char* key, const auto& value) {
     if (std::string_view(key) != "api_key" && std::string_view(key) != "api_key_file") j[key] = value;
   });
-  j["api_key_set"] = !c.api_key.empty() || !c.api_key_file.empty();
+  j["api_key_set"] = !c.api_key.empty() || !c.api_key_file.empty() || !c.api_keys_file.empty();
   return j;
 }
 
 Expected<std::string> read_api_key_file(const std::string& path) {
-  // fstat of the open file: the mode checked is the mode of what is read.
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return error(StatusCode::kNotFound, "cannot read the api_key_file %s: %s", path.c_str(), std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return error(StatusCode::kInvalidArgument, "api_key_file %s is not a regular file", path.c_str());
-  }
-  if (st.st_mode & 0077) {
-    close(fd);
-    return error(StatusCode::kInvalidArgument,
-                 "api_key_file %s has mode %04o: group or others can read the key (chmod 600 %s)", path.c_str(),
-                 static_cast<unsigned>(st.st_mode & 07777), path.c_str());
-  }
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while (text.find('\n') == std::string::npos && (n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, n);
-  close(fd);
+  PONDER_ASSIGN_OR_RETURN(const std::string text, read_private_file(path, "api_key_file"));
   const std::string key(trim(text.substr(0, text.find('\n'))));
   if (key.empty())
     return error(StatusCode::kInvalidArgument, "api_key_file %s is empty (the key goes on its first line)",
@@ -319,14 +352,25 @@ Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
     return error(StatusCode::kInvalidArgument,
                  "'api_key' and 'api_key_file' are both set: give one (api_key_file keeps the key out of ps)");
   if (!c.api_key_file.empty()) PONDER_RETURN_IF_ERROR(status_of(read_api_key_file(c.api_key_file)));
-  if (!coordinator::http::is_loopback_host(c.host) && c.api_key.empty() && c.api_key_file.empty() && checks.api_key_off_loopback)
+  // The listener's rules, as the server applies them (`ponder slurm` makes a key per job).
+  if (!c.api_keys_file.empty() && (!c.api_key.empty() || !c.api_key_file.empty()))
     return error(StatusCode::kInvalidArgument,
-                 "'host' %s is not loopback: set 'api_key_file' (or --api-key-file; 'api_key' shows in ps) so "
-                 "that the API is not open",
-                 c.host.c_str());
+                 "'api_keys_file' and 'api_key'/'api_key_file' are both set: give one (ponder api-keys "
+                 "add puts a key in the file)");
+  const bool has_key = !c.api_key.empty() || !c.api_key_file.empty() || !checks.api_key_off_loopback;
+  PONDER_RETURN_IF_ERROR(coordinator::http::check_listener_options(
+      {.host = c.host,
+       .api_key = has_key ? "set" : "",
+       .api_keys_file = c.api_keys_file,
+       .tls_cert = c.tls_cert,
+       .tls_key = c.tls_key,
+       .tls_client_ca = c.tls_client_ca,
+       .allow_plaintext = c.allow_plaintext},
+      /*load_files=*/checks.model_on_disk));
   if (c.heartbeat_timeout_ms <= c.heartbeat_ms)
     return error(StatusCode::kInvalidArgument, "'heartbeat_timeout_ms' (%lld) must exceed 'heartbeat_ms' (%lld)",
                  (long long)c.heartbeat_timeout_ms, (long long)c.heartbeat_ms);
+  PONDER_RETURN_IF_ERROR(check_replica_link_settings(c, /*load_files=*/checks.model_on_disk));
   return {};
 }
 

@@ -37,6 +37,13 @@ struct ServeConfig {
   int port = 8000;                    // 0: any free port (printed)
   std::string api_key;                // off loopback, this or api_key_file is required; shows in ps
   std::string api_key_file;           // the key on its first line, mode 0600: out of ps and copies
+  std::string api_keys_file;          // many users: hashed keys with limits (ponder api-keys)
+  std::string audit_log;              // JSON lines, one per answered request (mode 0600)
+  bool audit_log_text = false;        // the audit log also holds prompts and outputs
+  std::string tls_cert;               // HTTPS: PEM certificate chain …
+  std::string tls_key;                // … and its PEM private key (mode 0600)
+  std::string tls_client_ca;          // mTLS: PEM CAs whose client certificates are accepted
+  bool allow_plaintext = false;       // off loopback without TLS
   int64_t max_n = 16;                 // largest n a request may ask for
   int64_t max_queued = 1024;          // requests in flight before 503
   int64_t max_body_bytes = 8 << 20;
@@ -49,6 +56,8 @@ struct ServeConfig {
   int64_t drain_timeout_s = 30;       // SIGINT/SIGTERM: in-flight requests get this long
   int64_t max_replica_restarts = 5;   // per replica, by `ponder serve`; then it stays down
   int64_t replica_restart_backoff_ms = 1000;  // before the first restart; doubles, up to 30 s
+  bool replica_curve = true;          // CURVE on the replica links (encrypted, allow-listed keys)
+  std::string curve_keys_dir;         // `ponder keys generate`'s keys; empty: made for each run
 
   bool in_process() const { return replicas == 1 && tp * pp == 1; }
 };

@@ -20,6 +20,7 @@
 #include "apps/deploy_config.h"
 #include "apps/generate_options.h"
 #include "apps/replica_command.h"
+#include "apps/replica_link_keys.h"
 #include "apps/replica_processes.h"
 #include "common/check.h"
 #include "common/log.h"
@@ -115,13 +116,18 @@ class Launch {
     PONDER_RETURN_IF_ERROR(publish());
 
     PONDER_ASSIGN_OR_RETURN(text_, coordinator::ModelText::load(d_.serve.model));
+    // This run's CURVE keys in the job directory (0700; the ranks read their files from the shared
+    // filesystem), unless the deployment names curve_keys_dir.
+    PONDER_ASSIGN_OR_RETURN(link_keys_, ReplicaLinkKeys::prepare(d_.serve, strformat("%s/curve.run%d",
+                                                                                     job_dir_.c_str(), restart_)));
     PONDER_ASSIGN_OR_RETURN(pool_, coordinator::ReplicaPool::start(
                                        {.bind = "tcp://" + address_.address + ":*",
                                         .model = d_.serve.served_model_name,
                                         .heartbeat = std::chrono::milliseconds(d_.serve.heartbeat_ms),
                                         .heartbeat_timeout = std::chrono::milliseconds(d_.serve.heartbeat_timeout_ms),
                                         .max_queued = d_.serve.max_queued,
-                                        .think_end = text_->think_end}));
+                                        .think_end = text_->think_end,
+                                        .curve = link_keys_->server()}));
     PONDER_RETURN_IF_ERROR(start_ranks());
     PONDER_RETURN_IF_ERROR(wait_for_registration(*pool_, d_.serve.replicas, children_,
                                                  std::chrono::seconds(d_.serve.startup_timeout_s), signals_,
@@ -161,6 +167,8 @@ class Launch {
     for (int r = 0; r < d_.serve.replicas; ++r) {
       auto args = replica_args(d_.serve, pool_->endpoint(), threads);
       args.insert(args.end(), {"--replica-index", std::to_string(r)});
+      const std::vector<std::string> curve = link_keys_->replica_args(r);  // key files, never keys
+      args.insert(args.end(), curve.begin(), curve.end());
       nlohmann::json task = {{"job_id", job_id_},
                              {"restart_count", restart_},
                              {"replica", r},
@@ -232,13 +240,13 @@ class Launch {
     // api_key_file's key (the job's copy of a deployment never carries the key itself).
     PONDER_ASSIGN_OR_RETURN(std::string key, serve_api_key(d_.serve));
     const std::string host = d_.serve.host.empty() ? address_.address : d_.serve.host;
-    if (key.empty() && !coordinator::http::is_loopback_host(host)) {
+    if (key.empty() && d_.serve.api_keys_file.empty() && !coordinator::http::is_loopback_host(host)) {
       PONDER_ASSIGN_OR_RETURN(key, slurm::random_token());
       PONDER_LOG(kInfo, "slurm", "no api_key configured: generated one for this job");
     }
     if (!key.empty()) {
       rec_.api_key_file = job_dir_ + "/api_key";
-      PONDER_RETURN_IF_ERROR(slurm::write_private_file(rec_.api_key_file, key + "\n"));
+      PONDER_RETURN_IF_ERROR(write_private_file(rec_.api_key_file, key + "\n"));
     }
     PONDER_ASSIGN_OR_RETURN(server_, coordinator::http::HttpServer::start(
                                          {.host = host,
@@ -246,13 +254,21 @@ class Launch {
                                           .max_body_bytes = d_.serve.max_body_bytes,
                                           .max_n = static_cast<int32_t>(d_.serve.max_n),
                                           .api_key = key,
+                                          .api_keys_file = d_.serve.api_keys_file,
+                                          .audit_log = d_.serve.audit_log,
+                                          .audit_log_text = d_.serve.audit_log_text,
+                                          .tls_cert = d_.serve.tls_cert,
+                                          .tls_key = d_.serve.tls_key,
+                                          .tls_client_ca = d_.serve.tls_client_ca,
+                                          .allow_plaintext = d_.serve.allow_plaintext,
                                           .served_model_name = d_.serve.served_model_name,
                                           .kv_cache_tokens = pool_->stats().kv_tokens_per_replica,
                                           .server_config = serve_config_json(d_.serve)},
                                          *text_, *pool_));
     rec_.port = server_->port();
     const std::string url_host = host == "0.0.0.0" ? address_.address : host;
-    rec_.url = strformat("http://%s:%u/v1", url_host.c_str(), (unsigned)rec_.port);
+    rec_.url = strformat("%s://%s:%u/v1", d_.serve.tls_cert.empty() ? "http" : "https",
+                         url_host.c_str(), (unsigned)rec_.port);
     return {};
   }
 
@@ -365,6 +381,7 @@ class Launch {
   slurm::NodeAddress address_;
   sigset_t signals_{}, original_mask_{};
   std::optional<coordinator::ModelText> text_;
+  std::unique_ptr<ReplicaLinkKeys> link_keys_;  // outlives the pool; removes a run's keys at the end
   std::unique_ptr<coordinator::ReplicaPool> pool_;
   std::unique_ptr<coordinator::http::HttpServer> server_;
   std::vector<Child> children_;

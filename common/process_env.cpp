@@ -24,6 +24,8 @@ ProcessEnv ProcessEnv::read() {
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) env.cuda_visible_devices = v;
   if (const char* v = std::getenv("SLURM_JOB_ID"); v && *v) env.slurm_job_id = v;
   if (const char* v = std::getenv("SLURM_JOB_NODELIST"); v && *v) env.slurm_job_nodelist = v;
+  if (const char* v = std::getenv("XDG_RUNTIME_DIR"); v && *v) env.xdg_runtime_dir = v;
+  if (const char* v = std::getenv("TMPDIR"); v && *v) env.tmpdir = v;
   return env;
 }
 

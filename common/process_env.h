@@ -15,6 +15,8 @@ struct ProcessEnv {
   std::optional<std::string> cuda_visible_devices;  // CUDA_VISIBLE_DEVICES as given
   std::optional<std::string> slurm_job_id;          // SLURM_JOB_ID: a sweep's provenance
   std::optional<std::string> slurm_job_nodelist;    // SLURM_JOB_NODELIST: likewise
+  std::optional<std::string> xdg_runtime_dir;       // XDG_RUNTIME_DIR: the user's private tmpfs
+  std::optional<std::string> tmpdir;                // TMPDIR
 
   static ProcessEnv read();
   // The index of this task among the tasks of its node: SLURM_LOCALID, else the MPI local rank,

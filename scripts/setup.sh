@@ -11,7 +11,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev libcli11-dev
   libsqlite3-dev libssl-dev
-  slurmctld slurmd slurm-client munge iproute2
+  slurmctld slurmd slurm-client munge iproute2 strace openssl
+  clang libclang-rt-14-dev
   python3 python3-numpy python3-matplotlib python3-jinja2 python3-venv
 )
 

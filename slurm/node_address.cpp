@@ -77,15 +77,4 @@ Expected<std::string> random_token() {
   return hex;
 }
 
-Status write_private_file(const std::string& path, const std::string& content) {
-  unlink(path.c_str());
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return error(StatusCode::kUnavailable, "cannot create %s: %s", path.c_str(), std::strerror(errno));
-  fchmod(fd, 0600);  // whatever the umask
-  const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  close(fd);
-  if (!ok) return error(StatusCode::kUnavailable, "cannot write %s", path.c_str());
-  return {};
-}
-
 }  // namespace ponder::slurm

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/private_file.h"  // write_private_file, for the job's key files
 #include "common/status.h"
 
 namespace ponder::slurm {
@@ -20,7 +21,5 @@ Expected<NodeAddress> node_address(const std::string& interface);
 
 // 32 random bytes as hex (getrandom).
 Expected<std::string> random_token();
-// Writes `content` to a new file of mode 0600 (replacing one that is there).
-Status write_private_file(const std::string& path, const std::string& content);
 
 }  // namespace ponder::slurm

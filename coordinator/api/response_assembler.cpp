@@ -163,6 +163,10 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
       if (meta_.stream) events += sse_event(error_->to_json());
     }
   }
+  if (meta_.stream && meta_.keep_text) {
+    choice.all.reasoning += d.reasoning;
+    choice.all.content += d.content;
+  }
   if (meta_.stream) {
     const bool failed =
         d.finished && (d.finish_reason == "error" || d.finish_reason == "cancelled");
@@ -179,6 +183,12 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
     choice.all.stop_reason = d.stop_reason;
   }
   return {};
+}
+
+Json ResponseAssembler::texts() const {
+  Json out = Json::array();
+  for (const Choice& c : choices_) out.push_back({{"reasoning", c.all.reasoning}, {"content", c.all.content}});
+  return out;
 }
 
 bool ResponseAssembler::prompt_settled(int32_t prompt) const {

@@ -28,6 +28,7 @@ struct ResponseMeta {
   bool include_usage = false;
   bool logprobs = false;
   bool reasoning = false;  // chat: messages carry reasoning_content
+  bool keep_text = false;  // streaming too keeps each choice's text, for texts() (the audit log)
 };
 
 struct UsageTotals {
@@ -64,6 +65,8 @@ class ResponseAssembler {
   ApiResult<nlohmann::ordered_json> response() const;
 
   const UsageTotals& usage() const { return usage_; }
+  // Each choice's text so far: [{"reasoning": …, "content": …}] (streaming: with keep_text).
+  nlohmann::ordered_json texts() const;
   const std::optional<ApiError>& error() const { return error_; }
 
  private:

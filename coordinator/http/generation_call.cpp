@@ -62,16 +62,22 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
   }
   stream_ = request->stream;
   n_ = request->n;
+  response_id_ = ctx_.random_id(chat ? "chatcmpl-" : "cmpl-");
+  if (ctx_.audit && ctx_.options.audit_log_text) {
+    const char* field = chat ? "messages" : "prompt";
+    if (json->contains(field)) request_text_ = (*json)[field];
+  }
   first_token_at_.assign(per_prompt.size() * n_, std::nullopt);
   cancelled_early_.assign(per_prompt.size(), false);
   assembler_.emplace(api::ResponseMeta{.endpoint = endpoint,
-                                       .id = ctx_.random_id(chat ? "chatcmpl-" : "cmpl-"),
+                                       .id = response_id_,
                                        .created = static_cast<int64_t>(std::time(nullptr)),
                                        .model = ctx_.options.served_model_name,
                                        .stream = request->stream,
                                        .include_usage = request->include_usage,
                                        .logprobs = request->logprobs,
-                                       .reasoning = chat && ctx_.model.reasoning.has_value()},
+                                       .reasoning = chat && ctx_.model.reasoning.has_value(),
+                                       .keep_text = ctx_.audit && ctx_.options.audit_log_text},
                      ctx_.model.tokenizer, per_prompt, request->n, prompt_tokens);
   submit(std::move(*engine_requests));
 }
@@ -162,6 +168,7 @@ void GenerationCall::on_output(int32_t prompt, const worker::EngineOutput& out) 
     }
     if (assembler_->finished()) {
       answered_ = true;
+      note_audit();
       if (stream_) {
         session_->end_stream(assembler_->stream_end());
       } else if (auto response = assembler_->response()) {
@@ -178,8 +185,22 @@ void GenerationCall::on_output(int32_t prompt, const worker::EngineOutput& out) 
 void GenerationCall::on_client_gone() {
   if (answered_ || client_gone_) return;
   client_gone_ = true;
+  note_audit();  // what was generated until now
   PONDER_LOG(kInfo, "http", "client closed the connection: cancelling %s", session_->endpoint());
   cancel();
+}
+
+void GenerationCall::note_audit() {
+  if (!ctx_.audit || !assembler_) return;
+  const api::UsageTotals& u = assembler_->usage();
+  nlohmann::ordered_json f = {{"id", response_id_},
+                              {"prompt_tokens", u.prompt_tokens},
+                              {"completion_tokens", u.completion_tokens}};
+  if (ctx_.options.audit_log_text) {
+    f["request"] = request_text_;
+    f["output"] = assembler_->texts();
+  }
+  session_->note_audit(f);
 }
 
 void GenerationCall::cancel() {

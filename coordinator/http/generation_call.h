@@ -41,6 +41,7 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void submit(std::vector<worker::EngineRequest> requests);
   void on_output(int32_t prompt, const worker::EngineOutput& output);
   void on_client_gone();
+  void note_audit();  // the audit line's fields: response id, tokens, texts when enabled
   void unregister();
 
   std::shared_ptr<Session> session_;
@@ -49,6 +50,8 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   Clock::time_point received_;
   std::optional<api::ResponseAssembler> assembler_;
   bool stream_ = false;
+  std::string response_id_;
+  nlohmann::ordered_json request_text_;  // audit_log_text: the messages or prompt
   int32_t n_ = 1;
 
   std::mutex ids_mu_;

@@ -6,6 +6,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/string.hpp>
@@ -19,6 +20,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/private_file.h"
 #include "coordinator/http/generation_call.h"
 #include "coordinator/http/server_context.h"
 #include "coordinator/http/session.h"
@@ -54,6 +56,7 @@ struct HttpServer::Impl {
   // Declared first so that it is destroyed last: sessions destroyed with the I/O context's
   // pending handlers unregister themselves from it.
   ServerContext ctx;
+  std::unique_ptr<net::ssl::context> tls;  // HTTPS: every connection's TLS settings
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work;
   tcp::acceptor acceptor;
@@ -95,6 +98,39 @@ Expected<net::ip::address> listen_address(const std::string& host) {
   return a;
 }
 
+// The TLS settings of an HTTPS listener: TLS 1.2 or newer, the certificate chain and its key,
+// and with a client CA, client certificates required (mTLS). Errors name the file and say what
+// OpenSSL found.
+Expected<std::unique_ptr<net::ssl::context>> make_tls_context(const ServerOptions& o) {
+  auto tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+  tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use |
+                   SSL_OP_NO_RENEGOTIATION);
+  boost::system::error_code ec;
+  tls->use_certificate_chain_file(o.tls_cert, ec);
+  if (ec)
+    return error(StatusCode::kInvalidArgument, "tls_cert %s: %s", o.tls_cert.c_str(),
+                 ec.message().c_str());
+  PONDER_ASSIGN_OR_RETURN(const std::string key, read_private_file(o.tls_key, "tls_key"));
+  tls->use_private_key(net::buffer(key), net::ssl::context::pem, ec);
+  if ((ec && ERR_GET_REASON(ec.value()) == X509_R_KEY_VALUES_MISMATCH) ||
+      (!ec && SSL_CTX_check_private_key(tls->native_handle()) != 1))
+    return error(StatusCode::kInvalidArgument, "tls_key %s is not the key of tls_cert %s",
+                 o.tls_key.c_str(), o.tls_cert.c_str());
+  if (ec)
+    return error(StatusCode::kInvalidArgument, "tls_key %s: %s", o.tls_key.c_str(),
+                 ec.message().c_str());
+  if (!o.tls_client_ca.empty()) {
+    tls->load_verify_file(o.tls_client_ca, ec);
+    if (ec)
+      return error(StatusCode::kInvalidArgument, "tls_client_ca %s: %s", o.tls_client_ca.c_str(),
+                   ec.message().c_str());
+    tls->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+  }
+  return tls;
+}
+
 std::string base_name(const std::string& dir) {
   std::filesystem::path p(dir);
   while (!p.empty() && p.filename().empty()) p = p.parent_path();  // "models/x/" → "x"
@@ -111,6 +147,36 @@ bool is_loopback_host(std::string_view host) {
   return !ec && a.is_loopback();  // 127.0.0.0/8, ::1
 }
 
+Status check_listener_options(const ServerOptions& options, bool load_files) {
+  if (!options.api_key.empty() && !options.api_keys_file.empty())
+    return error(StatusCode::kInvalidArgument,
+                 "api_key and api_keys_file are both set: give one (add the key to the file with "
+                 "ponder api-keys add)");
+  if (options.tls_cert.empty() != options.tls_key.empty())
+    return error(StatusCode::kInvalidArgument, "tls_cert and tls_key go together: set both");
+  if (!options.tls_client_ca.empty() && options.tls_cert.empty())
+    return error(StatusCode::kInvalidArgument,
+                 "tls_client_ca (client certificates) needs TLS: set tls_cert and tls_key");
+  if (!is_loopback_host(options.host)) {
+    if (options.api_key.empty() && options.api_keys_file.empty() && options.tls_client_ca.empty())
+      return error(StatusCode::kInvalidArgument,
+                   "host %s is not a loopback address: set an API key, api_key_file or "
+                   "api_keys_file (clients then send 'Authorization: Bearer <key>'; api_key shows "
+                   "in ps), or client certificates (tls_client_ca), or listen on 127.0.0.1",
+                   options.host.c_str());
+    if (options.tls_cert.empty() && !options.allow_plaintext)
+      return error(StatusCode::kInvalidArgument,
+                   "host %s is not a loopback address: serve HTTPS (tls_cert and tls_key) or set "
+                   "allow_plaintext to send keys and text unencrypted",
+                   options.host.c_str());
+  }
+  if (load_files && !options.tls_cert.empty())
+    PONDER_RETURN_IF_ERROR(status_of(make_tls_context(options)));
+  if (load_files && !options.api_keys_file.empty())
+    PONDER_RETURN_IF_ERROR(status_of(KeyTable::load(options.api_keys_file)));
+  return {};
+}
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() {
@@ -121,11 +187,8 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
                                                         const ModelText& model,
                                                         Dispatcher& dispatcher) {
   PONDER_ASSIGN_OR_RETURN(net::ip::address address, listen_address(options.host));
-  if (!is_loopback_host(options.host) && options.api_key.empty())
-    return error(StatusCode::kInvalidArgument,
-                 "host %s is not a loopback address: set an API key (clients then send "
-                 "'Authorization: Bearer <key>') or listen on 127.0.0.1",
-                 options.host.c_str());
+  PONDER_RETURN_IF_ERROR(check_listener_options(options, /*load_files=*/false));
+  const bool tls = !options.tls_cert.empty();
   if (options.threads < 1) return error(StatusCode::kInvalidArgument, "threads must be >= 1");
   if (options.max_n < 1) return error(StatusCode::kInvalidArgument, "max_n must be >= 1");
   if (options.max_body_bytes < 1 || options.max_header_bytes < 1)
@@ -145,8 +208,27 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
   int64_t vocab = config_int(config, "vocab_size");
   if (vocab <= 0) vocab = model.tokenizer.vocab_size();
 
+  std::unique_ptr<net::ssl::context> tls_context;
+  if (tls) {
+    PONDER_ASSIGN_OR_RETURN(tls_context, make_tls_context(options));
+  }
+  std::shared_ptr<const KeyTable> keys;
+  if (!options.api_keys_file.empty()) {
+    PONDER_ASSIGN_OR_RETURN(KeyTable table, KeyTable::load(options.api_keys_file));
+    keys = std::make_shared<const KeyTable>(std::move(table));
+  } else {
+    keys = std::make_shared<const KeyTable>(KeyTable::single(options.api_key));
+  }
+  std::unique_ptr<AuditLog> audit;
+  if (!options.audit_log.empty()) {
+    PONDER_ASSIGN_OR_RETURN(audit, AuditLog::open(options.audit_log));
+  }
+
   auto impl = std::make_unique<Impl>(std::move(options), model, dispatcher);
+  impl->tls = std::move(tls_context);
   ServerContext& ctx = impl->ctx;
+  ctx.access.replace(std::move(keys));
+  ctx.audit = std::move(audit);
   ctx.created = static_cast<int64_t>(std::time(nullptr));
   ctx.request_limits = {
       .max_n = ctx.options.max_n, .vocab_size = vocab, .max_prompts = ctx.options.max_prompts};
@@ -168,10 +250,12 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
   impl->accept();
   for (int i = 0; i < ctx.options.threads; ++i)
     impl->threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
-  PONDER_LOG(kInfo, "http", "serving %s on http://%s:%u (%d I/O threads, context %lld tokens%s)",
-             ctx.options.served_model_name.c_str(), ctx.options.host.c_str(), (unsigned)impl->port,
-             ctx.options.threads, (long long)ctx.options.context_length,
-             ctx.options.api_key.empty() ? "" : ", API key required");
+  PONDER_LOG(kInfo, "http", "serving %s on %s://%s:%u (%d I/O threads, context %lld tokens%s%s)",
+             ctx.options.served_model_name.c_str(), tls ? "https" : "http",
+             ctx.options.host.c_str(), (unsigned)impl->port, ctx.options.threads,
+             (long long)ctx.options.context_length,
+             ctx.access.enabled() ? ", API key required" : "",
+             ctx.options.tls_client_ca.empty() ? "" : ", client certificates required");
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -195,7 +279,8 @@ void HttpServer::Impl::accept() {
         }
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
-        std::make_shared<Session>(std::move(socket), ctx)->start();
+        HttpStream stream = tls ? HttpStream(std::move(socket), *tls) : HttpStream(std::move(socket));
+        std::make_shared<Session>(std::move(stream), ctx)->start();
         accept();
       });
 }
@@ -229,6 +314,18 @@ void HttpServer::Impl::wait_for_calls(std::chrono::steady_clock::time_point dead
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }
+
+Status HttpServer::reload_api_keys() {
+  const std::string& path = impl_->ctx.options.api_keys_file;
+  if (path.empty())
+    return error(StatusCode::kFailedPrecondition, "no api_keys_file to reload (the server has %s)",
+                 impl_->ctx.options.api_key.empty() ? "no keys" : "one api_key");
+  PONDER_ASSIGN_OR_RETURN(KeyTable table, KeyTable::load(path));
+  const size_t n = table.entries().size();
+  impl_->ctx.access.replace(std::make_shared<const KeyTable>(std::move(table)));
+  PONDER_LOG(kInfo, "http", "reloaded %s: %zu API keys", path.c_str(), n);
+  return {};
+}
 
 const std::string& HttpServer::served_model_name() const {
   return impl_->ctx.options.served_model_name;

@@ -54,6 +54,16 @@ void ServerMetrics::add_prompt_tokens(int64_t n) {
   prompt_tokens_ += n;
 }
 
+void ServerMetrics::count_tls_handshake_failure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++tls_handshake_failures_;
+}
+
+void ServerMetrics::count_refusal(const char* reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++refusals_[reason];
+}
+
 std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress,
                                   Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -74,6 +84,17 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
     w.sample("ponder_http_requests_total",
              {{"endpoint", key.first}, {"status", std::to_string(key.second)}},
              static_cast<double>(count));
+  w.family("ponder_tls_handshake_failures_total", "counter",
+           "TLS connections closed because their handshake failed (a plain-HTTP client, a "
+           "refused or missing client certificate, a timeout).");
+  w.sample("ponder_tls_handshake_failures_total", static_cast<double>(tls_handshake_failures_));
+  w.family("ponder_access_refused_total", "counter",
+           "Requests refused by the API-key gate: unauthorized (401) or rate_limited (429).");
+  for (const char* reason : {"unauthorized", "rate_limited"}) {
+    auto it = refusals_.find(reason);
+    w.sample("ponder_access_refused_total", {{"reason", reason}},
+             static_cast<double>(it == refusals_.end() ? 0 : it->second));
+  }
   w.family("ponder_http_requests_in_progress", "gauge",
            "Completion requests the HTTP server is answering now.");
   w.sample("ponder_http_requests_in_progress", static_cast<double>(in_progress));
@@ -131,6 +152,10 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
   w.family("ponder_replica_restarts_total", "counter",
            "Times a supervised replica was started again after it exited or was lost.");
   w.sample("ponder_replica_restarts_total", static_cast<double>(st.replica_restarts));
+  w.family("ponder_replica_link_refusals_total", "counter",
+           "Connections to the replica socket refused at the handshake (CURVE: a key not on the "
+           "allow-list, a wrong server key, plain ZMTP).");
+  w.sample("ponder_replica_link_refusals_total", static_cast<double>(st.replica_link_refusals));
   w.family("ponder_time_to_first_token_seconds", "histogram",
            "Time from a completion request's arrival to its first generated token.");
   w.histogram("ponder_time_to_first_token_seconds", {}, ttft_.snapshot());

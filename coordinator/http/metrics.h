@@ -43,6 +43,9 @@ class ServerMetrics {
   void observe_time_per_output_token(double seconds);
   void observe_request_duration(double seconds);
   void add_prompt_tokens(int64_t n);
+  void count_tls_handshake_failure();
+  // A request the access gate refused: "unauthorized" (401) or "rate_limited" (429).
+  void count_refusal(const char* reason);
 
   // The exposition text. `in_progress`: generation requests the server is answering now.
   // Each call also records a tokens-generated sample for the tokens/s gauge (rate over the
@@ -56,6 +59,8 @@ class ServerMetrics {
   Histogram tpot_;
   Histogram duration_;
   int64_t prompt_tokens_ = 0;
+  int64_t tls_handshake_failures_ = 0;
+  std::map<std::string, int64_t> refusals_;
   std::deque<std::pair<Clock::time_point, int64_t>> token_samples_;
 };
 

@@ -2,7 +2,6 @@
 #include "coordinator/http/routes.h"
 
 #include <algorithm>
-#include <boost/beast/core/string.hpp>
 
 #include "common/strings.h"
 #include "coordinator/api/response_assembler.h"
@@ -68,30 +67,7 @@ const char* route_method(Route route) {
   return route == Route::kChatCompletions || route == Route::kCompletions ? "POST" : "GET";
 }
 
-bool needs_auth(Route route) {
-  return route == Route::kChatCompletions || route == Route::kCompletions ||
-         route == Route::kModels || route == Route::kModel;
-}
-
-bool authorized(const ServerOptions& options, std::string_view authorization) {
-  if (options.api_key.empty()) return true;
-  // RFC 7235: credentials = auth-scheme 1*SP token68, the scheme case-insensitive.
-  constexpr std::string_view kBearer = "bearer";
-  if (authorization.size() <= kBearer.size() ||
-      !boost::beast::iequals(boost::beast::string_view(authorization.data(), kBearer.size()),
-                             boost::beast::string_view(kBearer.data(), kBearer.size())) ||
-      authorization[kBearer.size()] != ' ')
-    return false;
-  std::string_view given = authorization.substr(kBearer.size());
-  given.remove_prefix(std::min(given.find_first_not_of(' '), given.size()));
-  const std::string& key = options.api_key;
-  // Constant time in the key's length: no early exit on the first differing byte.
-  unsigned diff = given.size() == key.size() ? 0u : 1u;
-  for (size_t i = 0; i < key.size(); ++i)
-    diff |= static_cast<unsigned char>(key[i]) ^
-            static_cast<unsigned char>(i < given.size() ? given[i] : 0);
-  return diff == 0;
-}
+bool needs_auth(Route route) { return route != Route::kHealth && route != Route::kMetrics; }
 
 PlainResponse json_response(int status, const Json& body) {
   return {.status = status, .body = api::dump_json(body)};
@@ -122,11 +98,12 @@ PlainResponse model_response(const ServerContext& ctx, std::string_view target) 
   return json_response(200, model_card(ctx));
 }
 
-PlainResponse health_response(ServerContext& ctx) {
+Json health_body(ServerContext& ctx, bool* healthy) {
   DispatcherStats st = ctx.dispatcher.stats();
   Json body = Json::object();
   const bool draining = ctx.draining.load();
   const bool ok = st.healthy_replicas > 0 && !draining;
+  *healthy = ok;
   body["status"] = ok ? "ok" : "unavailable";
   if (!ok)
     body["reason"] = draining ? std::string("the server is shutting down")
@@ -145,6 +122,12 @@ PlainResponse health_response(ServerContext& ctx) {
       slots.push_back({{"index", slot.index}, {"id", slot.id}, {"state", slot.state}, {"restarts", slot.restarts}});
     body["replica_states"] = std::move(slots);
   }
+  return body;
+}
+
+PlainResponse health_response(ServerContext& ctx) {
+  bool ok = false;
+  Json body = health_body(ctx, &ok);
   PlainResponse r = json_response(ok ? 200 : 503, body);
   if (!ok) r.headers.emplace_back("Retry-After", std::to_string(ctx.options.retry_after_s));
   return r;

@@ -29,15 +29,16 @@ Route route_of(std::string_view target);
 const char* endpoint_label(Route route);
 // The one method a route answers.
 const char* route_method(Route route);
-// /v1/* needs "Authorization: Bearer <api_key>" when the server has a key.
+// Every route but /health and /metrics (unknown paths too) needs a key when the server has keys.
 bool needs_auth(Route route);
-bool authorized(const ServerOptions& options, std::string_view authorization);
 
 PlainResponse json_response(int status, const nlohmann::ordered_json& body);
 // 503 answers carry Retry-After.
 PlainResponse error_response(const api::ApiError& error, int retry_after_s);
 PlainResponse models_response(const ServerContext& ctx);
 PlainResponse model_response(const ServerContext& ctx, std::string_view target);
+// /health's body; `healthy`: a replica is healthy and the server is not draining.
+nlohmann::ordered_json health_body(ServerContext& ctx, bool* healthy);
 PlainResponse health_response(ServerContext& ctx);
 PlainResponse metrics_response(ServerContext& ctx);
 

@@ -14,6 +14,7 @@
 
 #include "coordinator/api/completion_request.h"
 #include "coordinator/api/engine_request.h"
+#include "coordinator/http/access.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/http/metrics.h"
 
@@ -40,6 +41,8 @@ struct ServerContext {
   api::GenerationLimits generation_limits;
   int64_t created = 0;  // Unix seconds at start
   ServerMetrics metrics;
+  AccessGate access{nullptr};
+  std::unique_ptr<AuditLog> audit;  // null: no audit log
   std::shared_ptr<CallbackGate> gate = std::make_shared<CallbackGate>();
   std::atomic<bool> draining{false};
   std::atomic<int64_t> responses_pending{0};  // requests read whose response is not yet written

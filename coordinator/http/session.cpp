@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "coordinator/http/generation_call.h"
+#include "coordinator/http/health_probe.h"
 
 namespace ponder::coordinator::http {
 
@@ -27,6 +28,9 @@ namespace {
 // has read the answer.
 constexpr int64_t kLingerBytes = int64_t{64} << 20;
 constexpr std::chrono::seconds kLingerTime{2};
+// A TLS client gets this long for its handshake, and for its close_notify when a connection ends.
+constexpr std::chrono::seconds kHandshakeTime{10};
+constexpr std::chrono::seconds kTlsShutdownTime{1};
 
 // Written after the client's FIN when a whole response is still pending (see on_client_fin).
 constexpr std::string_view kProbe = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -34,7 +38,11 @@ constexpr std::string_view kProbe = "HTTP/1.1 100 Continue\r\n\r\n";
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
 }  // namespace
 
-Session::Session(tcp::socket socket, ServerContext& ctx) : stream_(std::move(socket)), ctx_(ctx) {}
+Session::Session(HttpStream stream, ServerContext& ctx) : stream_(std::move(stream)), ctx_(ctx) {
+  beast::error_code ec;
+  const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+  if (!ec) client_address_ = peer.address().to_string();
+}
 
 Session::~Session() {
   if (responding_) --ctx_.responses_pending;
@@ -47,7 +55,30 @@ void Session::start() {
     std::lock_guard<std::mutex> lock(ctx_.mu);
     ctx_.sessions[this] = weak_from_this();
   }
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->stream_.tls()) {
+      self->do_handshake();
+    } else {
+      self->do_read();
+    }
+  });
+}
+
+void Session::do_handshake() {
+  stream_.tcp().expires_after(kHandshakeTime);
+  stream_.tls()->async_handshake(
+      net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+        if (self->closed_) return;
+        if (ec) {
+          // A port scan, a plain-HTTP client, a certificate the client (or, with mTLS, we)
+          // refused: nothing to answer, the connection closes.
+          self->ctx_.metrics.count_tls_handshake_failure();
+          PONDER_LOG(kDebug, "http", "TLS handshake failed: %s", ec.message().c_str());
+          self->do_close();
+          return;
+        }
+        self->do_read();
+      });
 }
 
 void Session::close() {
@@ -59,7 +90,7 @@ void Session::do_read() {
   parser_.emplace();
   parser_->body_limit(static_cast<uint64_t>(ctx_.options.max_body_bytes));
   parser_->header_limit(static_cast<uint32_t>(ctx_.options.max_header_bytes));
-  stream_.expires_after(ctx_.options.idle_timeout);
+  stream_.tcp().expires_after(ctx_.options.idle_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
 }
@@ -106,6 +137,7 @@ void Session::on_read(beast::error_code ec, size_t) {
     // The request cannot be read to its end: answer and close.
     responding_ = true;
     ++ctx_.responses_pending;
+    open_request();
     keep_alive_ = false;
     endpoint_ = "other";
     if (parser_->is_header_done()) {
@@ -139,6 +171,8 @@ void Session::handle_request() {
   keep_alive_ = req.keep_alive();
   const Route route = route_of(view(req.target()));
   endpoint_ = endpoint_label(route);
+  open_request();
+  request_id_ = request_id_from(req);
   if (ctx_.draining.load()) {
     keep_alive_ = false;
     respond_error({.status = 503,
@@ -146,6 +180,34 @@ void Session::handle_request() {
                    .type = "server_error",
                    .code = "service_unavailable"});
     return;
+  }
+  if (needs_auth(route)) {
+    // Before 404 and 405: without a key, no route (known or not) tells anything.
+    const Admission a = ctx_.access.admit(view(req[bhttp::field::authorization]), received);
+    key_id_ = a.key_id;
+    if (a.verdict == Admission::Verdict::kUnauthorized) {
+      ctx_.metrics.count_refusal("unauthorized");
+      PlainResponse r = error_response({.status = 401,
+                                        .message = "Missing or incorrect API key: send "
+                                                   "'Authorization: Bearer <key>'",
+                                        .code = "invalid_api_key"},
+                                       ctx_.options.retry_after_s);
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      respond(std::move(r));
+      return;
+    }
+    if (a.verdict == Admission::Verdict::kRateLimited) {
+      ctx_.metrics.count_refusal("rate_limited");
+      PlainResponse r = error_response({.status = 429,
+                                        .message = a.message,
+                                        .type = "rate_limit_error",
+                                        .code = "rate_limit_exceeded"},
+                                       ctx_.options.retry_after_s);
+      r.headers.emplace_back("Retry-After", std::to_string(a.retry_after_s));
+      respond(std::move(r));
+      return;
+    }
+    admitted_ = !key_id_.empty();
   }
   if (route == Route::kUnknown) {
     respond_error({.status = 404,
@@ -164,16 +226,6 @@ void Session::handle_request() {
     respond(std::move(r));
     return;
   }
-  if (needs_auth(route) && !authorized(ctx_.options, view(req[bhttp::field::authorization]))) {
-    PlainResponse r = error_response({.status = 401,
-                                      .message = "Missing or incorrect API key: send "
-                                                 "'Authorization: Bearer <key>'",
-                                      .code = "invalid_api_key"},
-                                     ctx_.options.retry_after_s);
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    respond(std::move(r));
-    return;
-  }
   switch (route) {
     case Route::kModels:
       respond(models_response(ctx_));
@@ -182,6 +234,11 @@ void Session::handle_request() {
       respond(model_response(ctx_, view(req.target())));
       return;
     case Route::kHealth:
+      if (wants_generation_probe(view(req.target()))) {
+        stream_.tcp().expires_never();
+        start_health_probe(shared_from_this(), ctx_);
+        return;
+      }
       respond(health_response(ctx_));
       return;
     case Route::kMetrics:
@@ -189,7 +246,7 @@ void Session::handle_request() {
       return;
     case Route::kChatCompletions:
     case Route::kCompletions:
-      stream_.expires_never();  // generation takes as long as it takes; disconnects are watched
+      stream_.tcp().expires_never();  // generation takes as long as it takes; disconnects are watched
       GenerationCall::start(shared_from_this(), ctx_,
                             route == Route::kChatCompletions ? api::Endpoint::kChatCompletions
                                                              : api::Endpoint::kCompletions,
@@ -214,9 +271,11 @@ void Session::respond(PlainResponse r) {
   // is not also a 499, and there is nothing left to cancel.
   stop_watching();
   ctx_.metrics.count_request(endpoint_, r.status);
+  status_ = r.status;
   auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
       static_cast<bhttp::status>(r.status), version_);
   res->set(bhttp::field::server, "ponder");
+  if (!request_id_.empty()) res->set("X-Request-Id", request_id_);
   res->set(bhttp::field::content_type, r.content_type);
   for (const auto& [name, value] : r.headers) res->set(name, value);
   const bool lingering =
@@ -224,7 +283,7 @@ void Session::respond(PlainResponse r) {
   res->keep_alive(keep_alive_ && !ctx_.draining.load() && !lingering);
   res->body() = std::move(r.body);
   res->prepare_payload();
-  stream_.expires_after(ctx_.options.write_timeout);
+  stream_.tcp().expires_after(ctx_.options.write_timeout);
   bhttp::async_write(stream_, *res,
                      [self = shared_from_this(), res, lingering](beast::error_code ec, size_t) {
                        if (lingering && !ec) {
@@ -247,9 +306,11 @@ void Session::on_written(bool keep_alive, beast::error_code ec) {
 void Session::begin_stream(std::string first_events) {
   if (closed_ || !responding_) return;
   ctx_.metrics.count_request(endpoint_, 200);
+  status_ = 200;
   stream_header_ =
       std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::ok, version_);
   stream_header_->set(bhttp::field::server, "ponder");
+  if (!request_id_.empty()) stream_header_->set("X-Request-Id", request_id_);
   stream_header_->set(bhttp::field::content_type, "text/event-stream");
   stream_header_->set(bhttp::field::cache_control, "no-cache");
   stream_header_->set("X-Accel-Buffering", "no");
@@ -260,7 +321,7 @@ void Session::begin_stream(std::string first_events) {
   phase_ = StreamPhase::kHeader;
   pending_ = std::move(first_events);
   write_in_flight_ = true;
-  stream_.expires_after(ctx_.options.write_timeout);
+  stream_.tcp().expires_after(ctx_.options.write_timeout);
   bhttp::async_write_header(
       stream_, *serializer_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_stream_written(ec); });
@@ -289,7 +350,7 @@ void Session::write_stream() {
     writing_.swap(pending_);
     pending_.clear();
     write_in_flight_ = true;
-    stream_.expires_after(ctx_.options.write_timeout);
+    stream_.tcp().expires_after(ctx_.options.write_timeout);
     if (chunked_) {
       net::async_write(stream_, bhttp::make_chunk(net::buffer(writing_)), std::move(done));
     } else {
@@ -304,7 +365,7 @@ void Session::write_stream() {
   if (end_requested_) {
     phase_ = StreamPhase::kLast;
     write_in_flight_ = true;
-    stream_.expires_after(ctx_.options.write_timeout);
+    stream_.tcp().expires_after(ctx_.options.write_timeout);
     net::async_write(stream_, bhttp::make_chunk_last(), std::move(done));
     return;
   }
@@ -327,11 +388,65 @@ void Session::on_stream_written(beast::error_code ec) {
   write_stream();
 }
 
+void Session::open_request() {
+  request_open_ = true;
+  request_started_ = std::chrono::steady_clock::now();
+  request_id_ = ctx_.random_id("req-");
+  method_ = "";
+  if (parser_->is_header_done()) {
+    const auto m = parser_->get().method_string();
+    method_ = m == "GET" ? "GET" : m == "POST" ? "POST" : "other";
+  }
+  key_id_.clear();
+  admitted_ = false;
+  status_ = 0;
+  audit_fields_ = nlohmann::ordered_json::object();
+}
+
+std::string Session::request_id_from(const bhttp::request<bhttp::string_body>& req) {
+  // A client's own id (printable ASCII, at most 128 characters) is kept, so that its logs and
+  // ours name the request alike; otherwise one is made.
+  const std::string_view given = view(req["X-Request-Id"]);
+  bool usable = !given.empty() && given.size() <= 128;
+  for (char c : given) usable = usable && c > ' ' && c < 127;
+  return usable ? std::string(given) : request_id_;
+}
+
+void Session::note_audit(const nlohmann::ordered_json& fields) {
+  if (!request_open_) return;
+  for (auto it = fields.begin(); it != fields.end(); ++it) audit_fields_[it.key()] = it.value();
+}
+
+void Session::close_request(bool complete) {
+  if (!request_open_) return;
+  request_open_ = false;
+  if (admitted_) ctx_.access.release(key_id_);
+  admitted_ = false;
+  if (!ctx_.audit) return;
+  nlohmann::ordered_json line = nlohmann::ordered_json::object();
+  line["time"] = utc_timestamp();
+  line["key_id"] = key_id_.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(key_id_);
+  line["request_id"] = request_id_;
+  line["client"] = client_address_;
+  line["method"] = method_;
+  line["route"] = endpoint_;
+  line["status"] = status_ == 0 ? 499 : status_;  // 0: the client left before any answer
+  line["complete"] = complete;
+  line["duration_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                   request_started_)
+                            .count();
+  line["prompt_tokens"] = 0;
+  line["completion_tokens"] = 0;
+  for (auto it = audit_fields_.begin(); it != audit_fields_.end(); ++it) line[it.key()] = it.value();
+  ctx_.audit->write(line);
+}
+
 void Session::end_response() {
   if (responding_) {
     responding_ = false;
     --ctx_.responses_pending;
   }
+  close_request(true);
   phase_ = StreamPhase::kNone;
   end_requested_ = false;
   stream_header_.reset();
@@ -354,12 +469,23 @@ void Session::finish_response(bool keep_alive) {
   end_response();
   if (closed_) return;
   if (!keep_alive || client_done_ || ctx_.draining.load()) {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    do_close();
+    close_after_response();
     return;
   }
   do_read();
+}
+
+void Session::close_after_response() {
+  if (HttpStream::TlsStream* tls = stream_.tls()) {
+    // close_notify tells the client that the response ended here (not a truncation); its own
+    // close_notify, an EOF or the timeout ends the wait.
+    stream_.tcp().expires_after(kTlsShutdownTime);
+    tls->async_shutdown([self = shared_from_this()](beast::error_code) { self->do_close(); });
+    return;
+  }
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  do_close();
 }
 
 void Session::watch_for_disconnect(std::function<void()> on_gone) {
@@ -389,6 +515,13 @@ void Session::on_watch(uint64_t generation, beast::error_code ec) {
     // block" means nothing happened and the watch goes on; an error is a reset.
     char byte;
     const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 && stream_.tls()) {
+      // Encrypted bytes: a pipelined request, or the close_notify of a client that left. Only
+      // writing tells: probe (a pipelined request is still read after this response).
+      watch_for_reset();
+      if (phase_ == StreamPhase::kNone && version_ >= 11) probe_client();
+      return;
+    }
     if (n > 0) return;
     if (n == 0) {
       on_client_fin();
@@ -475,7 +608,7 @@ void Session::linger_close() {
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   linger_buffer_.resize(16384);
   lingered_bytes_ = 0;
-  stream_.expires_after(kLingerTime);
+  stream_.tcp().expires_after(kLingerTime);
   linger_read();
 }
 
@@ -500,11 +633,12 @@ void Session::do_close() {
   }
   if (auto on_gone = std::move(on_gone_)) {
     on_gone_ = nullptr;
-    on_gone();
+    on_gone();  // the call cancels and notes what it generated for the audit line
   }
+  close_request(false);
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-  stream_.close();
+  stream_.tcp().close();
 }
 
 }  // namespace ponder::coordinator::http

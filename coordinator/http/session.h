@@ -11,13 +11,17 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "coordinator/api/api_error.h"
+#include "coordinator/http/http_stream.h"
 #include "coordinator/http/routes.h"
 #include "coordinator/http/server_context.h"
 
@@ -25,7 +29,8 @@ namespace ponder::coordinator::http {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(boost::asio::ip::tcp::socket socket, ServerContext& ctx);
+  // `stream` is plain TCP or TLS (the handshake is the session's first step).
+  Session(HttpStream stream, ServerContext& ctx);
   ~Session();
 
   void start();
@@ -46,10 +51,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // response is still written, then the connection closes.
   void watch_for_disconnect(std::function<void()> on_gone);
   const char* endpoint() const { return endpoint_; }
+  // Fields for the request's audit line (its response id, token counts, texts).
+  void note_audit(const nlohmann::ordered_json& fields);
 
  private:
   enum class StreamPhase { kNone, kHeader, kBody, kLast };
 
+  void do_handshake();
+  void open_request();  // a request was read (whole or not): its audit line and gate slot start
+  // The request's response is complete (or abandoned): its gate slot ends, its audit line is
+  // written.
+  void close_request(bool complete);
+  std::string request_id_from(const boost::beast::http::request<boost::beast::http::string_body>& req);
   void do_read();
   void on_header(boost::beast::error_code ec, size_t bytes);
   void read_body();
@@ -68,11 +81,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_probed(boost::beast::error_code ec);
   void stop_watching();  // no disconnect watch, no on_gone_ callback
   void client_gone();
+  void close_after_response();  // no more requests: TLS close_notify, FIN, close
   void linger_close();
   void linger_read();
   void do_close();
 
-  boost::beast::tcp_stream stream_;
+  HttpStream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   ServerContext& ctx_;
@@ -92,6 +106,17 @@ class Session : public std::enable_shared_from_this<Session> {
   bool write_in_flight_ = false;
   bool end_requested_ = false;
   bool chunked_ = true;  // HTTP/1.0 clients get the stream unchunked, ended by closing
+
+  // The current request, for the gate and the audit log.
+  bool request_open_ = false;
+  std::chrono::steady_clock::time_point request_started_;
+  std::string request_id_;
+  std::string client_address_;
+  const char* method_ = "";
+  std::string key_id_;
+  bool admitted_ = false;  // counted against key_id_'s limits
+  int status_ = 0;         // what was sent (0: nothing yet)
+  nlohmann::ordered_json audit_fields_;
 
   std::function<void()> on_gone_;
   bool watching_ = false;

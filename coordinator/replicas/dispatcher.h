@@ -37,6 +37,7 @@ struct DispatcherStats {
   int64_t prefills = 0;                // worker::EngineStats::prefills, summed
   int64_t prompt_tokens_computed = 0;  // prompt tokens through the forward pass (cache hits not)
   int64_t spread_requests = 0;  // requests whose samples went to more than one replica
+  int64_t replica_link_refusals = 0;  // handshakes the replica socket refused (CURVE: unlisted keys…)
   std::vector<ReplicaSlot> replica_slots;  // supervised replicas; empty when nobody supervises
   int64_t replica_restarts = 0;  // summed over replica_slots
   int64_t replicas_down = 0;     // replica_slots not healthy (restarting or failed)

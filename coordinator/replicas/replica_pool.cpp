@@ -13,6 +13,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "coordinator/replicas/curve_authenticator.h"
 #include "coordinator/replicas/wire.h"
 #include "coordinator/router/router.h"
 
@@ -78,6 +79,7 @@ struct Parked {
 
 struct ReplicaPool::State {
   zmq::context_t context{1};
+  std::unique_ptr<CurveAuthenticator> auth;  // destroyed after the ROUTER, before the context
   zmq::socket_t router{context, zmq::socket_type::router};
   std::vector<Replica> replicas;
   std::map<std::string, size_t> by_identity;
@@ -107,6 +109,10 @@ Expected<std::unique_ptr<ReplicaPool>> ReplicaPool::start(ReplicaPoolOptions opt
   zmq::socket_t& router = pool->state_->router;
   router.set(zmq::sockopt::linger, 0);
   router.set(zmq::sockopt::router_mandatory, 1);
+  if (pool->options_.curve.enabled()) {
+    PONDER_ASSIGN_OR_RETURN(pool->state_->auth,
+                            CurveAuthenticator::secure(pool->state_->context, router, pool->options_.curve));
+  }
   try {
     router.bind(pool->options_.bind);
   } catch (const zmq::error_t& e) {
@@ -269,7 +275,8 @@ class Loop {
     }
     const wire::Envelope& e = *envelope;
     if (e.body_case() == wire::Envelope::kRegister) {
-      register_replica(identity, e.register_());
+      const char* key = zmq_msg_gets(frame.handle(), "User-Id");  // the CURVE key's name (ZAP)
+      register_replica(identity, e.register_(), key && *key ? key : "");
       return;
     }
     if (it == s_.by_identity.end() || !s_.replicas[it->second].alive) {
@@ -305,7 +312,7 @@ class Loop {
     }
   }
 
-  void register_replica(const std::string& identity, const wire::Register& reg) {
+  void register_replica(const std::string& identity, const wire::Register& reg, const std::string& key) {
     if (!o_.model.empty() && reg.model() != o_.model) {
       send_to(identity, "a replica of another model", error_envelope(Status(StatusCode::kInvalidArgument,
                                            strformat("this coordinator serves '%s', not '%s'",
@@ -327,9 +334,9 @@ class Loop {
     s_.by_identity[identity] = index;
     s_.replicas.push_back(std::move(r));
     const Replica& added = s_.replicas.back();
-    PONDER_LOG(kInfo, "replicas", "%s registered: %s (pid %lld), tp%d pp%d, %lld KV blocks",
+    PONDER_LOG(kInfo, "replicas", "%s registered: %s (pid %lld), tp%d pp%d, %lld KV blocks%s%s",
                added.id.c_str(), reg.name().c_str(), (long long)reg.pid(), reg.tp(), reg.pp(),
-               (long long)reg.kv_blocks());
+               (long long)reg.kv_blocks(), key.empty() ? "" : ", CURVE key ", key.c_str());
     wire::Envelope ok;
     ok.mutable_registered()->set_replica_id(added.id);
     ok.mutable_registered()->set_heartbeat_ms(static_cast<int32_t>(o_.heartbeat.count()));
@@ -732,6 +739,7 @@ class Loop {
     }
     if (s_.draining) st.healthy_replicas = 0;
     st.spread_requests = s_.spread_requests;
+    st.replica_link_refusals = s_.auth ? s_.auth->refused() : 0;
     for (const Replica& rep : s_.replicas)
       if (!rep.retired)
         infos->push_back({.id = rep.id, .name = rep.info.name(), .pid = rep.info.pid(),

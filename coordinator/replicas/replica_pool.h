@@ -7,6 +7,9 @@
 // then ends: with finish_reason "cancelled" (HTTP 503, worth a retry) when it had generated nothing
 // yet, "error" otherwise. No request is left hanging.
 //
+// With CurveServerKeys in the options the ROUTER is a CURVE server and admits only replicas whose
+// public key is listed (curve_authenticator.h): an unlisted peer never reaches this class.
+//
 // One thread owns the socket and every request's state; submit(), cancel() and stats() may be
 // called from any thread, and output callbacks run on the pool's thread.
 #pragma once
@@ -21,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/replicas/curve_keys.h"
 #include "coordinator/replicas/dispatcher.h"
 
 namespace ponder::coordinator {
@@ -39,6 +43,9 @@ struct ReplicaPoolOptions {
   // restart) and go on there; 0: they end at once. They end early when every supervised replica
   // has failed (set_slots) and at a drain.
   std::chrono::milliseconds hold_unplaced{0};
+  // CURVE on the ROUTER (curve_authenticator.h): only replicas whose public key is on
+  // curve.allowed can connect. Empty: plain ZMTP, anyone who reaches the endpoint can register.
+  CurveServerKeys curve;
 };
 
 struct ReplicaInfo {

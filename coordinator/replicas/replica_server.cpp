@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "coordinator/replicas/link_monitor.h"
 #include "coordinator/replicas/wire.h"
 
 namespace ponder::coordinator {
@@ -30,6 +31,8 @@ class ReplicaServer {
   void submit(const wire::Submit& s);
   void forward(const worker::EngineOutput& out);
   Status heartbeat();
+  Status secure_and_watch();
+  Status on_link_event(const LinkEvent& event);
 
   worker::Engine& engine_;
   const ReplicaServerOptions& o_;
@@ -44,6 +47,9 @@ class ReplicaServer {
   std::map<int64_t, Live> live_;
   std::map<int64_t, int64_t> engine_id_;  // coordinator id → engine id
   std::vector<worker::EngineOutput> pending_;  // outputs of the current step
+  std::unique_ptr<LinkMonitor> monitor_;
+  bool linked_ = false;          // a handshake completed and the connection has not dropped since
+  int closed_handshakes_ = 0;    // connections dropped before their handshake completed, in a row
   bool registered_ = false;
   bool draining_ = false;
   Clock::time_point drain_deadline_, last_heard_, next_heartbeat_;
@@ -52,6 +58,7 @@ class ReplicaServer {
 Status ReplicaServer::run() {
   // Long enough for the last message (drained, or failed) to leave before the process does.
   socket_.set(zmq::sockopt::linger, 2000);
+  PONDER_RETURN_IF_ERROR(secure_and_watch());
   socket_.connect(o_.endpoint);
   wire::Envelope reg;
   wire::Register* r = reg.mutable_register_();
@@ -73,9 +80,11 @@ Status ReplicaServer::run() {
 
   while (true) {
     const bool busy = registered_ && !engine_.idle();
-    zmq::pollitem_t items[] = {{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+                               {static_cast<void*>(monitor_->socket()), 0, ZMQ_POLLIN, 0}};
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat_ - Clock::now());
-    zmq::poll(items, 1, busy ? std::chrono::milliseconds(0) : std::max(wait, std::chrono::milliseconds(0)));
+    zmq::poll(items, 2, busy ? std::chrono::milliseconds(0) : std::max(wait, std::chrono::milliseconds(0)));
+    while (auto event = monitor_->next()) PONDER_RETURN_IF_ERROR(on_link_event(*event));
     zmq::message_t frame;
     while (socket_.recv(frame, zmq::recv_flags::dontwait)) {
       last_heard_ = Clock::now();
@@ -109,13 +118,78 @@ Status ReplicaServer::run() {
       next_heartbeat_ = now + o_.heartbeat;
     }
     if (now - last_heard_ > o_.coordinator_timeout)
-      return error(StatusCode::kTimeout, "%s: no word from the coordinator at %s for %lld ms",
-                   o_.name.c_str(), o_.endpoint.c_str(), (long long)o_.coordinator_timeout.count());
+      return error(StatusCode::kTimeout, "%s: no word from the coordinator at %s for %lld ms%s", o_.name.c_str(),
+                   o_.endpoint.c_str(), (long long)o_.coordinator_timeout.count(),
+                   linked_ || registered_ ? "" : " (no handshake with it completed)");
     if (draining_ && live_.empty()) {
       send(error_envelope(Status(StatusCode::kUnavailable, "drained"), 0, true));
       return {};
     }
     if (draining_ && now >= drain_deadline_) engine_.cancel_all();
+  }
+}
+
+// CURVE keys on the DEALER (when given) and a monitor of its handshakes, before it connects.
+Status ReplicaServer::secure_and_watch() {
+  if (o_.curve.enabled()) {
+    PONDER_RETURN_IF_ERROR(curve_available());
+    try {
+      socket_.set(zmq::sockopt::curve_serverkey, o_.curve.server_key);
+      socket_.set(zmq::sockopt::curve_publickey, o_.curve.own.public_key);
+      socket_.set(zmq::sockopt::curve_secretkey, o_.curve.own.secret_key);
+    } catch (const zmq::error_t& e) {
+      return error(StatusCode::kInvalidArgument, "%s: cannot use the CURVE keys: %s", o_.name.c_str(), e.what());
+    }
+  } else {
+    PONDER_LOG(kWarn, "replica", "%s: the link to %s is plain ZMTP, not encrypted (no CURVE keys given)",
+               o_.name.c_str(), o_.endpoint.c_str());
+  }
+  PONDER_ASSIGN_OR_RETURN(monitor_, LinkMonitor::watch(context_, socket_, "ponder-replica-dealer-monitor"));
+  return {};
+}
+
+// A refused key or a mechanism mismatch will not change by retrying: say which and stop. A
+// connection the coordinator keeps dropping mid-handshake (it cannot decrypt our HELLO: another
+// server key) is given up after a few tries.
+Status ReplicaServer::on_link_event(const LinkEvent& event) {
+  switch (event.event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+      if (!linked_)
+        PONDER_LOG(kInfo, "replica", "%s: link to %s up (%s)", o_.name.c_str(), o_.endpoint.c_str(),
+                   o_.curve.enabled() ? "CURVE: encrypted, the coordinator's key verified" : "plain ZMTP");
+      linked_ = true;
+      closed_handshakes_ = 0;
+      return {};
+    case ZMQ_EVENT_DISCONNECTED:
+      if (!linked_ && ++closed_handshakes_ >= 5)
+        return error(StatusCode::kFailedPrecondition,
+                     "%s: the coordinator at %s closed %d handshakes in a row before they completed: %s",
+                     o_.name.c_str(), o_.endpoint.c_str(), closed_handshakes_,
+                     o_.curve.enabled()
+                         ? "it does not take this replica's CURVE keys (--curve-server-key is not its server.pub, "
+                           "or it runs without CURVE: replica_curve off)"
+                         : "it requires CURVE, most likely, and this replica has no keys (give --curve-server-key "
+                           "and --curve-key)");
+      linked_ = false;
+      return {};
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      return error(StatusCode::kFailedPrecondition,
+                   "%s: the coordinator at %s refused this replica's CURVE key %s (public key %s): it is not on "
+                   "its allow-list (allowed/*.pub of its curve_keys_dir)",
+                   o_.name.c_str(), o_.endpoint.c_str(), o_.curve.own_name.c_str(), o_.curve.own.public_key.c_str());
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      if (event.value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return error(StatusCode::kFailedPrecondition, "%s: cannot link to the coordinator at %s: %s (%s)",
+                     o_.name.c_str(), o_.endpoint.c_str(), event.describe().c_str(),
+                     o_.curve.enabled()
+                         ? "this replica has CURVE keys, and the coordinator runs without CURVE: replica_curve off"
+                         : "the coordinator requires CURVE: give --curve-server-key and --curve-key");
+      [[fallthrough]];
+    default:
+      if (event.failed())
+        PONDER_LOG(kWarn, "replica", "%s: handshake with %s failed: %s", o_.name.c_str(), o_.endpoint.c_str(),
+                   event.describe().c_str());
+      return {};
   }
 }
 

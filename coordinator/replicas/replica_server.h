@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "coordinator/replicas/curve_keys.h"
 #include "worker/engine/engine.h"
 
 namespace ponder::coordinator {
@@ -29,10 +30,14 @@ struct ReplicaServerOptions {
   // No word from the coordinator for this long (it acknowledges every heartbeat): it is gone,
   // and the replica exits rather than serve nobody.
   std::chrono::milliseconds coordinator_timeout{10'000};
+  // CURVE: the coordinator's public key and this replica's pair. Empty: plain ZMTP. A coordinator
+  // that refuses the key, or a mechanism mismatch, ends serve_replica at once with an error
+  // saying which.
+  CurveClientKeys curve;
 };
 
-// Runs until the coordinator drains the replica (Ok), the coordinator goes silent (kTimeout), or
-// the engine fails (its error, after telling the coordinator so that it moves the requests).
+// Runs until the coordinator drains the replica (Ok), the coordinator goes silent (kTimeout), the
+// link's handshake is refused (kFailedPrecondition), or the engine fails (its error, after telling the coordinator so that it moves the requests).
 // `ping` checks that every rank of the replica is alive (null: a single rank); it runs with each
 // heartbeat while the engine is idle — a step already proves it otherwise.
 Status serve_replica(worker::Engine& engine, const ReplicaServerOptions& options,

@@ -19,10 +19,13 @@ MODEL = os.path.join(ROOT, "models", "tiny-reasoner")
 
 
 class Server:
-    """`ponder serve ARGS --port 0`; the port is read from the line it prints when ready."""
+    """`ponder serve ARGS --port 0`; the port is read from the line it prints when ready. An HTTPS
+    server's calls use `ssl_context` (it trusts the test's CA)."""
 
-    def __init__(self, *args: str, timeout: float = 180):
+    def __init__(self, *args: str, timeout: float = 180, ssl_context=None):
         self.log: list[str] = []
+        self.ssl_context = ssl_context
+        self.scheme = "http"
         self.proc = subprocess.Popen([PONDER, "serve", "--port", "0", *args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
@@ -32,9 +35,9 @@ class Server:
         def pump():
             for line in self.proc.stdout:
                 self.log.append(line)
-                m = re.search(r"served at http://[^:]+:(\d+)/v1", line)
+                m = re.search(r"served at (https?)://[^:]+:(\d+)/v1", line)
                 if m and self.port is None:
-                    self.port = int(m.group(1))
+                    self.scheme, self.port = m.group(1), int(m.group(2))
                     ready.set()
             ready.set()
 
@@ -42,7 +45,7 @@ class Server:
         if not ready.wait(timeout) or self.port is None:
             self.kill()
             raise RuntimeError("ponder serve did not start:\n" + "".join(self.log[-40:]))
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}"
 
     def replica_groups(self) -> list[int]:
         """Process groups of the replicas' mpirun children (one per replica)."""
@@ -77,7 +80,7 @@ class Server:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self.base + path, timeout=60) as r:
+            with urllib.request.urlopen(self.base + path, timeout=60, context=self.ssl_context) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -87,7 +90,7 @@ class Server:
         req = urllib.request.Request(self.base + path, data=data, method="POST",
                                      headers={"Content-Type": "application/json", **(headers or {})})
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120, context=self.ssl_context) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             text = e.read().decode()

@@ -118,7 +118,7 @@ class SlurmTest(unittest.TestCase):
     def cpu_deploy(self, name: str, **over) -> str:
         """A deployment file: the example's keys with `over` replacing or adding some."""
         keys = {"model": h.TINY, "replicas": 2, "kv_cache_bytes": "16MiB", "startup_timeout_s": 90,
-                "drain_timeout_s": 20}
+                "drain_timeout_s": 20, "allow_plaintext": True}
         slurm = {"nodes": 2, "job_name": name, "signal_grace_s": 30}
         for k, v in over.items():
             (slurm if k.startswith("slurm_") else keys)[k.removeprefix("slurm_")] = v
@@ -146,6 +146,15 @@ class SlurmTest(unittest.TestCase):
         self.assertIn("replica 0 stage 0: rank 0 (tp 0) on n1", log)
         self.assertIn("replica 1 stage 0: rank 1 (tp 0) on n2", log)
         self.assertIn("on n2", self.c.ponder("logs", job, "--rank", "1").stdout)
+        # The replica links run CURVE with this run's keys (issue #17): each replica registered
+        # with its own allowed key, read from 0600 files the task files only name.
+        for r in (0, 1):
+            self.assertRegex(log, rf"registered: replica-{r} on n{r + 1} .*, CURVE key replica-{r}\b")
+        keys = os.path.join(ep["job_dir"], "curve.run0")
+        self.assertEqual(os.stat(keys).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(os.path.join(keys, "replica-1.key")).st_mode & 0o777, 0o600)
+        with open(os.path.join(ep["job_dir"], "task.run0.replica1.json")) as f:
+            self.assertIn(os.path.join(keys, "replica-1.key"), json.load(f)["args"])
 
         # The coordinator listens on its node's address only.
         with open(os.path.join(ep["job_dir"], "endpoint.json")) as f:
@@ -181,6 +190,7 @@ class SlurmTest(unittest.TestCase):
         self.assertIn(self.c.wait_state(job, {"COMPLETED", "CANCELLED"}), {"COMPLETED", "CANCELLED"})
         self.assertIn("drained and stopped", self.c.batch_log(job))
         self.assertEqual(self.c.status(job)["state"], "ENDED")
+        self.assertFalse(os.path.exists(keys), "the run's CURVE keys outlived it")
         self.assert_nothing_left(job)
 
     def test_2_tp2_across_nodes_matches_tp1_and_shares_a_node(self):
