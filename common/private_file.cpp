@@ -43,13 +43,13 @@ Expected<std::string> read_private_file(const std::string& path, const char* wha
   return text;
 }
 
-Status write_private_file(const std::string& path, const std::string& content) {
+Status write_file_atomically(const std::string& path, const std::string& content, mode_t mode) {
   const std::string tmp = path + ".tmp";
   unlink(tmp.c_str());
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0)
     return error(StatusCode::kUnavailable, "cannot create %s: %s", tmp.c_str(), std::strerror(errno));
-  fchmod(fd, 0600);  // whatever the umask
+  fchmod(fd, mode);  // whatever the umask
   size_t done = 0;
   while (done < content.size()) {
     const ssize_t n = write(fd, content.data() + done, content.size() - done);

@@ -2,6 +2,8 @@
 // owner can read them, so that a key that leaked to group or others is refused, not used.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 
@@ -16,8 +18,12 @@ namespace ponder {
 Expected<std::string> read_private_file(const std::string& path, const char* what,
                                         int64_t max_bytes = int64_t{1} << 20);
 
-// Writes `content` as `path` with mode 0600 whatever the umask: to a new file beside it, then
-// renamed over it, so that a reader sees the old file or the new one, never a part.
-Status write_private_file(const std::string& path, const std::string& content);
+// Writes `content` as `path` with `mode` whatever the umask: to a new file beside it, then renamed
+// over it, so that a reader sees the old file or the new one, never a part.
+Status write_file_atomically(const std::string& path, const std::string& content, mode_t mode);
+// The same with mode 0600.
+inline Status write_private_file(const std::string& path, const std::string& content) {
+  return write_file_atomically(path, content, 0600);
+}
 
 }  // namespace ponder

@@ -58,19 +58,6 @@ Expected<std::string> key_of_file(const std::string& text, const std::string& pa
   return key;
 }
 
-Status write_file(const std::string& path, const std::string& content, mode_t mode) {
-  unlink(path.c_str());
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0)
-    return error(StatusCode::kUnavailable, "cannot create %s: %s", path.c_str(),
-                 std::strerror(errno));
-  fchmod(fd, mode);  // whatever the umask
-  const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  const bool closed = close(fd) == 0;
-  if (!ok || !closed) return error(StatusCode::kUnavailable, "cannot write %s", path.c_str());
-  return {};
-}
-
 bool exists(const std::string& path) {
   struct stat st {};
   return lstat(path.c_str(), &st) == 0;
@@ -128,7 +115,7 @@ Expected<std::string> curve_public_key(const std::string& secret_key) {
 
 Status write_curve_secret_key(const std::string& path, const CurveKeyPair& pair,
                               const std::string& what) {
-  return write_file(
+  return write_file_atomically(
       path,
       strformat("# CURVE secret key (z85) of ponder's replica links: %s. Keep it mode 0600.\n"
                 "# Its public key: %s\n%s\n",
@@ -138,10 +125,11 @@ Status write_curve_secret_key(const std::string& path, const CurveKeyPair& pair,
 
 Status write_curve_public_key(const std::string& path, const std::string& public_key,
                               const std::string& what) {
-  return write_file(path,
-                    strformat("# CURVE public key (z85) of ponder's replica links: %s\n%s\n",
-                              what.c_str(), public_key.c_str()),
-                    0644);
+  return write_file_atomically(
+      path,
+      strformat("# CURVE public key (z85) of ponder's replica links: %s\n%s\n", what.c_str(),
+                public_key.c_str()),
+      0644);
 }
 
 Expected<CurveKeyPair> read_curve_secret_key(const std::string& path) {
