@@ -16,6 +16,7 @@
 #include "coordinator/http/routes.h"
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "http_test_client.h"
+#include "tiny_model_fixture.h"
 #include "prometheus_check.h"
 #include "slow_dispatcher.h"
 
@@ -26,7 +27,6 @@ using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using testing::HttpReply;
 
-const std::string kModelDir = std::string(PONDER_SOURCE_DIR) + "/models/tiny-reasoner";
 
 const Json kChat = {{"model", "tiny-reasoner"},
                     {"max_tokens", 4},
@@ -41,21 +41,8 @@ std::vector<Json> read_lines(const std::string& path) {
   return lines;
 }
 
-class HttpAccessTest : public ::testing::Test {
+class HttpAccessTest : public testing::TinyModelFixture {
  protected:
-  static void SetUpTestSuite() {
-    auto text = ModelText::load(kModelDir);
-    ASSERT_TRUE(text.has_value()) << text.error().to_string();
-    model_ = new ModelText(std::move(*text));
-    auto d = InProcessDispatcher::create(
-        {.model_dir = kModelDir, .threads = 1, .engine = model_->engine_options()});
-    ASSERT_TRUE(d.has_value()) << d.error().to_string();
-    dispatcher_ = d->release();
-  }
-  static void TearDownTestSuite() {
-    delete dispatcher_;
-    delete model_;
-  }
   void SetUp() override {
     char tmpl[] = "/tmp/ponder-http-access-XXXXXX";
     dir_ = mkdtemp(tmpl);
@@ -82,13 +69,9 @@ class HttpAccessTest : public ::testing::Test {
     return s ? std::move(*s) : nullptr;
   }
 
-  static ModelText* model_;
-  static Dispatcher* dispatcher_;
   std::string dir_;
 };
 
-ModelText* HttpAccessTest::model_ = nullptr;
-Dispatcher* HttpAccessTest::dispatcher_ = nullptr;
 
 TEST_F(HttpAccessTest, EveryRouteButHealthAndMetricsNeedsAKey) {
   auto server = start({.api_keys_file = keys_file()});

@@ -25,6 +25,7 @@
 
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "http_test_client.h"
+#include "tiny_model_fixture.h"
 #include "slow_dispatcher.h"
 #include "prometheus_check.h"
 
@@ -36,7 +37,7 @@ using Json = nlohmann::json;
 using testing::HttpReply;
 using testing::TestConnection;
 
-const std::string kModelDir = std::string(PONDER_SOURCE_DIR) + "/models/tiny-reasoner";
+const std::string kModelDir = testing::kTinyModelDir;
 
 std::string chat_request(Json extra) {
   Json body = {{"model", "tiny-reasoner"},
@@ -167,35 +168,14 @@ class DescriptorExhaustion {
   bool ok_ = false;
 };
 
-class HttpConnectionTest : public ::testing::Test {
+class HttpConnectionTest : public testing::TinyModelFixture {
  protected:
-  static void SetUpTestSuite() {
-    auto text = ModelText::load(kModelDir);
-    ASSERT_TRUE(text.has_value()) << text.error().to_string();
-    model_ = new ModelText(std::move(*text));
-    auto d = InProcessDispatcher::create(
-        {.model_dir = kModelDir, .threads = 1, .engine = model_->engine_options()});
-    ASSERT_TRUE(d.has_value()) << d.error().to_string();
-    dispatcher_ = d->release();
-  }
-  static void TearDownTestSuite() {
-    delete dispatcher_;
-    delete model_;
-  }
   void SetUp() override { ASSERT_TRUE(wait_idle()) << "a previous test left requests in flight"; }
 
   std::unique_ptr<HttpServer> start(Dispatcher& d) {
     auto s = HttpServer::start({.port = 0}, *model_, d);
     EXPECT_TRUE(s.has_value()) << s.error().to_string();
     return s ? std::move(*s) : nullptr;
-  }
-  static bool wait_idle(std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      if (dispatcher_->stats().requests_in_flight == 0) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
   }
   static bool wait_in_flight(std::chrono::milliseconds limit = 10s) {
     const auto until = std::chrono::steady_clock::now() + limit;
@@ -223,12 +203,8 @@ class HttpConnectionTest : public ::testing::Test {
     }
   }
 
-  static ModelText* model_;
-  static InProcessDispatcher* dispatcher_;
 };
 
-ModelText* HttpConnectionTest::model_ = nullptr;
-InProcessDispatcher* HttpConnectionTest::dispatcher_ = nullptr;
 
 // With no descriptor left, accept() fails with EMFILE while the connection stays queued; the
 // server waits (backing off) instead of retrying at once, logs a few lines instead of one per

@@ -24,6 +24,7 @@
 #include "coordinator/text/reasoning_parser.h"
 #include "worker/kv_cache.h"
 #include "http_test_client.h"
+#include "tiny_model_fixture.h"
 #include "slow_dispatcher.h"
 #include "prometheus_check.h"
 
@@ -38,7 +39,7 @@ using testing::post_json;
 using testing::sse_data;
 using testing::TestConnection;
 
-const std::string kModelDir = std::string(PONDER_SOURCE_DIR) + "/models/tiny-reasoner";
+const std::string kModelDir = testing::kTinyModelDir;
 const std::string kQuestion = "What is 17+25?";
 
 Json user_messages(const std::string& content = kQuestion) {
@@ -111,21 +112,8 @@ class UnavailableDispatcher final : public Dispatcher {
   std::atomic<int64_t> healthy{0};
 };
 
-class HttpServerTest : public ::testing::Test {
+class HttpServerTest : public testing::TinyModelFixture {
  protected:
-  static void SetUpTestSuite() {
-    auto text = ModelText::load(kModelDir);
-    ASSERT_TRUE(text.has_value()) << text.error().to_string();
-    model_ = new ModelText(std::move(*text));
-    auto d = InProcessDispatcher::create(
-        {.model_dir = kModelDir, .threads = 1, .engine = model_->engine_options()});
-    ASSERT_TRUE(d.has_value()) << d.error().to_string();
-    dispatcher_ = d->release();
-  }
-  static void TearDownTestSuite() {
-    delete dispatcher_;
-    delete model_;
-  }
 
   void SetUp() override {
     ASSERT_TRUE(wait_idle()) << "a previous test left requests in flight";
@@ -157,23 +145,10 @@ class HttpServerTest : public ::testing::Test {
     return *r;
   }
 
-  // Waits until the dispatcher has nothing in flight.
-  static bool wait_idle(std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      if (dispatcher_->stats().requests_in_flight == 0) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
-  }
 
-  static ModelText* model_;
-  static InProcessDispatcher* dispatcher_;
   std::unique_ptr<HttpServer> server_;
 };
 
-ModelText* HttpServerTest::model_ = nullptr;
-InProcessDispatcher* HttpServerTest::dispatcher_ = nullptr;
 
 void expect_error_shape(const HttpReply& r, int status, const std::string& param,
                         const std::string& code) {
