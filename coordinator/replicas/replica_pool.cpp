@@ -721,6 +721,14 @@ class Loop {
   DispatcherStats snapshot(std::vector<ReplicaInfo>* infos) const {
     DispatcherStats st;
     for (const Replica& rep : s_.replicas) {
+      // Counters count every replica there was, lost ones with their last heartbeat's figures, so
+      // that they never go down when a replica is lost or replaced.
+      st.prefix_cache_queries += rep.load.prefix_cache_queries();
+      st.prefix_cache_hits += rep.load.prefix_cache_hits();
+      st.tokens_generated += rep.load.tokens_generated();
+      st.preemptions += rep.load.preemptions();
+      st.prefills += rep.load.prefills();
+      st.prompt_tokens_computed += rep.load.prompt_tokens_computed();
       if (!rep.alive) continue;
       ++st.replicas;
       if (rep.load.ranks_ok()) ++st.healthy_replicas;
@@ -730,12 +738,6 @@ class Loop {
       st.kv_blocks_free += rep.load.kv_blocks_free();
       const int64_t kv_tokens = rep.info.kv_blocks() * rep.info.block_size();
       if (st.kv_tokens_per_replica == 0 || kv_tokens < st.kv_tokens_per_replica) st.kv_tokens_per_replica = kv_tokens;
-      st.prefix_cache_queries += rep.load.prefix_cache_queries();
-      st.prefix_cache_hits += rep.load.prefix_cache_hits();
-      st.tokens_generated += rep.load.tokens_generated();
-      st.preemptions += rep.load.preemptions();
-      st.prefills += rep.load.prefills();
-      st.prompt_tokens_computed += rep.load.prompt_tokens_computed();
     }
     if (s_.draining) st.healthy_replicas = 0;
     st.spread_requests = s_.spread_requests;

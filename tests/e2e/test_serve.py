@@ -262,6 +262,11 @@ class ServeReplicaRestart(unittest.TestCase):
             loop.start()
             try:
                 self.assertTrue(wait_for(lambda: len(answers) >= 3, timeout=60))
+                counters = ("ponder_generation_tokens_total", "ponder_prefills_total",
+                            "ponder_prompt_tokens_computed_total", "ponder_prefix_cache_queries_total")
+                # (the replicas' counts come with their heartbeats)
+                self.assertTrue(wait_for(lambda: metric(server.get("/metrics")[1], counters[0]) > 0, 10))
+                before = {name: metric(server.get("/metrics")[1], name) for name in counters}
                 server.kill_replica(groups[0])
                 self.assertTrue(wait_for(lambda: sorted(self.states(server)) == [("healthy", 0), ("healthy", 1)],
                                          timeout=60, interval=0.1), self.health(server))
@@ -271,6 +276,8 @@ class ServeReplicaRestart(unittest.TestCase):
                 metrics = server.get("/metrics")[1]
                 self.assertEqual(metric(metrics, "ponder_replica_restarts_total"), 1)
                 self.assertEqual(metric(metrics, "ponder_replicas_down"), 0)
+                for name in counters:  # the lost replica's counts stay counted
+                    self.assertGreaterEqual(metric(metrics, name), before[name], name)
                 self.assertEqual(self.health(server)[0], 200)
                 self.assertNotIn(groups[0], server.replica_groups())
                 # Both go (requests still coming): the server comes back instead of answering 503
