@@ -49,6 +49,9 @@ Expected<std::vector<std::string>> mpirun_command(int ranks, const std::string& 
   // NCCL's bootstrap listens on NCCL_SOCKET_IFNAME's address (by default the first non-loopback
   // interface); the ranks of one mpirun share a machine, so loopback will do.
   setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+  // hwloc's gl plugin probes X displays (127.0.0.1:6000-6009 and their Unix sockets) at every
+  // mpirun and rank start: connections a server has no business making.
+  setenv("HWLOC_COMPONENTS", "-gl", 0);
   const char* preload = std::getenv("LD_PRELOAD");
   if (!preload || !*preload) {
     setenv("LD_PRELOAD", guard.c_str(), 1);

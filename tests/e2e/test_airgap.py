@@ -143,7 +143,7 @@ class AirGapped(unittest.TestCase):
         self.assertGreaterEqual(sum(" replica " in f" {c} " for c in programs), 2, programs)
         inet = {pid for pid, call, _ in seen["loopback"] if call == "connect"}
         self.assertGreaterEqual(len(inet), 3, f"loopback connects from too few processes: {seen['loopback'][:20]}")
-        self.assertGreater(seen["checked"], 100)
+        self.assertGreater(seen["checked"], 30)
         print(f"\n{seen['checked']} connect/sendto/sendmsg/sendmmsg/bind calls of {len(seen['pids'])} processes, "
               f"all loopback, AF_UNIX or AF_NETLINK ({len(seen['loopback'])} with a loopback address)")
         shutil.rmtree(work, ignore_errors=True)
