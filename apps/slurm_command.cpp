@@ -144,10 +144,13 @@ Deployment deployment_of(const JobFiles& f) {
   return d;
 }
 
-// GET http://address:port/health, answering its status (0 when it cannot connect) within `timeout`.
-int health_status(const std::string& address, int port, std::chrono::milliseconds timeout) {
+// GET http[s]://address:port/health, answering its status (0 when it cannot connect) within
+// `timeout`. An https job's certificate is not verified here: the probe sends nothing secret and
+// reads only the status, and the CA is the client's business (the sweep's target.ca_file).
+int health_status(const std::string& address, int port, bool tls, std::chrono::milliseconds timeout) {
   const experiments::BaseUrl base{.host = address, .port = std::to_string(port), .path = "",
-                                  .text = strformat("http://%s:%d", address.c_str(), port)};
+                                  .text = strformat("%s://%s:%d", tls ? "https" : "http", address.c_str(), port),
+                                  .tls = tls, .verify = false};
   auto reply = experiments::http_request_blocking(base, "", "GET", "/health", "", timeout);
   return reply ? reply->status : 0;
 }
@@ -288,7 +291,8 @@ Status endpoint(const std::string& id, double wait_s, bool json) {
       return error(StatusCode::kUnavailable, "job %s has ended (%s)", id.c_str(), d.detail.c_str());
     std::string note = d.detail.empty() ? d.state : strformat("%s (%s)", d.state.c_str(), d.detail.c_str());
     if ((d.state == "READY" || d.state == "DEGRADED") && d.endpoint) {
-      const int code = health_status(d.endpoint->address, d.endpoint->port, std::chrono::milliseconds(3000));
+      const int code = health_status(d.endpoint->address, d.endpoint->port, d.endpoint->url.starts_with("https://"),
+                                     std::chrono::milliseconds(3000));
       if (code == 200) {
         if (json) {
           std::printf("%s\n", to_json(f, d).dump(2).c_str());

@@ -1,7 +1,8 @@
 // A small HTTP/1.1 client on Boost.Beast for the sweep runner: one keep-alive connection per
 // coroutine, awaited on the runner's event loop (C++20 coroutines, asio::awaitable), with a
-// deadline per request. Plain http:// only. Not thread-safe: one coroutine uses a connection at
-// a time.
+// deadline per request. http:// or https:// (the server's certificate verified against ca_file or
+// the system's CAs, its name checked; a client certificate for mTLS). Not thread-safe: one
+// coroutine uses a connection at a time.
 #pragma once
 
 #include <chrono>
@@ -22,8 +23,15 @@ struct BaseUrl {
   std::string port;
   std::string path;  // "/v1" (no trailing slash)
   std::string text;  // as given, without a trailing slash
+  // https://: TLS. The server's certificate must chain to ca_file (PEM; empty: the system's CAs)
+  // and name `host`, unless verify is false (a health probe that sends nothing secret).
+  bool tls = false;
+  bool verify = true;
+  std::string ca_file;
+  std::string client_cert;  // mTLS: PEM certificate chain …
+  std::string client_key;   // … and its key (mode 0600)
 };
-// "http://host[:port]/path" → its parts; errors name `where`.
+// "http[s]://host[:port]/path" → its parts; errors name `where`.
 Expected<BaseUrl> parse_base_url(const std::string& url, const std::string& where);
 
 struct HttpReply {

@@ -1,5 +1,5 @@
 // fork/exec with a pipe for the child's stdout+stderr; a thread copies it to the log and
-// watches for "is served at http://…/v1".
+// watches for "is served at http[s]://…/v1".
 #include "experiments/local_server.h"
 
 #include <fcntl.h>
@@ -80,7 +80,7 @@ Expected<std::unique_ptr<LocalServer>> LocalServer::start(const std::vector<std:
   server->reader_ = reader;
   const int in = fds[0];
   reader->thread = std::thread([reader, in, log_fd] {
-    const std::regex ready(R"(is served at (http://\S+/v1))");
+    const std::regex ready(R"(is served at (https?://\S+/v1))");
     std::string line;
     char buf[4096];
     while (true) {

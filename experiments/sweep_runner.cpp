@@ -209,6 +209,7 @@ class Runner {
   bool stopping();
   Status check_identity(const std::string& key, const std::string& value, const char* what);
   awaitable<void> worker(HttpConnection& conn);
+  void apply_tls(const TargetSpec& t);  // the target's CA and client certificate, for https://
   awaitable<void> run_item(HttpConnection& conn, const WorkItem& w);
   awaitable<void> progress_loop();
   void print_progress(bool final_line);
@@ -505,6 +506,7 @@ Status Runner::deploy(const Group& g, size_t index) {
   if (!options_.target_url.empty() || !t.url.empty()) {
     PONDER_ASSIGN_OR_RETURN(base_, parse_base_url(!options_.target_url.empty() ? options_.target_url : t.url,
                                                   !options_.target_url.empty() ? "--target" : "target.url"));
+    apply_tls(t);
     return {};
   }
   std::string url;
@@ -563,7 +565,14 @@ Status Runner::deploy(const Group& g, size_t index) {
     url = server_->url();
   }
   PONDER_ASSIGN_OR_RETURN(base_, parse_base_url(url, "target"));
+  apply_tls(t);
   return {};
+}
+
+void Runner::apply_tls(const TargetSpec& t) {
+  base_.ca_file = t.ca_file;
+  base_.client_cert = t.client_cert;
+  base_.client_key = t.client_key;
 }
 
 void Runner::undeploy() {

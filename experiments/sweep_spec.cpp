@@ -164,14 +164,14 @@ void check_deployment_axes(const SweepSpec& s) {
 
 void parse_target(const YAML::Node& n, TargetSpec& t) {
   check_map(n, "target");
-  check_keys(n, "target.", {"url", "api_key_file", "serve", "slurm"});
+  check_keys(n, "target.", {"url", "api_key_file", "ca_file", "client_cert", "client_key", "serve", "slurm"});
   t.given = true;
   if ((n["url"] ? 1 : 0) + (n["serve"] ? 1 : 0) + (n["slurm"] ? 1 : 0) > 1)
     fail("target", "give one of url:, serve: or slurm:");
   if (n["url"]) {
     t.url = as_string(n["url"], "target.url");
-    if (!t.url.starts_with("http://"))
-      fail("target.url", "expected an http:// URL such as http://127.0.0.1:8000/v1 (got '" + t.url + "')");
+    if (!t.url.starts_with("http://") && !t.url.starts_with("https://"))
+      fail("target.url", "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1 (got '" + t.url + "')");
   } else if (n["serve"]) {
     t.is_serve = true;
     const YAML::Node s = n["serve"];
@@ -190,6 +190,12 @@ void parse_target(const YAML::Node& n, TargetSpec& t) {
     fail("target", "expected url:, serve: or slurm:");
   }
   if (n["api_key_file"]) t.api_key_file = as_string(n["api_key_file"], "target.api_key_file");
+  if (n["ca_file"]) t.ca_file = as_string(n["ca_file"], "target.ca_file");
+  if (n["client_cert"]) t.client_cert = as_string(n["client_cert"], "target.client_cert");
+  if (n["client_key"]) t.client_key = as_string(n["client_key"], "target.client_key");
+  if (t.client_cert.empty() != t.client_key.empty())
+    fail(t.client_cert.empty() ? "target.client_key" : "target.client_cert",
+         "client_cert and client_key go together (mTLS)");
 }
 
 void parse_dataset(const YAML::Node& n, DatasetSpec& d) {

@@ -28,6 +28,11 @@ extern const std::vector<std::string> kDeploymentAxes;
 struct TargetSpec {
   std::string url;           // OpenAI-compatible base URL, ".../v1"
   std::string api_key_file;  // a file whose first line is the bearer key
+  // https:// targets: the CA bundle that signed the server's certificate (empty: the system's),
+  // and a client certificate and key for mTLS.
+  std::string ca_file;
+  std::string client_cert;
+  std::string client_key;
   // `serve:`: ponder serve keys (scalars as text), in the file's order; the runner starts a
   // local `ponder serve` with them as flags.
   std::vector<std::pair<std::string, std::string>> serve;

@@ -1,8 +1,8 @@
 // HttpStream: one connection's byte stream, plain TCP or TLS over TCP, behind one type so that a
-// Session reads and writes either the same way. It is an Asio AsyncReadStream and
+// server Session (and the sweep's client, experiments/http_client) reads and writes either the
+// same way. It is an Asio AsyncReadStream and
 // AsyncWriteStream (Beast's HTTP reads and writes take it); timeouts are the TCP layer's
-// (tcp().expires_after), and socket() is the TCP socket under either.
-// Internal to coordinator/http.
+// (tcp().expires_after), and socket() is the TCP socket under either. Header-only.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

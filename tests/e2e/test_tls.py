@@ -136,6 +136,30 @@ class Tls(unittest.TestCase):
         text = self.server.get("/metrics")[1]
         self.assertIn('ponder_http_requests_total{endpoint="/v1/chat/completions",status="499"}', text)
 
+    def sweep(self, target: str, name: str) -> subprocess.CompletedProcess:
+        """`ponder sweep run` of 2 problems × 1 sample against `target` (a YAML flow mapping)."""
+        spec = self.path(name + ".yaml")
+        with open(spec, "w") as f:
+            f.write(f"target: {target}\n"
+                    "dataset: {suite: arith, levels: [2], split: test, count: 2}\n"
+                    "samples: 1\nsampling: {temperature: 0, max_tokens: 48, seed: 1}\n"
+                    "strategies: [pass@1]\n")
+        return subprocess.run([PONDER, "sweep", "run", spec, "--out", self.path(name + "-out")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    def test_sweep_runs_against_https_targets(self):
+        ok = self.sweep(f"{{url: '{self.server.base}/v1', ca_file: '{self.ca}'}}", "url")
+        self.assertEqual(ok.returncode, 0, ok.stderr[-2000:])
+        # A target whose CA the sweep does not trust: a named TLS error, nothing recorded as done.
+        other = self.path("otherca.pem")
+        bad = self.sweep(f"{{url: '{self.server.base}/v1', ca_file: '{other}'}}", "untrusted")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("TLS handshake with 127.0.0.1", bad.stderr)
+        # target serve: with TLS flags: the runner starts an https server and talks to it.
+        served = self.sweep(f"{{serve: {{model: models/tiny-reasoner, threads: 1, tls_cert: '{self.path('server.pem')}', "
+                            f"tls_key: '{self.path('server.key')}'}}, ca_file: '{self.ca}'}}", "serve")
+        self.assertEqual(served.returncode, 0, served.stderr[-2000:])
+
     def test_mtls_lets_in_only_clients_with_a_certificate_of_the_ca(self):
         server = Server("--model", MODEL, "--tls-cert", self.path("server.pem"), "--tls-key",
                         self.path("server.key"), "--tls-client-ca", self.path("clientca.pem"))
