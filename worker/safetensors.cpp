@@ -59,11 +59,14 @@ Expected<TensorInfo> parse_entry(const std::string& name, const json& entry, uin
   info.name = name;
   info.file = file_index;
   PONDER_ASSIGN_OR_RETURN(info.dtype, parse_safetensors_dtype(dtype_it->get<std::string>()));
+  constexpr uint64_t kMaxElements = 1ull << 48;
   uint64_t numel = 1;
   for (const json& d : *shape_it) {
     if (!d.is_number_unsigned()) return error(StatusCode::kInvalidArgument, "shape has a non-integer or negative dimension");
     uint64_t dim = d.get<uint64_t>();
-    if (dim != 0 && numel > (1ull << 48) / dim)
+    // Each dimension on its own too: after a 0 the product stays 0, and a dimension beyond
+    // int64 would become a negative TensorInfo::shape entry.
+    if (dim > kMaxElements || (dim != 0 && numel > kMaxElements / dim))
       return error(StatusCode::kInvalidArgument, "shape is too large");
     numel *= dim;
     info.shape.push_back(static_cast<int64_t>(dim));
@@ -203,7 +206,11 @@ Expected<Checkpoint> Checkpoint::open(const std::string& model_dir) {
         ckpt.files_.push_back(std::move(file));
       }
     }
-    for (const auto& [tensor, shard_name] : wanted) {
+    // No structured binding: the lambda below captures the name, which clang before 16 (the
+    // fuzz build's) cannot do with a binding.
+    for (const auto& entry : wanted) {
+      const std::string& tensor = entry.first;
+      const std::string& shard_name = entry.second;
       const SafetensorsFile& file = *ckpt.files_[shard_index[shard_name]];
       auto it = std::find_if(file.tensors().begin(), file.tensors().end(),
                              [&](const TensorInfo& t) { return t.name == tensor; });

@@ -355,7 +355,9 @@ void read_stream(FieldReader& f, CompletionRequest& r) {
 
 void read_unsupported(FieldReader& f, Endpoint endpoint, int32_t n) {
   if (const Json* rf = f.get("response_format"); rf != nullptr && f.ok()) {
-    const bool text = rf->is_object() && rf->value("type", "") == "text";
+    // (Json::value() would throw on a "type" that is not a string.)
+    const auto type = rf->is_object() ? rf->find("type") : rf->end();
+    const bool text = type != rf->end() && type->is_string() && *type == "text";
     f.check(text, "response_format", "only response_format {\"type\": \"text\"} is supported");
   }
   if (endpoint == Endpoint::kCompletions) {
@@ -372,13 +374,28 @@ void read_unsupported(FieldReader& f, Endpoint endpoint, int32_t n) {
 }  // namespace
 
 ApiResult<Json> parse_json_body(std::string_view body) {
+  // Copying, converting and printing JSON recurse once per level, so a body of a few MB of "["
+  // would overflow the stack of whoever handles it (a chat template's tools, a copied message).
+  // Parsing itself does not recurse: bodies nested deeper than kMaxJsonDepth stop here.
+  struct TooDeep {};
+  auto depth_check = [](int depth, Json::parse_event_t event, Json&) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth)
+      throw TooDeep{};
+    return true;
+  };
   Json j;
   try {
-    j = Json::parse(body);
+    j = Json::parse(body, depth_check);
   } catch (const Json::exception& e) {
     return tl::unexpected(
         ApiError{.message = std::string("The request body is not valid JSON: ") + e.what(),
                  .code = "invalid_json"});
+  } catch (const TooDeep&) {
+    return tl::unexpected(ApiError{
+        .message = strformat("The request body nests objects and arrays more than %d levels deep",
+                             kMaxJsonDepth),
+        .code = "invalid_json"});
   }
   if (!j.is_object())
     return tl::unexpected(

@@ -66,7 +66,11 @@ ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint,
                                                       const nlohmann::ordered_json& body,
                                                       const RequestLimits& limits);
 
-// The body text as JSON: 400 with the parser's message for malformed JSON or a non-object.
+// Objects and arrays nested in a request body, the body itself included, at most.
+inline constexpr int kMaxJsonDepth = 128;
+
+// The body text as JSON: 400 with the parser's message for malformed JSON or a non-object, or
+// for nesting deeper than kMaxJsonDepth.
 ApiResult<nlohmann::ordered_json> parse_json_body(std::string_view body);
 
 }  // namespace ponder::coordinator::api

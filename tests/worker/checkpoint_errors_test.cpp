@@ -105,6 +105,23 @@ TEST_F(CheckpointErrors, OffsetsThatDisagreeWithShape) {
   expect_error(open_file(path), StatusCode::kInvalidArgument, {"tensor 'a'", "needs 12"});
 }
 
+// Found by fuzz/safetensors_fuzzer: after a 0 dimension any other was accepted, and one past
+// int64 became a negative entry of TensorInfo::shape.
+TEST_F(CheckpointErrors, HugeDimensionOfAnEmptyTensor) {
+  for (const char* dim : {"18446744073709551615", "9223372036854775808", "281474976710657"}) {
+    std::string path = write_safetensors(
+        "model.safetensors",
+        std::string(R"({"e": {"dtype": "F32", "shape": [0, )") + dim + R"(], "data_offsets": [0, 0]}})",
+        0);
+    expect_error(open_file(path), StatusCode::kInvalidArgument, {"tensor 'e'", "too large"});
+  }
+  std::string path = write_safetensors(
+      "model.safetensors", R"({"e": {"dtype": "F32", "shape": [0, 7], "data_offsets": [0, 0]}})", 0);
+  auto file = SafetensorsFile::open(path, 0);
+  ASSERT_TRUE(file.has_value()) << file.error().to_string();
+  EXPECT_EQ((*file)->tensors().at(0).shape, (std::vector<int64_t>{0, 7}));
+}
+
 TEST_F(CheckpointErrors, MissingTensor) {
   copy_model("llama_f32");
   // Rewrite the header without one tensor; the data section stays as it was.

@@ -92,6 +92,12 @@ const Value* Frame::lookup(const std::string& name) const {
   return nullptr;
 }
 
+Evaluator::~Evaluator() {
+  for (const std::shared_ptr<Frame>& frame : cycles_.closures) frame->vars.clear();
+  for (const Value& ns : cycles_.namespaces) ns.namespace_attributes() = Dict();
+  for (const auto& memory : cycles_.changed) memory->reset();
+}
+
 std::shared_ptr<Frame> Evaluator::child_frame(const std::shared_ptr<Frame>& parent,
                                               const std::vector<std::string>& locals) {
   auto frame = std::make_shared<Frame>();
@@ -220,6 +226,7 @@ Evaluator::Flow Evaluator::exec_for(const ForStmt& stmt, const std::shared_ptr<F
   }
   const int64_t n = static_cast<int64_t>(items.size());
   auto last_changed = std::make_shared<std::optional<Value>>();
+  cycles_.changed.push_back(last_changed);
   for (int64_t i = 0; i < n; ++i) {
     auto scope = child_frame(frame, stmt.body_locals);
     assign(stmt.target, items[i], *scope);
@@ -287,6 +294,8 @@ void Evaluator::assign(const AssignTarget& target, const Value& value, Frame& fr
 Value Evaluator::make_macro(const std::string& name, const std::vector<MacroParam>* params,
                             const Body* body, const std::vector<std::string>* locals,
                             std::shared_ptr<Frame> closure) {
+  if (cycles_.closures.empty() || cycles_.closures.back() != closure)
+    cycles_.closures.push_back(closure);
   return Value::function(name, [this, name, params, body, locals, closure](CallArgs& args) {
     DepthGuard guard(&call_depth_);
     auto scope = child_frame(closure, *locals);
@@ -651,7 +660,7 @@ std::shared_ptr<Frame> Evaluator::make_globals() {
   });
   g["dict"] =
       Value::function("dict", [](CallArgs& args) { return Value::dict(build_dict(args, "dict")); });
-  g["namespace"] = Value::function("namespace", [](CallArgs& args) {
+  g["namespace"] = Value::function("namespace", [this](CallArgs& args) {
     Dict attrs = build_dict(args, "namespace");
     for (const auto& [key, value] : attrs.items()) {
       if (key.is_string() && !key.as_string().empty() && key.as_string()[0] == '_') {
@@ -661,7 +670,9 @@ std::shared_ptr<Frame> Evaluator::make_globals() {
             key.as_string() + "'");
       }
     }
-    return Value::make_namespace(std::move(attrs));
+    Value ns = Value::make_namespace(std::move(attrs));
+    cycles_.namespaces.push_back(ns);
+    return ns;
   });
   g["raise_exception"] = Value::function("raise_exception", [](CallArgs& args) -> Value {
     BoundArgs a("raise_exception", args, {"message"});

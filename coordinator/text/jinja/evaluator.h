@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,6 +29,10 @@ struct Frame {
 class Evaluator {
  public:
   explicit Evaluator(const TemplateOptions& options) : options_(options) {}
+  // Breaks the reference cycles a render made (see cycles_).
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   // `root_locals`: names the top-level scope starts with as Undefined (analyze_scopes()).
   std::string render(const Body& body, const std::vector<std::string>& root_locals,
@@ -72,6 +77,16 @@ class Evaluator {
   const TemplateOptions& options_;
   int call_depth_ = 0;
   int eval_depth_ = 0;
+
+  // What a template can make refer to itself, which shared_ptr alone would never free: a frame
+  // holding a macro that closes over it (every macro is one), a namespace stored in itself, or
+  // loop.changed() remembering the loop. Kept for the render, emptied when it ends (no value of
+  // a render outlives it: render() returns text).
+  struct Cycles {
+    std::vector<std::shared_ptr<Frame>> closures;
+    std::vector<Value> namespaces;
+    std::vector<std::shared_ptr<std::optional<Value>>> changed;
+  } cycles_;
 };
 
 }  // namespace ponder::text::jinja

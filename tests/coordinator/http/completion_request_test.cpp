@@ -263,5 +263,42 @@ TEST(CompletionRequest, JsonBody) {
   EXPECT_EQ(bad.error().to_json()["error"]["param"], nullptr);
 }
 
+// Found by fuzz/completion_request_fuzzer: Json::value("type", "") threw out of the parser (and
+// the request handler) when response_format's type was not a string.
+TEST(CompletionRequest, ResponseFormatOfAnyShapeIsAnError) {
+  for (const Json& format : {Json{{"type", 5}}, Json{{"type", nullptr}}, Json{{"type", {1}}},
+                             Json::object(), Json("text"), Json::array({"text"})}) {
+    ApiError e;
+    EXPECT_NO_THROW(e = chat_error({{"response_format", format}})) << format.dump();
+    EXPECT_EQ(e.param, "response_format") << format.dump();
+    EXPECT_EQ(e.code, "invalid_value") << format.dump();
+  }
+  auto text = parse_completion_request(
+      Endpoint::kCompletions, {{"prompt", "x"}, {"response_format", {{"type", "text"}}}}, kLimits);
+  EXPECT_TRUE(text.has_value());
+}
+
+// Found with fuzz/completion_request_fuzzer: a body of nested arrays (a few MB of "[" fit in
+// the 8 MB body limit) overflowed the stack where the request copies `tools` or a message. Such
+// bodies are refused when parsed; anything a real schema nests still parses and is read.
+TEST(CompletionRequest, DeeplyNestedBodiesAreRefused) {
+  auto nested = [](int depth) {
+    return "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": " +
+           std::string(depth, '[') + std::string(depth, ']') + "}";
+  };
+  auto deep = parse_json_body(nested(1'000'000));
+  ASSERT_FALSE(deep.has_value());
+  EXPECT_EQ(deep.error().status, 400);
+  EXPECT_EQ(deep.error().code, "invalid_json");
+  EXPECT_NE(deep.error().message.find(std::to_string(kMaxJsonDepth)), std::string::npos);
+  EXPECT_FALSE(parse_json_body(nested(kMaxJsonDepth)).has_value());  // body + tools: one more
+
+  auto deepest = parse_json_body(nested(kMaxJsonDepth - 1));
+  ASSERT_TRUE(deepest.has_value()) << deepest.error().message;
+  auto request = parse_completion_request(Endpoint::kChatCompletions, *deepest, kLimits);
+  ASSERT_TRUE(request.has_value()) << request.error().message;
+  EXPECT_TRUE(request->tools.is_array());
+}
+
 }  // namespace
 }  // namespace ponder::coordinator::api

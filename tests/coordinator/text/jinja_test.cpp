@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -187,6 +188,36 @@ TEST(JinjaTemplate, RendersRepeatedlyAndFromPlainJson) {
     EXPECT_EQ(*out, "a;b;");
   }
   EXPECT_FALSE(tmpl->render(Value::from_json(nlohmann::json::array())).has_value());
+}
+
+// Found by fuzz/chat_template_fuzzer (LeakSanitizer): every macro closes over the frame that
+// holds it, so each render of a template with a macro leaked that frame and all it referred to;
+// so did a namespace stored in itself and loop.changed() given the loop. What the render was
+// given must be released with the render.
+TEST(JinjaTemplate, RenderReleasesWhatItsCyclesHeld) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"{% macro m(a) %}{{ a }}{{ f() }}{% endmacro %}{{ m(1) }}", "1f"},
+      {"{% for i in [1] %}{% macro m() %}{{ f() }}{% endmacro %}{{ m() }}{% endfor %}", "f"},
+      {"{% macro outer() %}<{{ caller() }}>{% endmacro %}{% call outer() %}{{ f() }}{% endcall %}",
+       "<f>"},
+      {"{% set ns = namespace(g=f) %}{% set ns.me = ns %}{{ ns.me.g() }}", "f"},
+      {"{% for x in [1, 2] %}{{ loop.changed(loop, f) }}{% endfor %}", "TrueTrue"},
+  };
+  for (const auto& [source, expected] : cases) {
+    auto token = std::make_shared<int>(0);
+    const std::weak_ptr<int> watch = token;
+    {
+      Expected<Template> tmpl = Template::parse(source);
+      ASSERT_TRUE(tmpl.has_value()) << source << ": " << tmpl.error().to_string();
+      Dict variables;
+      variables.set("f", Value::function("f", [token](CallArgs&) { return Value::string("f"); }));
+      token.reset();
+      Expected<std::string> out = tmpl->render(Value::dict(std::move(variables)));
+      ASSERT_TRUE(out.has_value()) << source << ": " << out.error().to_string();
+      EXPECT_EQ(*out, expected) << source;
+    }
+    EXPECT_TRUE(watch.expired()) << source << " kept its variables after the render";
+  }
 }
 
 TEST(JinjaValue, FromJsonKeepsOrderAndTypes) {
