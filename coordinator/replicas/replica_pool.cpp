@@ -437,8 +437,10 @@ class Loop {
     Request& r = rit->second;
     worker::EngineOutput out = from_wire(t);
     out.request_id = r.id;
-    out.index = p.first_index + t.index();
-    if (out.index < 0 || out.index >= static_cast<int32_t>(r.samples.size())) return;
+    // In 64 bits: a replica's bad index must not overflow (undefined) before the bounds check.
+    const int64_t index = static_cast<int64_t>(p.first_index) + t.index();
+    if (index < 0 || index >= static_cast<int64_t>(r.samples.size())) return;
+    out.index = static_cast<int32_t>(index);
     Sample& sample = r.samples[out.index];
     if (sample.finished) return;
     int64_t done = static_cast<int64_t>(out.tokens.size());
