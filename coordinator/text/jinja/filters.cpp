@@ -2,6 +2,7 @@
 #include "coordinator/text/jinja/filters.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <string>
 #include <unordered_map>
@@ -32,7 +33,11 @@ std::vector<Value> attribute_parts(const Value& attribute) {
   for (const std::string& part : py::split(attribute.as_string(), std::string("."), -1)) {
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
                                                [](char c) { return c >= '0' && c <= '9'; });
-    parts.push_back(digits ? Value::integer(std::stoll(part)) : Value::string(part));
+    int64_t index = 0;
+    // A digit part too long for int64 stays a string key: no list is that long either.
+    bool fits =
+        digits && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+    parts.push_back(fits ? Value::integer(index) : Value::string(part));
   }
   return parts;
 }

@@ -1,8 +1,11 @@
 // Python semantics of arithmetic, comparison, membership and string formatting on Values.
 #include "coordinator/text/jinja/operators.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "coordinator/text/jinja/error.h"
 #include "coordinator/text/jinja/py_string.h"
@@ -40,6 +43,39 @@ Value repeat(const Value& seq, int64_t times) {
     out.insert(out.end(), seq.as_list().begin(), seq.as_list().end());
   }
   return seq.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
+}
+
+// Cap on a format width or precision (`'%*s'`, `'{:999999999}'`): far above any template's, low
+// enough that a padded result stays small.
+constexpr int64_t kMaxFormatWidth = int64_t{1} << 20;
+
+int checked_format_width(int64_t n) {
+  if (n > kMaxFormatWidth) {
+    fail("ValueError: format width or precision " + std::to_string(n) +
+         " is above ponder's limit " + std::to_string(kMaxFormatWidth));
+  }
+  return static_cast<int>(n);
+}
+
+// Decimal digits at text[*pos...] as a bounded width; advances *pos past them.
+int read_format_width(std::string_view text, size_t* pos) {
+  int64_t n = 0;
+  while (*pos < text.size() && text[*pos] >= '0' && text[*pos] <= '9') {
+    n = n * 10 + (text[(*pos)++] - '0');
+    checked_format_width(n);
+  }
+  return static_cast<int>(n);
+}
+
+// snprintf into a string of the size it needs.
+template <typename T>
+std::string printf_string(const std::string& fmt, T value) {
+  int n = std::snprintf(nullptr, 0, fmt.c_str(), value);
+  if (n < 0) fail("ValueError: bad format " + fmt);
+  std::string out(static_cast<size_t>(n) + 1, '\0');
+  std::snprintf(out.data(), out.size(), fmt.c_str(), value);
+  out.resize(static_cast<size_t>(n));
+  return out;
 }
 
 // Python float floor division and modulo (result of % has the sign of the divisor).
@@ -121,11 +157,14 @@ Value arithmetic(BinaryOp op, const Value& a, const Value& b) {
     }
     case BinaryOp::kPow: {
       if (y < 0) return Value::number(float_pow(static_cast<double>(x), static_cast<double>(y)));
+      if (x == 1 || y == 0) return Value::integer(1);
+      if (x == 0) return Value::integer(0);
+      if (x == -1) return Value::integer(y % 2 == 0 ? 1 : -1);
+      // |x| >= 2: overflow ends the loop within 64 steps.
       int64_t result = 1;
       for (int64_t i = 0; i < y; ++i) {
         check_overflow(__builtin_mul_overflow(result, x, &r));
         result = r;
-        if (result == 0 || result == 1) break;
       }
       return Value::integer(result);
     }
@@ -158,7 +197,6 @@ std::string format_number_printf(const PercentSpec& spec, const Value& arg) {
     fmt += '.';
     fmt += std::to_string(spec.precision);
   }
-  char buf[512];
   switch (spec.type) {
     case 'd':
     case 'i':
@@ -167,9 +205,20 @@ std::string format_number_printf(const PercentSpec& spec, const Value& arg) {
         fail("TypeError: %" + std::string(1, spec.type) +
              " format: a real number is required, not " + std::string(arg.type_name()));
       }
-      int64_t v = arg.is_float() ? static_cast<int64_t>(arg.as_float()) : arg.as_int();
-      std::snprintf(buf, sizeof(buf), (fmt + "lld").c_str(), static_cast<long long>(v));
-      return buf;
+      int64_t v = 0;
+      if (arg.is_float()) {
+        double f = arg.as_float();
+        if (std::isnan(f)) fail("ValueError: cannot convert float NaN to integer");
+        if (std::isinf(f)) fail("OverflowError: cannot convert float infinity to integer");
+        // 2^63 is exactly representable; anything at or beyond it does not fit in int64.
+        if (f >= 9223372036854775808.0 || f < -9223372036854775808.0) {
+          fail("OverflowError: %" + std::string(1, spec.type) + " of a float beyond 64-bit range");
+        }
+        v = static_cast<int64_t>(f);
+      } else {
+        v = arg.as_int();
+      }
+      return printf_string(fmt + "lld", static_cast<long long>(v));
     }
     case 'x':
     case 'X':
@@ -179,12 +228,12 @@ std::string format_number_printf(const PercentSpec& spec, const Value& arg) {
              std::string(arg.type_name()));
       }
       int64_t v = arg.as_int();
-      std::string body;
-      char digits[64];
-      std::snprintf(digits, sizeof(digits), (std::string("%ll") + spec.type).c_str(),
-                    static_cast<unsigned long long>(v < 0 ? -v : v));
-      if (v < 0) body += '-';
-      body += digits;
+      // Magnitude in unsigned arithmetic: -INT64_MIN does not fit in int64.
+      uint64_t magnitude =
+          v < 0 ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+      std::string body = v < 0 ? "-" : "";
+      body +=
+          printf_string(std::string("%ll") + spec.type, static_cast<unsigned long long>(magnitude));
       bool left = spec.flags.find('-') != std::string::npos;
       bool zero = spec.flags.find('0') != std::string::npos && !left;
       return pad(body, spec.width, left, zero ? '0' : ' ');
@@ -193,8 +242,7 @@ std::string format_number_printf(const PercentSpec& spec, const Value& arg) {
       if (!arg.is_number()) {
         fail("TypeError: must be real number, not " + std::string(arg.type_name()));
       }
-      std::snprintf(buf, sizeof(buf), (fmt + spec.type).c_str(), arg.as_float());
-      return buf;
+      return printf_string(fmt + spec.type, arg.as_float());
     }
   }
 }
@@ -401,25 +449,29 @@ std::string percent_format(const std::string& fmt, const Value& args) {
     while (i < fmt.size() && std::string_view("#0- +").find(fmt[i]) != std::string_view::npos) {
       spec.flags += fmt[i++];
     }
-    auto read_number = [&](int* target) {
+    // A width or precision: digits, or '*' taking the next argument. As in Python, a negative
+    // '*' width left-aligns and a negative '*' precision is 0.
+    auto read_number = [&](int* target, bool is_width) {
       if (i < fmt.size() && fmt[i] == '*') {
         if (next_arg >= positional.size())
           fail("TypeError: not enough arguments for format string");
-        *target = static_cast<int>(positional[next_arg++].as_int());
+        const Value& star = positional[next_arg++];
+        if (!star.is_int() && !star.is_bool()) fail("TypeError: * wants int");
+        int64_t n = star.as_int();
+        if (n < 0 && is_width) spec.flags += '-';
+        // |INT64_MIN| is above the cap, so comparing against its negation first is safe.
+        if (n < -kMaxFormatWidth) n = -kMaxFormatWidth - 1;
+        *target = checked_format_width(n < 0 ? (is_width ? -n : 0) : n);
         ++i;
         return;
       }
-      if (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') {
-        *target = 0;
-        while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9')
-          *target = *target * 10 + (fmt[i++] - '0');
-      }
+      if (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') *target = read_format_width(fmt, &i);
     };
-    read_number(&spec.width);
+    read_number(&spec.width, true);
     if (i < fmt.size() && fmt[i] == '.') {
       ++i;
       spec.precision = 0;
-      read_number(&spec.precision);
+      read_number(&spec.precision, false);
     }
     while (i < fmt.size() && (fmt[i] == 'h' || fmt[i] == 'l' || fmt[i] == 'L')) ++i;
     if (i >= fmt.size()) fail("ValueError: incomplete format");
@@ -480,8 +532,15 @@ std::string brace_format(const std::string& fmt, const CallArgs& args) {
       field.resize(bang);
     }
     const Value* arg = nullptr;
-    if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {
-      size_t index = field.empty() ? auto_index++ : static_cast<size_t>(std::stoul(field));
+    // As in Python, an all-digit field is an index and anything else a keyword.
+    if (std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      size_t index = auto_index;
+      if (field.empty()) {
+        ++auto_index;
+      } else if (std::from_chars(field.data(), field.data() + field.size(), index).ec !=
+                 std::errc()) {
+        index = SIZE_MAX;  // more digits than size_t holds: out of range below
+      }
       if (index >= args.positional.size()) {
         fail("IndexError: Replacement index " + std::to_string(index) +
              " out of range for positional args tuple");
@@ -519,16 +578,13 @@ std::string brace_format(const std::string& fmt, const CallArgs& args) {
       ++p;
     }
     int width = -1;
-    while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) {
-      width = (width < 0 ? 0 : width * 10) + (spec[p++] - '0');
+    if (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) {
+      width = read_format_width(spec, &p);
     }
     int precision = -1;
     if (p < spec.size() && spec[p] == '.') {
       ++p;
-      precision = 0;
-      while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) {
-        precision = precision * 10 + (spec[p++] - '0');
-      }
+      precision = read_format_width(spec, &p);
     }
     char type = p < spec.size() ? spec[p] : 0;
     bool numeric_arg = arg->is_number() && conversion == 0;

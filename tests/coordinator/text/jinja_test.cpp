@@ -178,6 +178,42 @@ TEST(JinjaErrors, PathologicalNestingFailsCleanly) {
   EXPECT_NE(render_or_error("{{ range(1000000) | length }}").find("MAX_RANGE"), std::string::npos);
 }
 
+// Found by fuzz/chat_template_fuzzer (UBSan): a '%2000000000000s' width overflowed int while it
+// was read, and a wide '%d' / '%f' was cut at a fixed buffer. Widths are bounded and exact;
+// the expected strings are Python's.
+TEST(JinjaFormat, WidthsPrecisionsAndEdgeValuesMatchPython) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"{{ '%*s|' % (-5, 'a') }}", "a    |"},
+      {"{{ '%.*s|' % (-1, 'abc') }}", "|"},
+      {"{{ '%.*f' % (-1, 2.5) }}", "2"},
+      {"{{ '%d' % 1e18 }}", "1000000000000000000"},
+      {"{{ '%x' % -9223372036854775807 - 1 }}", ""},
+      {"{{ '%x' % (-9223372036854775807 - 1) }}", "-8000000000000000"},
+      {"{{ ('%.600f' % 1.5)[:8] }}|{{ ('%.600f' % 1.5) | length }}", "1.500000|602"},
+      {"{{ ('%700d' % 7) | length }}", "700"},
+      {"{{ '{:.30}'.format('abc') }}", "abc"},
+      {"{{ (-1) ** 3 }} {{ (-1) ** 4 }} {{ 0 ** 0 }} {{ 0 ** 5 }} {{ 1 ** 99 }}", "-1 1 1 0 1"},
+  };
+  for (const auto& [source, expected] : cases) {
+    if (std::string(expected).empty()) {
+      // '%x' % int then '- 1' on the string: Python's TypeError.
+      EXPECT_NE(render_or_error(source).find("TypeError"), std::string::npos) << source;
+      continue;
+    }
+    EXPECT_EQ(render_or_error(source), expected) << source;
+  }
+  EXPECT_NE(render_or_error("{{ '%0000000000000000000002000000000000000000000s' % 'a' }}")
+                .find("above ponder's limit"),
+            std::string::npos);
+  EXPECT_NE(render_or_error("{{ '{:99999999999}'.format('a') }}").find("above ponder's limit"),
+            std::string::npos);
+  EXPECT_NE(
+      render_or_error("{{ '%*s' % (-9223372036854775807 - 1, 'a') }}").find("above ponder's limit"),
+      std::string::npos);
+  EXPECT_NE(render_or_error("{{ '%d' % 1e300 }}").find("OverflowError"), std::string::npos);
+  EXPECT_NE(render_or_error("{{ '%d' % (1e309 - 1e309) }}").find("NaN"), std::string::npos);
+}
+
 TEST(JinjaTemplate, RendersRepeatedlyAndFromPlainJson) {
   Expected<Template> tmpl = Template::parse("{% for m in messages %}{{ m.role }};{% endfor %}");
   ASSERT_TRUE(tmpl.has_value());
