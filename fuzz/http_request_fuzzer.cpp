@@ -156,6 +156,10 @@ bool handle(ServerContext& ctx, const bhttp::request<bhttp::string_body>& req, s
       return respond(models_response(ctx));
     case Route::kModel:
       return respond(model_response(ctx, view(req.target())));
+    case Route::kTokenize:
+      return respond(tokenize_response(ctx, req.body()));
+    case Route::kDetokenize:
+      return respond(detokenize_response(ctx, req.body()));
     case Route::kHealth:
       return respond(health_response(ctx));
     case Route::kMetrics:

@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "common/strings.h"
+#include "coordinator/api/completion_request.h"
+#include "coordinator/api/prompt.h"
 #include "coordinator/api/response_assembler.h"
 
 namespace ponder::coordinator::http {
@@ -38,6 +40,8 @@ Route route_of(std::string_view target) {
   if (path == "/v1/models") return Route::kModels;
   if (path.size() > kModelPrefix.size() && path.substr(0, kModelPrefix.size()) == kModelPrefix)
     return Route::kModel;
+  if (path == "/tokenize") return Route::kTokenize;
+  if (path == "/detokenize") return Route::kDetokenize;
   if (path == "/health") return Route::kHealth;
   if (path == "/metrics") return Route::kMetrics;
   return Route::kUnknown;
@@ -53,6 +57,10 @@ const char* endpoint_label(Route route) {
       return "/v1/models";
     case Route::kModel:
       return "/v1/models/{model}";
+    case Route::kTokenize:
+      return "/tokenize";
+    case Route::kDetokenize:
+      return "/detokenize";
     case Route::kHealth:
       return "/health";
     case Route::kMetrics:
@@ -64,7 +72,10 @@ const char* endpoint_label(Route route) {
 }
 
 const char* route_method(Route route) {
-  return route == Route::kChatCompletions || route == Route::kCompletions ? "POST" : "GET";
+  return route == Route::kChatCompletions || route == Route::kCompletions ||
+                 route == Route::kTokenize || route == Route::kDetokenize
+             ? "POST"
+             : "GET";
 }
 
 bool needs_auth(Route route) { return route != Route::kHealth && route != Route::kMetrics; }
@@ -119,7 +130,10 @@ Json health_body(ServerContext& ctx, bool* healthy) {
     body["replica_restarts"] = st.replica_restarts;
     Json slots = Json::array();
     for (const ReplicaSlot& slot : st.replica_slots)
-      slots.push_back({{"index", slot.index}, {"id", slot.id}, {"state", slot.state}, {"restarts", slot.restarts}});
+      slots.push_back({{"index", slot.index},
+                       {"id", slot.id},
+                       {"state", slot.state},
+                       {"restarts", slot.restarts}});
     body["replica_states"] = std::move(slots);
   }
   return body;
@@ -131,6 +145,72 @@ PlainResponse health_response(ServerContext& ctx) {
   PlainResponse r = json_response(ok ? 200 : 503, body);
   if (!ok) r.headers.emplace_back("Retry-After", std::to_string(ctx.options.retry_after_s));
   return r;
+}
+
+PlainResponse tokenize_response(const ServerContext& ctx, const std::string& body) {
+  const int retry = ctx.options.retry_after_s;
+  auto json = api::parse_json_body(body);
+  if (!json) return error_response(json.error(), retry);
+  const bool chat = json->contains("messages");
+  if (!chat && !json->contains("prompt"))
+    return error_response({.message = "Give 'prompt' (text) or 'messages' (a chat)",
+                           .code = "missing_required_parameter"},
+                          retry);
+  auto request = api::parse_completion_request(
+      chat ? api::Endpoint::kChatCompletions : api::Endpoint::kCompletions, *json,
+      ctx.request_limits);
+  if (!request) return error_response(request.error(), retry);
+  if (!request->model.empty() && request->model != ctx.options.served_model_name)
+    return error_response({.status = 404,
+                           .message = "The model '" + request->model + "' does not exist",
+                           .param = "model",
+                           .code = "model_not_found"},
+                          retry);
+  if (!chat && request->prompts.size() != 1)
+    return error_response(api::invalid_value("prompt", "/tokenize takes one prompt"), retry);
+  auto prompts = api::prepare_prompts(*request, ctx.model);
+  if (!prompts) return error_response(prompts.error(), retry);
+  std::vector<int32_t> ids = std::move((*prompts)[0].ids);
+  // Completions: add_special_tokens false leaves out the BOS the tokenizer would add.
+  const auto special = json->find("add_special_tokens");
+  if (!chat && special != json->end() && special->is_boolean() && !special->get<bool>()) {
+    const auto& bos = ctx.model.tokenizer.bos_token();
+    if (ctx.model.tokenizer.add_bos_token() && bos && !ids.empty() && ids.front() == bos->id)
+      ids.erase(ids.begin());
+  }
+  Json out = Json::object();
+  out["count"] = ids.size();
+  out["max_model_len"] = ctx.generation_limits.context_length;
+  out["tokens"] = ids;
+  const auto strs = json->find("return_token_strs");
+  if (strs != json->end() && strs->is_boolean() && strs->get<bool>()) {
+    Json texts = Json::array();
+    for (int32_t id : ids)
+      texts.push_back(std::string(ctx.model.tokenizer.token_text(id).value_or("")));
+    out["token_strs"] = std::move(texts);
+  }
+  return json_response(200, out);
+}
+
+PlainResponse detokenize_response(const ServerContext& ctx, const std::string& body) {
+  const int retry = ctx.options.retry_after_s;
+  auto json = api::parse_json_body(body);
+  if (!json) return error_response(json.error(), retry);
+  const auto tokens = json->find("tokens");
+  if (tokens == json->end() || !tokens->is_array())
+    return error_response(api::invalid_type("tokens", "'tokens' must be an array of token ids"),
+                          retry);
+  std::vector<int32_t> ids;
+  for (const Json& t : *tokens) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+        t.get<int64_t>() >= ctx.request_limits.vocab_size)
+      return error_response(
+          api::invalid_value("tokens", strformat("every token id must be an integer in [0, %lld)",
+                                                 (long long)ctx.request_limits.vocab_size)),
+          retry);
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return json_response(200, Json{{"prompt", ctx.model.tokenizer.decode(ids)}});
 }
 
 PlainResponse metrics_response(ServerContext& ctx) {

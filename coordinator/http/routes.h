@@ -21,7 +21,18 @@ struct PlainResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-enum class Route { kChatCompletions, kCompletions, kModels, kModel, kHealth, kMetrics, kUnknown };
+// kUnknown stays last: the tests walk the routes up to it.
+enum class Route {
+  kChatCompletions,
+  kCompletions,
+  kModels,
+  kModel,
+  kTokenize,
+  kDetokenize,
+  kHealth,
+  kMetrics,
+  kUnknown
+};
 
 // The route of a request target (the query string is ignored).
 Route route_of(std::string_view target);
@@ -40,6 +51,10 @@ PlainResponse model_response(const ServerContext& ctx, std::string_view target);
 // /health's body; `healthy`: a replica is healthy and the server is not draining.
 nlohmann::ordered_json health_body(ServerContext& ctx, bool* healthy);
 PlainResponse health_response(ServerContext& ctx);
+// POST /tokenize (a prompt, or messages through the chat template) and POST /detokenize (ids to
+// text), in vLLM's shape.
+PlainResponse tokenize_response(const ServerContext& ctx, const std::string& body);
+PlainResponse detokenize_response(const ServerContext& ctx, const std::string& body);
 PlainResponse metrics_response(ServerContext& ctx);
 
 }  // namespace ponder::coordinator::http

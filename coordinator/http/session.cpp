@@ -233,6 +233,12 @@ void Session::handle_request() {
     case Route::kModel:
       respond(model_response(ctx_, view(req.target())));
       return;
+    case Route::kTokenize:
+      respond(tokenize_response(ctx_, req.body()));
+      return;
+    case Route::kDetokenize:
+      respond(detokenize_response(ctx_, req.body()));
+      return;
     case Route::kHealth:
       if (wants_generation_probe(view(req.target()))) {
         stream_.tcp().expires_never();

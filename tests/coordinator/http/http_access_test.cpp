@@ -2,8 +2,6 @@
 // reasoner in an InProcessDispatcher): every route of the route table but /health and /metrics
 // refuses a request without a key; per-key limits answer 429 with Retry-After; a reload changes
 // the keys; the audit log has one line per request with no text unless asked.
-#include "coordinator/http/http_server.h"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -13,12 +11,13 @@
 
 #include "common/private_file.h"
 #include "coordinator/http/access.h"
+#include "coordinator/http/http_server.h"
 #include "coordinator/http/routes.h"
 #include "coordinator/replicas/in_process_dispatcher.h"
 #include "http_test_client.h"
-#include "tiny_model_fixture.h"
 #include "prometheus_check.h"
 #include "slow_dispatcher.h"
+#include "tiny_model_fixture.h"
 
 namespace ponder::coordinator::http {
 namespace {
@@ -26,7 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using testing::HttpReply;
-
 
 const Json kChat = {{"model", "tiny-reasoner"},
                     {"max_tokens", 4},
@@ -72,7 +70,6 @@ class HttpAccessTest : public testing::TinyModelFixture {
   std::string dir_;
 };
 
-
 TEST_F(HttpAccessTest, EveryRouteButHealthAndMetricsNeedsAKey) {
   auto server = start({.api_keys_file = keys_file()});
   ASSERT_TRUE(server);
@@ -80,11 +77,13 @@ TEST_F(HttpAccessTest, EveryRouteButHealthAndMetricsNeedsAKey) {
   for (int r = 0; r <= static_cast<int>(Route::kUnknown); ++r) {
     const Route route = static_cast<Route>(r);
     std::string path = route == Route::kUnknown ? "/no/such/route" : endpoint_label(route);
-    if (const size_t at = path.find("{model}"); at != std::string::npos) path.replace(at, 7, "tiny-reasoner");
+    if (const size_t at = path.find("{model}"); at != std::string::npos)
+      path.replace(at, 7, "tiny-reasoner");
     ASSERT_EQ(route_of(path), route) << path;
     const std::string method = route_method(route);
     const std::string body = method == "POST" ? kChat.dump() : "";
-    for (const testing::Headers& h : {testing::Headers{}, bearer("wrong"), testing::Headers{{"Authorization", "key-alice"}}}) {
+    for (const testing::Headers& h :
+         {testing::Headers{}, bearer("wrong"), testing::Headers{{"Authorization", "key-alice"}}}) {
       const HttpReply reply = testing::http_request(server->port(), method, path, body, h);
       if (route == Route::kHealth || route == Route::kMetrics) {
         EXPECT_EQ(reply.status, 200) << path;
@@ -95,13 +94,19 @@ TEST_F(HttpAccessTest, EveryRouteButHealthAndMetricsNeedsAKey) {
       }
     }
     // The wrong method with no key is a 401 too: nothing about a route shows without a key.
-    if (route != Route::kHealth && route != Route::kMetrics)
-      EXPECT_EQ(testing::http_request(server->port(), method == "GET" ? "DELETE" : "GET", path).status, 401);
+    if (route != Route::kHealth && route != Route::kMetrics) {
+      const char* wrong = method == "GET" ? "DELETE" : "GET";
+      EXPECT_EQ(testing::http_request(server->port(), wrong, path).status, 401);
+    }
     ++walked;
   }
   EXPECT_GE(walked, 7);
-  EXPECT_EQ(testing::post_json(server->port(), "/v1/chat/completions", kChat, bearer("key-alice")).status, 200);
-  EXPECT_EQ(testing::http_request(server->port(), "GET", "/no/such/route", "", bearer("key-alice")).status, 404);
+  EXPECT_EQ(
+      testing::post_json(server->port(), "/v1/chat/completions", kChat, bearer("key-alice")).status,
+      200);
+  EXPECT_EQ(testing::http_request(server->port(), "GET", "/no/such/route", "", bearer("key-alice"))
+                .status,
+            404);
 }
 
 TEST_F(HttpAccessTest, LimitsAnswer429WithRetryAfterPerKey) {
@@ -117,7 +122,8 @@ TEST_F(HttpAccessTest, LimitsAnswer429WithRetryAfterPerKey) {
   EXPECT_EQ(limited.json()["error"]["code"], "rate_limit_exceeded");
   // The first request leaves the minute's window 60 s after it was admitted.
   const int retry = std::stoi(limited.header("retry-after"));
-  const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
+  const auto waited =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
   EXPECT_GE(retry, 60 - waited.count() - 1);
   EXPECT_LE(retry, 60);
   EXPECT_EQ(testing::http_request(port, "GET", "/v1/models", "", bearer("key-alice")).status, 200);
@@ -127,7 +133,9 @@ TEST_F(HttpAccessTest, LimitsAnswer429WithRetryAfterPerKey) {
   slow_chat["max_tokens"] = 200;
   slow_chat["min_tokens"] = 200;
   std::thread first([&] {
-    EXPECT_EQ(testing::post_json(port, "/v1/chat/completions", slow_chat, bearer("key-carol")).status, 200);
+    EXPECT_EQ(
+        testing::post_json(port, "/v1/chat/completions", slow_chat, bearer("key-carol")).status,
+        200);
   });
   // Once her generation runs (the metrics say so), a second request of hers is refused.
   bool running = false;
@@ -138,7 +146,8 @@ TEST_F(HttpAccessTest, LimitsAnswer429WithRetryAfterPerKey) {
     if (!running) std::this_thread::sleep_for(5ms);
   }
   ASSERT_TRUE(running);
-  const HttpReply second = testing::http_request(port, "GET", "/v1/models", "", bearer("key-carol"));
+  const HttpReply second =
+      testing::http_request(port, "GET", "/v1/models", "", bearer("key-carol"));
   const bool refused = second.status == 429;
   EXPECT_EQ(second.header("retry-after"), "1");
   first.join();
@@ -168,8 +177,9 @@ TEST_F(HttpAccessTest, TheAuditLogHasALinePerRequestAndNoTextUnlessAsked) {
     auto server = start({.api_keys_file = keys_file(), .audit_log = log});
     ASSERT_TRUE(server);
     const uint16_t port = server->port();
-    const HttpReply chat = testing::post_json(port, "/v1/chat/completions", kChat,
-                                              {{"Authorization", "Bearer key-alice"}, {"X-Request-Id", "trace-7"}});
+    const HttpReply chat =
+        testing::post_json(port, "/v1/chat/completions", kChat,
+                           {{"Authorization", "Bearer key-alice"}, {"X-Request-Id", "trace-7"}});
     ASSERT_EQ(chat.status, 200);
     EXPECT_EQ(chat.header("x-request-id"), "trace-7");
     EXPECT_EQ(testing::http_request(port, "GET", "/v1/models", "", bearer("nope")).status, 401);
@@ -213,7 +223,8 @@ TEST_F(HttpAccessTest, TheAuditLogHasALinePerRequestAndNoTextUnlessAsked) {
   EXPECT_EQ(lines[0]["request"][0]["content"], "What is 17+25?");
   ASSERT_EQ(lines[0]["output"].size(), 1u);
   const Json& out = lines[0]["output"][0];
-  EXPECT_FALSE(out["reasoning"].get<std::string>().empty() && out["content"].get<std::string>().empty());
+  EXPECT_FALSE(out["reasoning"].get<std::string>().empty() &&
+               out["content"].get<std::string>().empty());
   EXPECT_EQ(lines[0]["completion_tokens"], 4);
 }
 
@@ -251,13 +262,18 @@ TEST_F(HttpAccessTest, DeepHealthGeneratesOneTokenWithoutAKey) {
   EXPECT_EQ(deep.json()["generate"]["ok"], true);
   EXPECT_EQ(deep.json()["generate"]["tokens"], 1);
   EXPECT_GT(deep.json()["generate"]["latency_ms"].get<double>(), 0);
-  EXPECT_EQ(testing::http_request(server->port(), "GET", "/health?x=1&generate=1").json()["generate"]["ok"], true);
-  EXPECT_FALSE(testing::http_request(server->port(), "GET", "/health?generate=no").json().contains("generate"));
+  EXPECT_EQ(testing::http_request(server->port(), "GET", "/health?x=1&generate=1")
+                .json()["generate"]["ok"],
+            true);
+  EXPECT_FALSE(testing::http_request(server->port(), "GET", "/health?generate=no")
+                   .json()
+                   .contains("generate"));
 
   BrokenEngine broken(*dispatcher_);
   auto sick = start({}, &broken);
   ASSERT_TRUE(sick);
-  EXPECT_EQ(testing::http_request(sick->port(), "GET", "/health").status, 200);  // heartbeats look fine
+  EXPECT_EQ(testing::http_request(sick->port(), "GET", "/health").status,
+            200);  // heartbeats look fine
   const HttpReply failed = testing::http_request(sick->port(), "GET", "/health?generate=true");
   EXPECT_EQ(failed.status, 503);
   EXPECT_EQ(failed.header("retry-after"), "1");
