@@ -34,4 +34,17 @@ class TemplateError : public std::runtime_error {
 
 [[noreturn]] inline void fail(std::string message) { throw TemplateError(std::move(message)); }
 
+// Cap on a width a template asks for — a format width or precision, ljust/rjust/center/zfill,
+// indent, tojson's indent, batch's fill — far above any real template's, low enough that what it
+// pads stays small and quick to build.
+constexpr int64_t kMaxWidth = int64_t{1} << 20;
+
+inline int64_t checked_width(int64_t n) {
+  if (n > kMaxWidth) {
+    fail("ValueError: width " + std::to_string(n) + " is above ponder's limit " +
+         std::to_string(kMaxWidth));
+  }
+  return n;
+}
+
 }  // namespace ponder::text::jinja

@@ -120,6 +120,7 @@ Value f_batch(Evaluator& ev, const Value& v, CallArgs& args) {
   BoundArgs a("batch", args, {"linecount", "fill_with"});
   int64_t count = a.get_int(0, 0);
   Value fill = a.get(1, Value::none());
+  if (!fill.is_none()) checked_width(count);
   return lazily([&] {
     if (count <= 0) fail("ValueError: batch size must be positive");
     ValueList rows;
@@ -148,7 +149,7 @@ Value f_capitalize(Evaluator&, const Value& v, CallArgs& args) {
 Value f_center(Evaluator&, const Value& v, CallArgs& args) {
   BoundArgs a("center", args, {"width"});
   std::string s = v.str();
-  int64_t width = a.get_int(0, 80);
+  int64_t width = checked_width(a.get_int(0, 80));
   int64_t len = static_cast<int64_t>(py::length(s));
   if (width <= len) return Value::string(s);
   int64_t total = width - len;
@@ -323,7 +324,8 @@ Value f_indent(Evaluator&, const Value& v, CallArgs& args) {
   std::string indention =
       width.is_string()
           ? width.as_string()
-          : std::string(static_cast<size_t>(std::max<int64_t>(0, a.get_int(0, 4))), ' ');
+          : std::string(static_cast<size_t>(std::max<int64_t>(0, checked_width(a.get_int(0, 4)))),
+                        ' ');
   std::string s = v.str() + "\n";
   std::vector<std::string> lines = py::splitlines(s, false);
   std::string out;
@@ -584,7 +586,8 @@ Value f_tojson(Evaluator& ev, const Value& v, CallArgs& args) {
       options.indent =
           indent.is_string()
               ? indent.as_string()
-              : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
+              : std::string(
+                    static_cast<size_t>(std::max<int64_t>(0, checked_width(indent.as_int()))), ' ');
     }
     return Value::string(json_dumps(v, options));
   }
@@ -595,7 +598,8 @@ Value f_tojson(Evaluator& ev, const Value& v, CallArgs& args) {
     options.indent =
         indent.is_string()
             ? indent.as_string()
-            : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
+            : std::string(static_cast<size_t>(std::max<int64_t>(0, checked_width(indent.as_int()))),
+                          ' ');
   }
   const Value& separators = a.get(2, Value::none());
   if (!separators.is_none()) {

@@ -100,7 +100,7 @@ Value str_find_impl(const Value& self, CallArgs& args, const char* name, bool fr
 
 Value str_justify(const Value& self, CallArgs& args, const char* name, char mode) {
   BoundArgs a(name, args, {"width", "fillchar"});
-  int64_t width = a.get_int(0, 0);
+  int64_t width = checked_width(a.get_int(0, 0));
   std::string fill = a.get_string(1, " ");
   if (py::length(fill) != 1)
     fail("TypeError: The fill character must be exactly one character long");
@@ -218,7 +218,7 @@ Value str_method(const Value& self, std::string_view name, CallArgs& args) {
   if (name == "rjust") return str_justify(self, args, "rjust", 'r');
   if (name == "zfill") {
     BoundArgs a("zfill", args, {"width"});
-    int64_t width = a.get_int(0, 0);
+    int64_t width = checked_width(a.get_int(0, 0));
     int64_t len = static_cast<int64_t>(py::length(s));
     if (width <= len) return self;
     size_t sign = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;

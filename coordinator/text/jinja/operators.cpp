@@ -45,17 +45,7 @@ Value repeat(const Value& seq, int64_t times) {
   return seq.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
 }
 
-// Cap on a format width or precision (`'%*s'`, `'{:999999999}'`): far above any template's, low
-// enough that a padded result stays small.
-constexpr int64_t kMaxFormatWidth = int64_t{1} << 20;
-
-int checked_format_width(int64_t n) {
-  if (n > kMaxFormatWidth) {
-    fail("ValueError: format width or precision " + std::to_string(n) +
-         " is above ponder's limit " + std::to_string(kMaxFormatWidth));
-  }
-  return static_cast<int>(n);
-}
+int checked_format_width(int64_t n) { return static_cast<int>(checked_width(n)); }
 
 // Decimal digits at text[*pos...] as a bounded width; advances *pos past them.
 int read_format_width(std::string_view text, size_t* pos) {
@@ -460,7 +450,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         int64_t n = star.as_int();
         if (n < 0 && is_width) spec.flags += '-';
         // |INT64_MIN| is above the cap, so comparing against its negation first is safe.
-        if (n < -kMaxFormatWidth) n = -kMaxFormatWidth - 1;
+        if (n < -kMaxWidth) n = -kMaxWidth - 1;
         *target = checked_format_width(n < 0 ? (is_width ? -n : 0) : n);
         ++i;
         return;

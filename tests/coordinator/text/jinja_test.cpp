@@ -210,6 +210,15 @@ TEST(JinjaFormat, WidthsPrecisionsAndEdgeValuesMatchPython) {
   EXPECT_NE(
       render_or_error("{{ '%*s' % (-9223372036854775807 - 1, 'a') }}").find("above ponder's limit"),
       std::string::npos);
+  // The same cap on every width a template asks for (a 45e9-wide ljust ran for minutes).
+  for (const char* source :
+       {"{{ 'ab'.ljust(45555555555, '.') }}", "{{ 'a'.rjust(2000000) }}",
+        "{{ 'a'.zfill(2000000) }}", "{{ 'a' | center(2000000) }}", "{{ 'a\nb' | indent(2000000) }}",
+        "{{ [1] | tojson(indent=2000000) }}", "{{ [1] | batch(2000000, 0) | list }}"}) {
+    EXPECT_NE(render_or_error(source).find("above ponder's limit"), std::string::npos) << source;
+  }
+  EXPECT_EQ(render_or_error("{{ 'ab'.ljust(5, '.') }}|{{ 'a' | center(5) }}|{{ '7'.zfill(3) }}"),
+            "ab...|  a  |007");
   EXPECT_NE(render_or_error("{{ '%d' % 1e300 }}").find("OverflowError"), std::string::npos);
   EXPECT_NE(render_or_error("{{ '%d' % (1e309 - 1e309) }}").find("NaN"), std::string::npos);
 }
