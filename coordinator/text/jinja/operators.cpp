@@ -232,6 +232,12 @@ std::string format_number_printf(const PercentSpec& spec, const Value& arg) {
       if (!arg.is_number()) {
         fail("TypeError: must be real number, not " + std::string(arg.type_name()));
       }
+      // Only float conversions reach printf: any other letter ('n', 'p', ...) is not Python's
+      // here, and '%n' would make printf write through a pointer.
+      if (std::string_view("eEfFgG").find(spec.type) == std::string_view::npos) {
+        fail(std::string("ValueError: unsupported format character '") + spec.type + "' for " +
+             std::string(arg.type_name()));
+      }
       return printf_string(fmt + spec.type, arg.as_float());
     }
   }

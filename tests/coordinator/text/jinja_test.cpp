@@ -219,6 +219,10 @@ TEST(JinjaFormat, WidthsPrecisionsAndEdgeValuesMatchPython) {
   }
   EXPECT_EQ(render_or_error("{{ 'ab'.ljust(5, '.') }}|{{ 'a' | center(5) }}|{{ '7'.zfill(3) }}"),
             "ab...|  a  |007");
+  // Found by the fuzzer (ASan): '{:n}' handed "%n" to printf, which then wrote through a pointer.
+  for (const char* source :
+       {"{{ '{:n}'.format(42) }}", "{{ '{:p}'.format(4.5) }}", "{{ '%n' % 1 }}"})
+    EXPECT_NE(render_or_error(source).find("format character"), std::string::npos) << source;
   EXPECT_NE(render_or_error("{{ '%d' % 1e300 }}").find("OverflowError"), std::string::npos);
   EXPECT_NE(render_or_error("{{ '%d' % (1e309 - 1e309) }}").find("NaN"), std::string::npos);
 }
