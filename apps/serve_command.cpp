@@ -45,7 +45,7 @@ Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
       "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "api_keys_file",
-      "audit_log", "audit_log_text", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
+      "audit_log", "audit_log_text", "tool_call_parser", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
       "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
       "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s",
       "max_replica_restarts", "replica_restart_backoff_ms", "replica_curve", "curve_keys_dir"};
@@ -74,7 +74,7 @@ Expected<ServeConfig> parse(int argc, char** argv) {
 Status serve(const ServeConfig& c) {
   PONDER_ASSIGN_OR_RETURN(auto model_config, worker::load_model_config(c.model));
   PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(model_config, c.tp * c.pp, c.tp, c.pp, c.stage_layers)));
-  PONDER_ASSIGN_OR_RETURN(coordinator::ModelText text, coordinator::ModelText::load(c.model));
+  PONDER_ASSIGN_OR_RETURN(coordinator::ModelText text, load_served_model_text(c));
   // The key stays in this process: the replicas' command lines (replica_args) never carry it.
   PONDER_ASSIGN_OR_RETURN(const std::string api_key, serve_api_key(c));
 

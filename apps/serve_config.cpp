@@ -14,6 +14,7 @@
 
 #include "apps/replica_link_keys.h"
 #include "common/check.h"
+#include "common/log.h"
 #include "common/private_file.h"
 #include "common/strings.h"
 #include "coordinator/http/http_server.h"
@@ -41,6 +42,8 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   audit_log F            append one JSON line per answered request (time, key id, request id,
                          route, status, tokens, duration) to F (created 0600)
   audit_log_text B       true: audit lines also hold the messages or prompt and the output
+  tool_call_parser P     how the model writes tool calls: auto (default: from the chat
+                         template), none, hermes (Qwen), llama3_json, deepseek_v3
   tls_cert F, tls_key F  serve HTTPS: PEM certificate chain and its PEM private key (mode
                          0600); required off loopback unless allow_plaintext
   tls_client_ca F        mTLS: PEM bundle of the CAs whose client certificates are accepted;
@@ -165,6 +168,14 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     c.audit_log = value;
   } else if (key == "audit_log_text") {
     PONDER_ASSIGN_OR_RETURN(c.audit_log_text, parse_bool(key, value, where));
+  } else if (key == "tool_call_parser") {
+    if (value != "auto") {
+      auto format = text::parse_tool_call_format(value);
+      if (!format)
+        return error(StatusCode::kInvalidArgument, "%s'tool_call_parser': %s", where.c_str(),
+                     format.error().message().c_str());
+    }
+    c.tool_call_parser = value;
   } else if (key == "tls_cert") {
     c.tls_cert = value;
   } else if (key == "tls_key") {
@@ -273,6 +284,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("api_keys_file", c.api_keys_file);
   kv("audit_log", c.audit_log);
   kv("audit_log_text", c.audit_log_text);
+  kv("tool_call_parser", c.tool_call_parser);
   kv("tls_cert", c.tls_cert);
   kv("tls_key", c.tls_key);
   kv("tls_client_ca", c.tls_client_ca);
@@ -372,6 +384,17 @@ Status validate_serve_config(ServeConfig& c, ServeChecks checks) {
                  (long long)c.heartbeat_timeout_ms, (long long)c.heartbeat_ms);
   PONDER_RETURN_IF_ERROR(check_replica_link_settings(c, /*load_files=*/checks.model_on_disk));
   return {};
+}
+
+Expected<coordinator::ModelText> load_served_model_text(const ServeConfig& c) {
+  PONDER_ASSIGN_OR_RETURN(coordinator::ModelText text, coordinator::ModelText::load(c.model));
+  if (c.tool_call_parser != "auto") {
+    PONDER_ASSIGN_OR_RETURN(text.tool_call_format, text::parse_tool_call_format(c.tool_call_parser));
+  }
+  const std::string_view name = text::tool_call_format_name(text.tool_call_format);
+  PONDER_LOG(kInfo, "http", "tool calls: %.*s%s", static_cast<int>(name.size()), name.data(),
+             c.tool_call_parser == "auto" ? " (from the chat template)" : "");
+  return text;
 }
 
 }  // namespace ponder::apps

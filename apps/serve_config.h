@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "coordinator/model_text.h"
 
 namespace YAML {
 class Node;
@@ -40,6 +41,7 @@ struct ServeConfig {
   std::string api_keys_file;          // many users: hashed keys with limits (ponder api-keys)
   std::string audit_log;              // JSON lines, one per answered request (mode 0600)
   bool audit_log_text = false;        // the audit log also holds prompts and outputs
+  std::string tool_call_parser = "auto";  // auto (from the chat template), none, hermes, ...
   std::string tls_cert;               // HTTPS: PEM certificate chain …
   std::string tls_key;                // … and its PEM private key (mode 0600)
   std::string tls_client_ca;          // mTLS: PEM CAs whose client certificates are accepted
@@ -92,5 +94,9 @@ struct ServeChecks {
   bool model_on_disk = true;         // false: --dry-run on a machine without the model
 };
 Status validate_serve_config(ServeConfig& config, ServeChecks checks = {});
+
+// The served model's text side (tokenizer, chat template, reasoning delimiters) with the
+// tool-call format tool_call_parser names, or the template's own when "auto"; logs the choice.
+Expected<coordinator::ModelText> load_served_model_text(const ServeConfig& config);
 
 }  // namespace ponder::apps

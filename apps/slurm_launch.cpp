@@ -115,7 +115,7 @@ class Launch {
       if (!line.empty()) PONDER_LOG(kInfo, "slurm", "%s", line.c_str());
     PONDER_RETURN_IF_ERROR(publish());
 
-    PONDER_ASSIGN_OR_RETURN(text_, coordinator::ModelText::load(d_.serve.model));
+    PONDER_ASSIGN_OR_RETURN(text_, load_served_model_text(d_.serve));
     // This run's CURVE keys in the job directory (0700; the ranks read their files from the shared
     // filesystem), unless the deployment names curve_keys_dir.
     PONDER_ASSIGN_OR_RETURN(link_keys_, ReplicaLinkKeys::prepare(d_.serve, strformat("%s/curve.run%d",

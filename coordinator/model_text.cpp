@@ -1,11 +1,20 @@
 #include "coordinator/model_text.h"
 
 #include <filesystem>
+#include <regex>
 #include <span>
 
 #include "common/check.h"
 
 namespace ponder::coordinator {
+
+void ModelText::use_chat_template(text::ChatTemplate tmpl) {
+  const std::string& source = tmpl.tools_source();
+  tool_call_format = text::detect_tool_call_format(source);
+  static const std::regex kArgumentsTojson(R"(arguments\s*\|\s*tojson)");
+  tool_arguments_as_objects = std::regex_search(source, kArgumentsTojson);
+  chat_template = std::move(tmpl);
+}
 
 Expected<ModelText> ModelText::load(const std::string& model_dir) {
   if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json"))
@@ -14,7 +23,7 @@ Expected<ModelText> ModelText::load(const std::string& model_dir) {
   ModelText m{.model_dir = model_dir, .tokenizer = std::move(tokenizer)};
   auto tmpl = text::ChatTemplate::load(model_dir);
   if (tmpl) {
-    m.chat_template = std::move(*tmpl);
+    m.use_chat_template(std::move(*tmpl));
   } else if (tmpl.error().code() != StatusCode::kNotFound) {
     return tl::unexpected(tmpl.error());
   }

@@ -11,6 +11,26 @@ ChoiceStream::ChoiceStream(const text::Tokenizer& tokenizer, ChoiceOptions optio
       decoder_(tokenizer, options_.skip_special_tokens),
       stop_(options_.stop, options_.include_stop_str_in_output) {
   if (options_.reasoning) parser_.emplace(*options_.reasoning);
+  if (options_.tool_calls)
+    tools_.emplace(options_.tool_calls->format, options_.tool_calls->functions);
+}
+
+void ChoiceStream::add_calls(text::ToolCallSplit split, ChoiceDelta* delta) {
+  delta->content += split.content;
+  for (text::ToolCall& call : split.calls) {
+    if (calls_ > 0 && !options_.tool_calls->parallel) continue;
+    ++calls_;
+    delta->tool_calls.push_back(std::move(call));
+  }
+}
+
+void ChoiceStream::release_content(std::string_view text, ChoiceDelta* delta) {
+  if (text.empty()) return;
+  if (tools_) {
+    add_calls(tools_->feed(text), delta);
+  } else {
+    delta->content += text;
+  }
 }
 
 void ChoiceStream::release(std::string_view text, ChoiceDelta* delta) {
@@ -19,9 +39,9 @@ void ChoiceStream::release(std::string_view text, ChoiceDelta* delta) {
   if (parser_) {
     text::ReasoningSplit s = parser_->feed(out);
     delta->reasoning += s.reasoning;
-    delta->content += s.content;
+    release_content(s.content, delta);
   } else {
-    delta->content += out;
+    release_content(out, delta);
   }
 }
 
@@ -62,16 +82,19 @@ ChoiceDelta ChoiceStream::push(const worker::EngineOutput& out) {
     text::ReasoningSplit s = parser_->feed(rest);
     s.append(parser_->finish());
     delta.reasoning += s.reasoning;
-    delta.content += s.content;
+    release_content(s.content, &delta);
   } else {
-    delta.content += rest;
+    release_content(rest, &delta);
   }
+  if (tools_) add_calls(tools_->finish(), &delta);
   delta.finished = true;
   // A stop string found in the text ends the choice with "stop", also where the engine, which
   // matches raw token bytes (special tokens included), did not see it and ran on (to its
   // max_tokens, or until the server cancelled the rest of the choice).
   const bool ran_on = out.finish_reason == "length" || out.finish_reason == "cancelled";
   delta.finish_reason = stop_.matched() && ran_on ? "stop" : out.finish_reason;
+  // An answer that ended by itself after calling tools waits for their results.
+  if (calls_ > 0 && delta.finish_reason == "stop") delta.finish_reason = "tool_calls";
   delta.stop_reason = stop_.matched() ? stop_.match() : out.stop_string;
   delta.error = out.error;
   delta.usage = out.usage;

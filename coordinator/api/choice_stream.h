@@ -13,6 +13,7 @@
 #include "coordinator/api/stop_filter.h"
 #include "coordinator/text/reasoning_parser.h"
 #include "coordinator/text/tokenizer.h"
+#include "coordinator/text/tool_call_parser.h"
 #include "worker/engine/request.h"
 
 namespace ponder::coordinator::api {
@@ -24,6 +25,13 @@ struct ChoiceOptions {
   // Split reasoning from content with this configuration (starts_in_reasoning set per prompt);
   // nullopt: all text is content.
   std::optional<text::ReasoningConfig> reasoning;
+  // Parse tool calls out of the content (never out of the reasoning); nullopt: none.
+  struct ToolCalls {
+    text::ToolCallFormat format = text::ToolCallFormat::kNone;
+    std::vector<std::string> functions;  // the names a call may name
+    bool parallel = true;                // false: calls after an answer's first are dropped
+  };
+  std::optional<ToolCalls> tool_calls;
   bool logprobs = false;
 };
 
@@ -45,7 +53,8 @@ struct TokenLogprobEntry {
 
 struct ChoiceDelta {
   std::string reasoning;
-  std::string content;  // all of the text when there is no reasoning split
+  std::string content;                     // all of the text when there is no reasoning split
+  std::vector<text::ToolCall> tool_calls;  // calls completed in this delta
   std::vector<TokenLogprobEntry> logprobs;
   bool finished = false;
   std::string finish_reason;  // the engine's: "stop", "length", "cancelled", "error", ...
@@ -53,7 +62,7 @@ struct ChoiceDelta {
   std::string error;          // finish_reason "error"
   worker::Usage usage;        // on the finished delta
 
-  bool has_text() const { return !reasoning.empty() || !content.empty(); }
+  bool has_text() const { return !reasoning.empty() || !content.empty() || !tool_calls.empty(); }
 };
 
 class ChoiceStream {
@@ -68,12 +77,17 @@ class ChoiceStream {
 
  private:
   void release(std::string_view text, ChoiceDelta* delta);
+  // Content after the reasoning split, through the tool-call parser when there is one.
+  void release_content(std::string_view text, ChoiceDelta* delta);
+  void add_calls(text::ToolCallSplit split, ChoiceDelta* delta);
 
   text::Tokenizer tokenizer_;
   ChoiceOptions options_;
   text::StreamDecoder decoder_;
   StopStringFilter stop_;
   std::optional<text::ReasoningParser> parser_;
+  std::optional<text::ToolCallParser> tools_;
+  int64_t calls_ = 0;  // tool calls released so far
   int64_t decoded_bytes_ = 0;
   bool finished_ = false;
 };

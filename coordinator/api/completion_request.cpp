@@ -1,6 +1,7 @@
 // Parsing and validation of completion request bodies (chat and legacy completions).
 #include "coordinator/api/completion_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -353,6 +354,58 @@ void read_stream(FieldReader& f, CompletionRequest& r) {
   }
 }
 
+// tools: [{"type": "function", "function": {"name": …, "description": …, "parameters": {…}}}];
+// tool_choice: "auto" | "none" (and, until ponder constrains decoding, not "required" or a named
+// function: those promise a call that free sampling cannot).
+void read_tools(FieldReader& f, CompletionRequest& r) {
+  if (const Json* tools = f.get("tools"); tools != nullptr && f.ok()) {
+    if (!tools->is_array()) return f.fail(invalid_type("tools", "'tools' must be an array"));
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const Json& t = (*tools)[i];
+      const std::string param = strformat("tools[%zu]", i);
+      const Json* fn =
+          t.is_object() && t.contains("type") && t["type"] == "function" && t.contains("function")
+              ? &t["function"]
+              : nullptr;
+      if (fn == nullptr || !fn->is_object())
+        return f.fail(invalid_value(param, "'" + param +
+                                               "' must be {\"type\": \"function\", "
+                                               "\"function\": {\"name\": …}}"));
+      const auto name = fn->find("name");
+      if (name == fn->end() || !name->is_string() || name->get<std::string>().empty())
+        return f.fail(invalid_value(param + ".function.name",
+                                    "'" + param + ".function.name' must be a non-empty string"));
+      if (std::find(r.tool_names.begin(), r.tool_names.end(), name->get<std::string>()) !=
+          r.tool_names.end())
+        return f.fail(invalid_value(param + ".function.name",
+                                    "two tools are named '" + name->get<std::string>() + "'"));
+      if (const auto params = fn->find("parameters"); params != fn->end() && !params->is_object())
+        return f.fail(
+            invalid_type(param + ".function.parameters",
+                         "'" + param + ".function.parameters' must be a JSON Schema object"));
+      r.tool_names.push_back(name->get<std::string>());
+    }
+    r.tools = *tools;
+  }
+  if (const Json* choice = f.get("tool_choice"); choice != nullptr && f.ok()) {
+    const std::string value = choice->is_string() ? choice->get<std::string>() : "";
+    if (value == "none") {
+      r.tool_choice = CompletionRequest::ToolChoice::kNone;
+      r.tools = nullptr;
+      r.tool_names.clear();
+    } else if (value == "required" || choice->is_object()) {
+      f.fail(ApiError{.message = "tool_choice \"required\" and a named function need constrained "
+                                 "decoding, which this server does not do yet; use \"auto\" "
+                                 "(the default) and check finish_reason \"tool_calls\"",
+                      .param = "tool_choice",
+                      .code = "unsupported_value"});
+    } else if (value != "auto") {
+      f.fail(invalid_value("tool_choice", "'tool_choice' must be \"auto\" or \"none\""));
+    }
+  }
+  f.boolean("parallel_tool_calls", &r.parallel_tool_calls);
+}
+
 void read_unsupported(FieldReader& f, Endpoint endpoint, int32_t n) {
   if (const Json* rf = f.get("response_format"); rf != nullptr && f.ok()) {
     // (Json::value() would throw on a "type" that is not a string.)
@@ -464,15 +517,7 @@ ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint, const J
         f.fail(invalid_type("chat_template_kwargs", "'chat_template_kwargs' must be an object"));
       }
     }
-    if (const Json* tools = f.get("tools"); tools != nullptr && f.ok()) {
-      if (tools->is_array()) {
-        r.tools = *tools;
-      } else {
-        f.fail(invalid_type("tools", "'tools' must be an array"));
-      }
-    }
-    if (const Json* choice = f.get("tool_choice"); choice != nullptr && f.ok())
-      if (choice->is_string() && choice->get<std::string>() == "none") r.tools = nullptr;
+    read_tools(f, r);
     f.boolean("add_generation_prompt", &r.add_generation_prompt);
   }
   f.string("user", &r.user);

@@ -36,6 +36,11 @@ struct CompletionRequest {
   // "developer" role as "system"), tools (null when none) and extra template variables.
   nlohmann::ordered_json messages;
   nlohmann::ordered_json tools;
+  // The tools' function names, in order; and what the model may do with them. kAuto: calls are
+  // parsed out of the answer; kNone: no tools reach the template and nothing is parsed.
+  std::vector<std::string> tool_names;
+  enum class ToolChoice { kAuto, kNone } tool_choice = ToolChoice::kAuto;
+  bool parallel_tool_calls = true;  // false: only the first call of an answer is kept
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   bool add_generation_prompt = true;
 

@@ -13,6 +13,32 @@ bool opens_reasoning(const ModelText& model, std::string_view prompt) {
   return model.reasoning && text::prompt_opens_reasoning(prompt, *model.reasoning);
 }
 
+// OpenAI clients send a past call's arguments as a JSON string; a template that prints them with
+// tojson gets the object, as transformers' chat templates expect (ModelText says which).
+ApiResult<Json> arguments_as_objects(const Json& messages) {
+  Json out = messages;
+  for (size_t i = 0; i < out.size(); ++i) {
+    Json& m = out[i];
+    if (!m.is_object() || !m.contains("tool_calls") || !m["tool_calls"].is_array()) continue;
+    for (size_t j = 0; j < m["tool_calls"].size(); ++j) {
+      Json& call = m["tool_calls"][j];
+      if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
+        continue;
+      Json& fn = call["function"];
+      if (!fn.contains("arguments") || !fn["arguments"].is_string()) continue;
+      Json parsed = Json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+      if (!parsed.is_object()) {
+        const std::string param =
+            strformat("messages[%zu].tool_calls[%zu].function.arguments", i, j);
+        return tl::unexpected(
+            invalid_value(param, "'" + param + "' must be a JSON object (as a string)"));
+      }
+      fn["arguments"] = std::move(parsed);
+    }
+  }
+  return out;
+}
+
 ApiResult<PreparedPrompt> prepare_chat(const CompletionRequest& r, const ModelText& model) {
   if (!model.chat_template)
     return tl::unexpected(
@@ -20,11 +46,15 @@ ApiResult<PreparedPrompt> prepare_chat(const CompletionRequest& r, const ModelTe
                  .param = "messages",
                  .code = "chat_template_missing"});
   const text::ChatTemplate& tmpl = *model.chat_template;
+  ApiResult<Json> converted = model.tool_arguments_as_objects ? arguments_as_objects(r.messages)
+                                                              : ApiResult<Json>(r.messages);
+  if (!converted) return tl::unexpected(converted.error());
+  const Json& given = *converted;
   Expected<std::string> rendered =
-      tmpl.render(r.messages, r.add_generation_prompt, r.chat_template_kwargs, r.tools);
+      tmpl.render(given, r.add_generation_prompt, r.chat_template_kwargs, r.tools);
   if (!rendered) {
     bool has_null = false;
-    Json messages = r.messages;
+    Json messages = given;
     for (Json& m : messages)
       if (m.contains("content") && m["content"].is_null()) {
         m["content"] = "";

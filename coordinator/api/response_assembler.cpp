@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "common/strings.h"
+
 namespace ponder::coordinator::api {
 
 using Json = nlohmann::ordered_json;
@@ -95,21 +97,57 @@ Json ResponseAssembler::logprobs_json(const std::vector<TokenLogprobEntry>& entr
           {"top_logprobs", std::move(top)}};
 }
 
-Json ResponseAssembler::chunk_choice(int64_t index, const ChoiceDelta& d) const {
+Json ResponseAssembler::chunk_choice(int64_t index, const ChoiceDelta& d, bool text,
+                                     Json tool_calls, bool finish) const {
   Json c = Json::object();
   c["index"] = index;
   if (meta_.endpoint == Endpoint::kChatCompletions) {
     Json delta = Json::object();
-    if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
-    if (!d.content.empty()) delta["content"] = d.content;
+    if (text && !d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+    if (text && !d.content.empty()) delta["content"] = d.content;
+    if (!tool_calls.is_null()) delta["tool_calls"] = std::move(tool_calls);
     c["delta"] = std::move(delta);
   } else {
     c["text"] = d.content;
   }
-  c["logprobs"] = meta_.logprobs && !d.logprobs.empty() ? logprobs_json(d.logprobs) : Json(nullptr);
-  c["finish_reason"] = d.finished ? Json(d.finish_reason) : Json(nullptr);
-  if (d.finished) c["stop_reason"] = d.stop_reason.empty() ? Json(nullptr) : Json(d.stop_reason);
+  c["logprobs"] =
+      text && meta_.logprobs && !d.logprobs.empty() ? logprobs_json(d.logprobs) : Json(nullptr);
+  c["finish_reason"] = finish ? Json(d.finish_reason) : Json(nullptr);
+  if (finish) c["stop_reason"] = d.stop_reason.empty() ? Json(nullptr) : Json(d.stop_reason);
   return c;
+}
+
+std::string ResponseAssembler::tool_call_id(int64_t choice, size_t call) const {
+  // The response id's random hex, so ids differ across responses (a conversation's history
+  // holds the calls of many), then the choice and the call.
+  const size_t dash = meta_.id.rfind('-');
+  const std::string random = dash == std::string::npos ? meta_.id : meta_.id.substr(dash + 1);
+  return strformat("call_%s%lld%zu", random.substr(0, 16).c_str(), (long long)choice, call);
+}
+
+std::string ResponseAssembler::stream_events(int64_t index, const ChoiceDelta& d,
+                                             size_t first_call) const {
+  std::string out;
+  const bool calls = !d.tool_calls.empty();
+  const bool text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty();
+  if (text || (d.finished && !calls))
+    out += sse_event(
+        chunk(Json::array({chunk_choice(index, d, true, nullptr, d.finished && !calls)})));
+  for (size_t k = 0; k < d.tool_calls.size(); ++k) {
+    const text::ToolCall& call = d.tool_calls[k];
+    const size_t i = first_call + k;
+    Json head = {{"index", i},
+                 {"id", tool_call_id(index, i)},
+                 {"type", "function"},
+                 {"function", {{"name", call.name}, {"arguments", ""}}}};
+    out +=
+        sse_event(chunk(Json::array({chunk_choice(index, d, false, Json::array({head}), false)})));
+    Json args = {{"index", i}, {"function", {{"arguments", call.arguments}}}};
+    const bool last = k + 1 == d.tool_calls.size();
+    out += sse_event(chunk(
+        Json::array({chunk_choice(index, d, false, Json::array({args}), last && d.finished)})));
+  }
+  return out;
 }
 
 std::string ResponseAssembler::stream_start() const {
@@ -163,6 +201,8 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
       if (meta_.stream) events += sse_event(error_->to_json());
     }
   }
+  const size_t first_call = choice.all.tool_calls.size();
+  for (const text::ToolCall& call : d.tool_calls) choice.all.tool_calls.push_back(call);
   if (meta_.stream && meta_.keep_text) {
     choice.all.reasoning += d.reasoning;
     choice.all.content += d.content;
@@ -170,8 +210,7 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
   if (meta_.stream) {
     const bool failed =
         d.finished && (d.finish_reason == "error" || d.finish_reason == "cancelled");
-    if (!failed && (d.has_text() || !d.logprobs.empty() || d.finished))
-      events += sse_event(chunk(Json::array({chunk_choice(index, d)})));
+    if (!failed) events += stream_events(index, d, first_call);
     return events;
   }
   choice.all.reasoning += d.reasoning;
@@ -187,7 +226,8 @@ std::string ResponseAssembler::push(int32_t prompt, const worker::EngineOutput& 
 
 Json ResponseAssembler::texts() const {
   Json out = Json::array();
-  for (const Choice& c : choices_) out.push_back({{"reasoning", c.all.reasoning}, {"content", c.all.content}});
+  for (const Choice& c : choices_)
+    out.push_back({{"reasoning", c.all.reasoning}, {"content", c.all.content}});
   return out;
 }
 
@@ -221,8 +261,20 @@ ApiResult<Json> ResponseAssembler::response() const {
     if (chat) {
       Json message = Json::object();
       message["role"] = "assistant";
-      message["content"] = d.content;
+      // With tool calls and nothing else to say, content is null, as OpenAI sends it.
+      message["content"] =
+          d.content.empty() && !d.tool_calls.empty() ? Json(nullptr) : Json(d.content);
       if (meta_.reasoning) message["reasoning_content"] = d.reasoning;
+      if (!d.tool_calls.empty()) {
+        Json calls = Json::array();
+        for (size_t k = 0; k < d.tool_calls.size(); ++k)
+          calls.push_back(
+              {{"id", tool_call_id(static_cast<int64_t>(i), k)},
+               {"type", "function"},
+               {"function",
+                {{"name", d.tool_calls[k].name}, {"arguments", d.tool_calls[k].arguments}}}});
+        message["tool_calls"] = std::move(calls);
+      }
       c["message"] = std::move(message);
     } else {
       c["text"] = d.content;

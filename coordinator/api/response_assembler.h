@@ -36,7 +36,7 @@ struct UsageTotals {
   int64_t cached_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t reasoning_tokens = 0;
-  double flops = 0;  // ponder extension: forward FLOPs of every choice (the engine's count)
+  double flops = 0;          // ponder extension: forward FLOPs of every choice (the engine's count)
   double nominal_flops = 0;  // ponder extension: Σ choices' worker::Usage::nominal_flops
 
   nlohmann::ordered_json to_json() const;
@@ -72,13 +72,21 @@ class ResponseAssembler {
  private:
   struct Choice {
     ChoiceStream stream;
-    ChoiceDelta all;  // what was released so far (whole responses)
+    ChoiceDelta all;  // what was released so far (whole responses; tool calls also when streaming)
     int64_t cached_tokens = 0;
     worker::Usage usage;  // the finished delta's: `choices[i].usage` of whole responses
   };
 
   nlohmann::ordered_json chunk(nlohmann::ordered_json choices) const;
-  nlohmann::ordered_json chunk_choice(int64_t index, const ChoiceDelta& delta) const;
+  // A stream chunk's choice: the delta's text and logprobs when `text`, `tool_calls` (null: none)
+  // and the finish when `finish`.
+  nlohmann::ordered_json chunk_choice(int64_t index, const ChoiceDelta& delta, bool text,
+                                      nlohmann::ordered_json tool_calls, bool finish) const;
+  // The stream events of one delta: its text, then each new tool call as OpenAI streams one
+  // (index, id, type and name first, then the arguments), the finish on the last.
+  std::string stream_events(int64_t index, const ChoiceDelta& delta, size_t first_call) const;
+  // "call_…": unique within the response, and across responses as the response id is.
+  std::string tool_call_id(int64_t choice, size_t call) const;
   nlohmann::ordered_json logprobs_json(const std::vector<TokenLogprobEntry>& entries) const;
 
   ResponseMeta meta_;

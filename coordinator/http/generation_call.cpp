@@ -57,6 +57,11 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
       o.reasoning = *ctx_.model.reasoning;
       o.reasoning->starts_in_reasoning = p.opens_reasoning;
     }
+    if (chat && !request->tool_names.empty() &&
+        ctx_.model.tool_call_format != text::ToolCallFormat::kNone)
+      o.tool_calls = api::ChoiceOptions::ToolCalls{.format = ctx_.model.tool_call_format,
+                                                   .functions = request->tool_names,
+                                                   .parallel = request->parallel_tool_calls};
     per_prompt.push_back(std::move(o));
     prompt_tokens.push_back(static_cast<int64_t>(p.ids.size()));
   }

@@ -178,6 +178,8 @@ Expected<ChatTemplate> ChatTemplate::build(
 
 const std::string& ChatTemplate::source() const { return templates_.front().source; }
 
+const std::string& ChatTemplate::tools_source() const { return pick(true).source; }
+
 bool ChatTemplate::has_tool_use_template() const {
   return std::any_of(templates_.begin(), templates_.end(),
                      [](const Named& t) { return t.name == "tool_use"; });

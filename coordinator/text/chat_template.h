@@ -59,6 +59,8 @@ class ChatTemplate {
   const std::string& eos_token() const { return eos_token_; }
   // Source of the template used when no tools are given.
   const std::string& source() const;
+  // Source of the template used when tools are given ("tool_use" when there is one).
+  const std::string& tools_source() const;
   bool has_tool_use_template() const;
 
  private:

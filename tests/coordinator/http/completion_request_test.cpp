@@ -127,6 +127,44 @@ TEST(CompletionRequest, ToolSchemasKeepTheirKeyOrder) {
   EXPECT_LT(r->tools.dump().find("zeta"), r->tools.dump().find("alpha"));
 }
 
+TEST(CompletionRequest, ToolsAndToolChoice) {
+  auto fn = [](const char* name) {
+    return Json{{"type", "function"}, {"function", {{"name", name}}}};
+  };
+  auto r = parse_completion_request(
+      Endpoint::kChatCompletions,
+      chat_body(
+          {{"tools", {fn("a"), fn("b")}}, {"tool_choice", "auto"}, {"parallel_tool_calls", false}}),
+      kLimits);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->tool_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r->tool_choice, CompletionRequest::ToolChoice::kAuto);
+  EXPECT_FALSE(r->parallel_tool_calls);
+
+  r = parse_completion_request(Endpoint::kChatCompletions,
+                               chat_body({{"tools", {fn("a")}}, {"tool_choice", "none"}}), kLimits);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->tools.is_null());  // the template sees no tools, and nothing is parsed
+  EXPECT_TRUE(r->tool_names.empty());
+
+  EXPECT_EQ(chat_error({{"tools", {fn("a"), 5}}}).param, "tools[1]");
+  EXPECT_EQ(chat_error({{"tools", {{{"type", "retrieval"}}}}}).param, "tools[0]");
+  EXPECT_EQ(chat_error({{"tools", {fn("")}}}).param, "tools[0].function.name");
+  EXPECT_EQ(chat_error({{"tools", {fn("a"), fn("a")}}}).param, "tools[1].function.name");
+  Json bad_params = fn("a");
+  bad_params["function"]["parameters"] = "{}";
+  EXPECT_EQ(chat_error({{"tools", {bad_params}}}).param, "tools[0].function.parameters");
+  EXPECT_EQ(chat_error({{"tools", {fn("a")}}, {"tool_choice", "sometimes"}}).param, "tool_choice");
+  // Promises of a call need constrained decoding: refused with a reason, not silently ignored.
+  for (const Json& choice :
+       {Json("required"), Json{{"type", "function"}, {"function", {{"name", "a"}}}}}) {
+    ApiError e = chat_error({{"tools", {fn("a")}}, {"tool_choice", choice}});
+    EXPECT_EQ(e.param, "tool_choice");
+    EXPECT_EQ(e.code, "unsupported_value");
+  }
+  EXPECT_EQ(chat_error({{"parallel_tool_calls", "no"}}).param, "parallel_tool_calls");
+}
+
 TEST(CompletionRequest, PromptForms) {
   auto parse = [](Json prompt) {
     return parse_completion_request(Endpoint::kCompletions, {{"prompt", prompt}}, kLimits);
@@ -282,18 +320,22 @@ TEST(CompletionRequest, ResponseFormatOfAnyShapeIsAnError) {
 // the 8 MB body limit) overflowed the stack where the request copies `tools` or a message. Such
 // bodies are refused when parsed; anything a real schema nests still parses and is read.
 TEST(CompletionRequest, DeeplyNestedBodiesAreRefused) {
+  // The arrays sit in a tool's parameter schema: body, tools, the tool, function and parameters
+  // are 5 levels above them; nested(d) is d levels deep.
+  constexpr int kAbove = 5;
   auto nested = [](int depth) {
-    return "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": " +
-           std::string(depth, '[') + std::string(depth, ']') + "}";
+    return "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": "
+           "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"x\": " +
+           std::string(depth - kAbove, '[') + std::string(depth - kAbove, ']') + "}}}]}";
   };
   auto deep = parse_json_body(nested(1'000'000));
   ASSERT_FALSE(deep.has_value());
   EXPECT_EQ(deep.error().status, 400);
   EXPECT_EQ(deep.error().code, "invalid_json");
   EXPECT_NE(deep.error().message.find(std::to_string(kMaxJsonDepth)), std::string::npos);
-  EXPECT_FALSE(parse_json_body(nested(kMaxJsonDepth)).has_value());  // body + tools: one more
+  EXPECT_FALSE(parse_json_body(nested(kMaxJsonDepth + 1)).has_value());
 
-  auto deepest = parse_json_body(nested(kMaxJsonDepth - 1));
+  auto deepest = parse_json_body(nested(kMaxJsonDepth));
   ASSERT_TRUE(deepest.has_value()) << deepest.error().message;
   auto request = parse_completion_request(Endpoint::kChatCompletions, *deepest, kLimits);
   ASSERT_TRUE(request.has_value()) << request.error().message;

@@ -314,5 +314,151 @@ TEST(ResponseAssembler, FailedSamplesBecomeErrors) {
   }
 }
 
+// Tool calls (Hermes format) on a real tokenizer's tokens: the whole response and the stream
+// carry the same calls, content and finish_reason; a call inside the thinking is not a call.
+std::vector<Json> sse_chunks(const std::string& sse) {
+  std::vector<Json> chunks;
+  size_t pos = 0;
+  while ((pos = sse.find("data: ", pos)) != std::string::npos) {
+    size_t end = sse.find("\n\n", pos);
+    const std::string data = sse.substr(pos + 6, end - pos - 6);
+    if (data != "[DONE]") chunks.push_back(Json::parse(data));
+    pos = end + 2;
+  }
+  return chunks;
+}
+
+ChoiceOptions tool_options(bool parallel = true) {
+  text::ReasoningConfig rc;
+  rc.starts_in_reasoning = true;
+  return {.reasoning = rc,
+          .tool_calls = ChoiceOptions::ToolCalls{.format = text::ToolCallFormat::kHermes,
+                                                 .functions = {"get_weather", "search"},
+                                                 .parallel = parallel}};
+}
+
+// Runs `text` (then end-of-sequence when `reason` is "stop") through a whole and a streamed
+// assembler; returns the whole response's choice and the streamed message rebuilt from deltas.
+std::pair<Json, Json> whole_and_streamed(const std::string& text, const std::string& reason,
+                                         const ChoiceOptions& options) {
+  text::Tokenizer tok = tiny_tokenizer();
+  std::vector<int32_t> ids = tok.encode(text);
+  if (reason == "stop") ids.push_back(kEos);
+  ResponseAssembler whole(meta(Endpoint::kChatCompletions, false), tok, {options}, 1, {5});
+  ResponseAssembler streamed(meta(Endpoint::kChatCompletions, true), tok, {options}, 1, {5});
+  std::string sse = streamed.stream_start();
+  for (const auto& o : outputs_of(ids, 0, reason)) {
+    whole.push(0, o);
+    sse += streamed.push(0, o);
+  }
+  sse += streamed.stream_end();
+  auto r = whole.response();
+  EXPECT_TRUE(r.has_value());
+  Json rebuilt = {{"content", ""}, {"reasoning_content", ""}, {"tool_calls", Json::array()}};
+  int finishes = 0;
+  for (const Json& c : sse_chunks(sse)) {
+    if (c["choices"].empty()) continue;
+    const Json& ch = c["choices"][0];
+    EXPECT_EQ(finishes, 0) << "a chunk after the finish: " << c.dump();
+    const Json& d = ch["delta"];
+    if (d.contains("content"))
+      rebuilt["content"] = rebuilt["content"].get<std::string>() + d["content"].get<std::string>();
+    if (d.contains("reasoning_content"))
+      rebuilt["reasoning_content"] = rebuilt["reasoning_content"].get<std::string>() +
+                                     d["reasoning_content"].get<std::string>();
+    if (d.contains("tool_calls")) {
+      for (const Json& t : d["tool_calls"]) {
+        const size_t i = t["index"];
+        Json& calls = rebuilt["tool_calls"];
+        if (i == calls.size()) {
+          // A new call opens with its id, type and name (and empty arguments), as OpenAI's do.
+          EXPECT_TRUE(t.contains("id") && t.contains("type") && t["function"].contains("name"))
+              << t.dump();
+          calls.push_back({{"id", t["id"]},
+                           {"type", t["type"]},
+                           {"function", {{"name", t["function"]["name"]}, {"arguments", ""}}}});
+        }
+        EXPECT_LT(i, calls.size()) << "tool call index skipped: " << t.dump();
+        if (i < calls.size() && t["function"].contains("arguments") && !t.contains("id"))
+          calls[i]["function"]["arguments"] = calls[i]["function"]["arguments"].get<std::string>() +
+                                              t["function"]["arguments"].get<std::string>();
+      }
+    }
+    if (!ch["finish_reason"].is_null()) {
+      ++finishes;
+      rebuilt["finish_reason"] = ch["finish_reason"];
+    }
+  }
+  EXPECT_EQ(finishes, 1);
+  return {(*r)["choices"][0], rebuilt};
+}
+
+TEST(ResponseAssembler, ToolCallsStreamedAndWholeAgree) {
+  const std::string text =
+      "Maybe <tool_call>{\"name\": \"search\"}</tool_call> here?\n</think>\n\nLet me check."
+      "\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"x\"}}\n"
+      "</tool_call>";
+  auto [whole, streamed] = whole_and_streamed(text, "stop", tool_options());
+  const Json& m = whole["message"];
+  EXPECT_EQ(whole["finish_reason"], "tool_calls");
+  EXPECT_EQ(m["content"], "Let me check.\n");
+  EXPECT_EQ(m["reasoning_content"], "Maybe <tool_call>{\"name\": \"search\"}</tool_call> here?");
+  ASSERT_EQ(m["tool_calls"].size(), 2u);
+  EXPECT_EQ(m["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(m["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris"})");
+  EXPECT_EQ(m["tool_calls"][1]["function"]["name"], "search");
+  EXPECT_NE(m["tool_calls"][0]["id"], m["tool_calls"][1]["id"]);
+  EXPECT_EQ(m["tool_calls"][0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  EXPECT_EQ(streamed["content"], m["content"]);
+  EXPECT_EQ(streamed["reasoning_content"], m["reasoning_content"]);
+  EXPECT_EQ(streamed["tool_calls"], m["tool_calls"]);
+  EXPECT_EQ(streamed["finish_reason"], "tool_calls");
+}
+
+TEST(ResponseAssembler, OnlyACallMakesContentNull) {
+  auto [whole, streamed] =
+      whole_and_streamed("</think><tool_call>{\"name\": \"search\", \"arguments\": {}}</tool_call>",
+                         "stop", tool_options());
+  EXPECT_TRUE(whole["message"]["content"].is_null());
+  ASSERT_EQ(whole["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(whole["message"]["tool_calls"][0]["function"]["arguments"], "{}");
+  EXPECT_EQ(streamed["tool_calls"], whole["message"]["tool_calls"]);
+}
+
+TEST(ResponseAssembler, MalformedCallsAreContentWithFinishStop) {
+  for (const std::string& call :
+       {std::string("<tool_call>{\"name\": \"search\", \"arguments\": {\"q\": }</tool_call>"),
+        std::string("<tool_call>{\"name\": \"delete_everything\"}</tool_call>"),
+        std::string("<tool_call>not json</tool_call>")}) {
+    auto [whole, streamed] = whole_and_streamed("</think>" + call, "stop", tool_options());
+    EXPECT_EQ(whole["finish_reason"], "stop") << call;
+    EXPECT_EQ(whole["message"]["content"], call);
+    EXPECT_FALSE(whole["message"].contains("tool_calls")) << call;
+    EXPECT_EQ(streamed["content"], call);
+    EXPECT_TRUE(streamed["tool_calls"].empty());
+    EXPECT_EQ(streamed["finish_reason"], "stop");
+  }
+}
+
+TEST(ResponseAssembler, ACallCutByTheTokenLimitIsContent) {
+  const std::string text = "</think><tool_call>{\"name\": \"search\", \"argu";
+  auto [whole, streamed] = whole_and_streamed(text, "length", tool_options());
+  EXPECT_EQ(whole["finish_reason"], "length");
+  EXPECT_EQ(whole["message"]["content"], "<tool_call>{\"name\": \"search\", \"argu");
+  EXPECT_EQ(streamed["content"], whole["message"]["content"]);
+}
+
+TEST(ResponseAssembler, ParallelToolCallsFalseKeepsTheFirst) {
+  const std::string text =
+      "</think><tool_call>{\"name\": \"search\"}</tool_call><tool_call>{\"name\": "
+      "\"get_weather\"}</tool_call>";
+  auto [whole, streamed] = whole_and_streamed(text, "stop", tool_options(false));
+  ASSERT_EQ(whole["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(whole["message"]["tool_calls"][0]["function"]["name"], "search");
+  EXPECT_EQ(streamed["tool_calls"], whole["message"]["tool_calls"]);
+}
+
 }  // namespace
 }  // namespace ponder::coordinator::api
