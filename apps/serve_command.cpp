@@ -45,7 +45,7 @@ Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "stage_layers", "replicas",
       "threads", "kv_cache_bytes", "host", "port", "api_key", "api_key_file", "api_keys_file",
-      "audit_log", "audit_log_text", "tool_call_parser", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
+      "audit_log", "audit_log_text", "tool_call_parser", "generation_config", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
       "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
       "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s",
       "max_replica_restarts", "replica_restart_backoff_ms", "replica_curve", "curve_keys_dir"};
@@ -173,6 +173,7 @@ Status serve(const ServeConfig& c) {
                                .tls_client_ca = c.tls_client_ca,
                                .allow_plaintext = c.allow_plaintext,
                                .served_model_name = c.served_model_name,
+                               .generation_config = c.generation_config == "auto",
                                // Every replica has registered: default max_tokens fits its cache.
                                .kv_cache_tokens = dispatcher->stats().kv_tokens_per_replica,
                                .server_config = serve_config_json(c)},

@@ -44,6 +44,9 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   audit_log_text B       true: audit lines also hold the messages or prompt and the output
   tool_call_parser P     how the model writes tool calls: auto (default: from the chat
                          template), none, hermes (Qwen), llama3_json, deepseek_v3
+  generation_config G    auto (default): requests that leave temperature, top_p, top_k, min_p,
+                         repetition_penalty or max_tokens unset get generation_config.json's
+                         values (max_new_tokens for chat), as vLLM; none: ponder's own
   tls_cert F, tls_key F  serve HTTPS: PEM certificate chain and its PEM private key (mode
                          0600); required off loopback unless allow_plaintext
   tls_client_ca F        mTLS: PEM bundle of the CAs whose client certificates are accepted;
@@ -176,6 +179,11 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
                      format.error().message().c_str());
     }
     c.tool_call_parser = value;
+  } else if (key == "generation_config") {
+    if (value != "auto" && value != "none")
+      return error(StatusCode::kInvalidArgument, "%s'generation_config' must be auto or none, got '%s'",
+                   where.c_str(), value.c_str());
+    c.generation_config = value;
   } else if (key == "tls_cert") {
     c.tls_cert = value;
   } else if (key == "tls_key") {
@@ -285,6 +293,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("audit_log", c.audit_log);
   kv("audit_log_text", c.audit_log_text);
   kv("tool_call_parser", c.tool_call_parser);
+  kv("generation_config", c.generation_config);
   kv("tls_cert", c.tls_cert);
   kv("tls_key", c.tls_key);
   kv("tls_client_ca", c.tls_client_ca);

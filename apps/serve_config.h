@@ -42,6 +42,7 @@ struct ServeConfig {
   std::string audit_log;              // JSON lines, one per answered request (mode 0600)
   bool audit_log_text = false;        // the audit log also holds prompts and outputs
   std::string tool_call_parser = "auto";  // auto (from the chat template), none, hermes, ...
+  std::string generation_config = "auto";  // auto: generation_config.json's defaults; none
   std::string tls_cert;               // HTTPS: PEM certificate chain …
   std::string tls_key;                // … and its PEM private key (mode 0600)
   std::string tls_client_ca;          // mTLS: PEM CAs whose client certificates are accepted

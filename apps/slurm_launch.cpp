@@ -262,6 +262,7 @@ class Launch {
                                           .tls_client_ca = d_.serve.tls_client_ca,
                                           .allow_plaintext = d_.serve.allow_plaintext,
                                           .served_model_name = d_.serve.served_model_name,
+                                          .generation_config = d_.serve.generation_config == "auto",
                                           .kv_cache_tokens = pool_->stats().kv_tokens_per_replica,
                                           .server_config = serve_config_json(d_.serve)},
                                          *text_, *pool_));

@@ -18,6 +18,23 @@
 
 namespace ponder::coordinator {
 
+// generation_config.json's sampling defaults (what the model's authors set; unset: absent) and
+// end-of-sequence ids.
+struct GenerationDefaults {
+  std::optional<double> temperature, top_p, min_p, repetition_penalty;  // as written
+  std::optional<int32_t> top_k;
+  std::optional<int64_t> max_new_tokens;
+  std::vector<int32_t> eos_token_ids;
+
+  // The sampling fields set here, over `base`.
+  worker::SamplingParams apply(worker::SamplingParams base) const;
+  // The fields set, as generation_config.json names them.
+  nlohmann::ordered_json to_json() const;
+  // From <model_dir>/generation_config.json; none when the file is absent. A key of the wrong
+  // type or out of range is kInvalidArgument naming the file and the key.
+  static Expected<GenerationDefaults> load(const std::string& model_dir);
+};
+
 struct ModelText {
   std::string model_dir;
   text::Tokenizer tokenizer;
@@ -31,6 +48,7 @@ struct ModelText {
   // The template prints a call's arguments with `tojson` (Llama-3.1, Qwen3), so it wants the
   // object; others (DeepSeek-V3) concatenate the JSON string OpenAI clients send.
   bool tool_arguments_as_objects = false;
+  GenerationDefaults generation_defaults;  // generation_config.json; its eos ids end sequences
 
   // Takes `tmpl` as the chat template, and the tool-call format and argument style it implies.
   void use_chat_template(text::ChatTemplate tmpl);

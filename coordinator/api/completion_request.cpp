@@ -461,6 +461,7 @@ ApiResult<CompletionRequest> parse_completion_request(Endpoint endpoint, const J
                                                       const RequestLimits& limits) {
   CompletionRequest r;
   r.endpoint = endpoint;
+  r.sampling = limits.sampling_defaults;
   FieldReader f(body);
   f.string("model", &r.model);
   if (endpoint == Endpoint::kChatCompletions) {

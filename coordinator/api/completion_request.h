@@ -17,12 +17,15 @@ namespace ponder::coordinator::api {
 
 enum class Endpoint { kChatCompletions, kCompletions };
 
-// Bounds that come from the deployment rather than the request.
+// Bounds (and defaults) that come from the deployment rather than the request.
 struct RequestLimits {
   int32_t max_n = 64;        // largest n (choices per prompt)
   int64_t vocab_size = 0;    // token ids must be below it; 0: not checked here
   int32_t max_prompts = 64;  // /v1/completions: prompts in one request
   int32_t max_stop = 16;     // stop strings
+  // What a request's unset sampling fields get: the model's generation_config.json over
+  // ponder's own (ServerOptions::generation_config).
+  worker::SamplingParams sampling_defaults;
 };
 
 // One /v1/completions prompt: text, or token ids used as given.

@@ -230,10 +230,18 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
   ctx.access.replace(std::move(keys));
   ctx.audit = std::move(audit);
   ctx.created = static_cast<int64_t>(std::time(nullptr));
-  ctx.request_limits = {
-      .max_n = ctx.options.max_n, .vocab_size = vocab, .max_prompts = ctx.options.max_prompts};
+  const coordinator::GenerationDefaults& gen = model.generation_defaults;
+  ctx.request_limits = {.max_n = ctx.options.max_n,
+                        .vocab_size = vocab,
+                        .max_prompts = ctx.options.max_prompts,
+                        .sampling_defaults = ctx.options.generation_config
+                                                 ? gen.apply(worker::SamplingParams{})
+                                                 : worker::SamplingParams{}};
+  int64_t default_max_tokens = ctx.options.default_max_tokens;
+  if (default_max_tokens == 0 && ctx.options.generation_config && gen.max_new_tokens)
+    default_max_tokens = *gen.max_new_tokens;
   ctx.generation_limits = {.context_length = ctx.options.context_length,
-                           .default_max_tokens = ctx.options.default_max_tokens,
+                           .default_max_tokens = default_max_tokens,
                            .kv_cache_tokens = ctx.options.kv_cache_tokens,
                            .has_thinking_delimiter = !model.think_end.empty()};
 
@@ -260,29 +268,29 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options,
 }
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(
-      net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-        if (ec) {
-          on_accept_failed(ec);
-          return;
-        }
-        if (accept_failures > 0) {
-          if (accept_failures_reported) {
-            PONDER_LOG(kInfo, "http", "accepting again after %lld failed accepts",
-                       (long long)accept_failures);
-            accept_failures_unreported = 0;
-            accept_failures_reported = false;
-          }
-          accept_failures = 0;
-          accept_delay = std::chrono::milliseconds(0);
-        }
-        boost::system::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
-        HttpStream stream = tls ? HttpStream(std::move(socket), *tls) : HttpStream(std::move(socket));
-        std::make_shared<Session>(std::move(stream), ctx)->start();
-        accept();
-      });
+  acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
+                                                      tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      on_accept_failed(ec);
+      return;
+    }
+    if (accept_failures > 0) {
+      if (accept_failures_reported) {
+        PONDER_LOG(kInfo, "http", "accepting again after %lld failed accepts",
+                   (long long)accept_failures);
+        accept_failures_unreported = 0;
+        accept_failures_reported = false;
+      }
+      accept_failures = 0;
+      accept_delay = std::chrono::milliseconds(0);
+    }
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out as they come
+    HttpStream stream = tls ? HttpStream(std::move(socket), *tls) : HttpStream(std::move(socket));
+    std::make_shared<Session>(std::move(stream), ctx)->start();
+    accept();
+  });
 }
 
 void HttpServer::Impl::on_accept_failed(const boost::system::error_code& ec) {

@@ -52,7 +52,11 @@ struct ServerOptions {
   bool allow_plaintext = false;  // a non-loopback listener without TLS
   std::string served_model_name;   // empty: the model directory's base name
   int64_t context_length = 0;      // 0: config.json's max_position_embeddings
-  int64_t default_max_tokens = 0;  // chat without max_tokens: 0 = rest of the context
+  int64_t default_max_tokens = 0;  // chat without max_tokens: 0 = generation_config's
+                                   // max_new_tokens (when used), else the rest of the context
+  // Requests that leave temperature, top_p, top_k, min_p or repetition_penalty unset get the
+  // model's generation_config.json values, as vLLM does; false: ponder's own (1, 1, 0, 0, 1).
+  bool generation_config = true;
   // Tokens (prompt + completion) that one sequence can hold in a replica's KV cache: its KV
   // blocks × block size, the smallest replica's. Defaults are capped to fit and a larger
   // max_tokens is refused (400 naming it) instead of failing in the replica. 0: not known (only

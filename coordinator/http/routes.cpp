@@ -28,7 +28,14 @@ Json model_card(const ServerContext& ctx) {
   m["owned_by"] = "ponder";
   m["root"] = ctx.model.model_dir;
   m["max_model_len"] = ctx.generation_limits.context_length;
-  if (!ctx.options.server_config.is_null()) m["ponder"] = {{"server", ctx.options.server_config}};
+  // ponder extension: what unset sampling fields get (generation_config.json's, when used), and
+  // the server's settings.
+  Json ponder = Json::object();
+  ponder["generation_defaults"] = ctx.options.generation_config
+                                      ? Json(ctx.model.generation_defaults.to_json())
+                                      : Json::object();
+  if (!ctx.options.server_config.is_null()) ponder["server"] = ctx.options.server_config;
+  m["ponder"] = std::move(ponder);
   return m;
 }
 }  // namespace
