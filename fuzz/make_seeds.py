@@ -256,9 +256,35 @@ def chat_template_seeds():
     write("regression_cycles.jinja", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1) }}"
           "{% set ns = namespace(n=0) %}{% set ns.me = ns %}"
           "{% for x in messages %}{{ loop.changed(loop) }}{% endfor %}")
+    # Regressions (docs/fuzzing.md): widths that overflowed or ran for minutes; %n reaching printf.
+    write("regression_percent_width_overflow.jinja",
+          "{{ '%0000000000000000000002000000000000000000000s and %s' % ('a', 'b') }}")
+    write("regression_ljust_huge_width.jinja", "{{ 'ab'.ljust(45555555555, '.') }}")
+    write("regression_format_n.jinja", "{{ '{:>5}|{:n}'.format('r', 42) }}")
     cases = json.loads((DATA / "chat_templates" / "jinja_cases.json").read_text())["cases"]
     for case in cases:
         write(f"case_{case['name']}.jinja", case["template"])
+
+
+# --- tool calls in a model's answer -----------------------------------------------------------
+
+def tool_calls_seeds():
+    write = writer("tool_calls")
+    hermes, llama, deepseek = b"\x00\x07", b"\x01\x07", b"\x02\x07"
+    call = '{"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2]}}'
+    write("hermes_two", hermes + ("Let me check.\n<tool_call>\n" + call + "\n</tool_call>\n"
+                                  '<tool_call>{"name": "search", "parameters": "{\\"q\\": 1}"}'
+                                  "</tool_call>").encode())
+    write("hermes_array", hermes + ('<tool_call>[{"name": "f"}, ' + call + "]</tool_call>").encode())
+    write("hermes_malformed", hermes + b'ok <tool_call>{"name": "nope", "arguments": {}}</tool_call>'
+          b' <tool_call>{"name": "f", "arguments": {"a": }</tool_call> <tool_')
+    write("llama_two", llama + ('<|python_tag|>' + call.replace("arguments", "parameters") +
+                                '; {"name": "f", "parameters": {}}').encode())
+    write("llama_text", llama + b"The answer is {42}.")
+    write("deepseek_v3", deepseek + (
+        "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
+        '```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>search'
+        '<｜tool▁sep｜>{"q": "x"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>').encode())
 
 
 # --- replica protocol frames (protobuf, encoded by hand) ---------------------------------------
@@ -347,6 +373,7 @@ def main():
     safetensors_index_seeds()
     tokenizer_seeds()
     chat_template_seeds()
+    tool_calls_seeds()
     replica_wire_seeds()
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     count = sum(1 for p in CORPUS.rglob("*") if p.is_file())

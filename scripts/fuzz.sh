@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 seconds="${1:-12}"
 shift || true
 all_targets=(http_request completion_request safetensors safetensors_index tokenizer_json
-             chat_template replica_wire)
+             chat_template tool_calls replica_wire)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
 # -max_len per target: above its largest seed and, for HTTP, above the 16 KiB header limit.
 declare -A max_len=(
   [http_request]=20000 [completion_request]=8192 [safetensors]=16384 [safetensors_index]=8192
-  [tokenizer_json]=24576 [chat_template]=8192 [replica_wire]=2048)
+  [tokenizer_json]=24576 [chat_template]=8192 [tool_calls]=4096 [replica_wire]=2048)
 
 if [[ "${PONDER_FUZZ_BUILD:-1}" != 0 ]]; then
   build=(cmake --build --preset fuzz -j"$(nproc)")
