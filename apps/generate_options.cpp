@@ -201,6 +201,7 @@ Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
   auto open = tok.token_id("<think>"), close = tok.token_id("</think>");
   if (open && close) {
     p.reasoning = text::ReasoningConfig{};
+    p.think_start = {*open};
     p.think_end = {*close};
     p.wait_tokens = tok.encode("\nWait");
     p.starts_in_thinking = o.chat && text::prompt_opens_reasoning(rendered, *p.reasoning);
@@ -213,6 +214,7 @@ Expected<PreparedPrompt> prepare_prompt(const GenerateOptions& o) {
 
 worker::EngineOptions engine_options(const PreparedPrompt& p) {
   worker::EngineOptions e;
+  e.think_start = p.think_start;
   e.think_end = p.think_end;
   e.wait_tokens = p.wait_tokens;
   if (p.tokenizer) {

@@ -76,7 +76,7 @@ struct PreparedPrompt {
   std::vector<int32_t> ids;
   std::optional<text::Tokenizer> tokenizer;
   std::optional<text::ReasoningConfig> reasoning;  // set when the vocabulary has <think>/</think>
-  std::vector<int32_t> think_end, wait_tokens;
+  std::vector<int32_t> think_start, think_end, wait_tokens;
   bool starts_in_thinking = false;
   int64_t max_tokens = 0;  // options.max_tokens, or its default for this prompt and model
 };

@@ -115,6 +115,7 @@ Status serve(const ServeConfig& c) {
                                                .heartbeat = std::chrono::milliseconds(c.heartbeat_ms),
                                                .heartbeat_timeout = std::chrono::milliseconds(c.heartbeat_timeout_ms),
                                                .max_queued = c.max_queued,
+                                               .think_start = text.think_start,
                                                .think_end = text.think_end,
                                                .replace_same_index = true,
                                                // In flight when the last replica went: wait

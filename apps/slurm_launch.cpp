@@ -126,6 +126,7 @@ class Launch {
                                         .heartbeat = std::chrono::milliseconds(d_.serve.heartbeat_ms),
                                         .heartbeat_timeout = std::chrono::milliseconds(d_.serve.heartbeat_timeout_ms),
                                         .max_queued = d_.serve.max_queued,
+                                        .think_start = text_->think_start,
                                         .think_end = text_->think_end,
                                         .curve = link_keys_->server()}));
     PONDER_RETURN_IF_ERROR(start_ranks());

@@ -108,6 +108,7 @@ Expected<ModelText> ModelText::load(const std::string& model_dir) {
   auto open = m.tokenizer.token_id("<think>"), close = m.tokenizer.token_id("</think>");
   if (open && close) {
     m.reasoning = text::ReasoningConfig{};
+    m.think_start = {*open};
     m.think_end = {*close};
     m.wait_tokens = m.tokenizer.encode("\nWait");
   }
@@ -116,6 +117,7 @@ Expected<ModelText> ModelText::load(const std::string& model_dir) {
 
 worker::EngineOptions ModelText::engine_options() const {
   worker::EngineOptions e;
+  e.think_start = think_start;
   e.think_end = think_end;
   e.wait_tokens = wait_tokens;
   // generation_config.json's end-of-sequence ids over config.json's, as transformers' generate.

@@ -40,6 +40,7 @@ struct ModelText {
   text::Tokenizer tokenizer;
   std::optional<text::ChatTemplate> chat_template;  // tokenizer_config.json's, when it has one
   std::optional<text::ReasoningConfig> reasoning;   // when the vocabulary has <think>/</think>
+  std::vector<int32_t> think_start;                 // "<think>" as token ids
   std::vector<int32_t> think_end;                   // "</think>" as token ids
   std::vector<int32_t> wait_tokens;                 // "\nWait": what extend_thinking inserts
   // How the model writes tool calls: detected from the chat template (serve's tool_call_parser

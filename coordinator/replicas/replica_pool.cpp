@@ -540,9 +540,13 @@ class Loop {
       const int64_t made = static_cast<int64_t>(gen.size());
       if (!sample.moved) sample.carried.prompt_tokens = static_cast<int64_t>(orig.prompt.size());
       sample.carried.completion_tokens = made;
-      const bool closed = orig.thinking && contains_sequence(gen, o_.think_end);
+      // Thinking: the prompt opened the block, or the sample's output did (Qwen3 writes <think>).
+      const bool opened =
+          orig.thinking || (!o_.think_start.empty() && gen.size() >= o_.think_start.size() &&
+                            std::equal(o_.think_start.begin(), o_.think_start.end(), gen.begin()));
+      const bool closed = opened && contains_sequence(gen, o_.think_end);
       int64_t thinking = 0;
-      if (orig.thinking) {
+      if (opened) {
         if (closed) {
           auto at = std::search(gen.begin(), gen.end(), o_.think_end.begin(), o_.think_end.end());
           thinking = (at - gen.begin()) + static_cast<int64_t>(o_.think_end.size());
@@ -560,7 +564,7 @@ class Loop {
         c.sampling.resumed_draws = sample.drawn;
         c.max_tokens = orig.max_tokens - made;
         c.min_tokens = std::max<int64_t>(0, orig.min_tokens - made);
-        if (orig.thinking) {
+        if (opened) {
           c.thinking = !closed;
           c.max_thinking_tokens = closed || orig.max_thinking_tokens < 0
                                       ? -1

@@ -35,6 +35,7 @@ struct ReplicaPoolOptions {
   std::chrono::milliseconds heartbeat{250};           // what replicas are told to use
   std::chrono::milliseconds heartbeat_timeout{3'000};  // silent this long: dead
   int64_t max_queued = 1024;               // requests in flight beyond which submit() refuses
+  std::vector<int32_t> think_start;        // a sample whose output opens with it is thinking
   std::vector<int32_t> think_end;          // to continue a moved sample after its thinking
   // A registration replaces the replica of the same replica_index (a restart): the old one is
   // lost (its samples move) and dropped from replicas(). Off: indices may repeat (tests).

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import unittest
+import urllib.request
 
 import openai
 
@@ -67,6 +68,10 @@ class ToolCalls(unittest.TestCase):
         self.assertTrue(call.id.startswith("call_"))
         self.assertEqual(call.function.name, "get_weather")
         self.assertEqual(json.loads(call.function.arguments), {"city": "Paris"})
+        # The model opened its thinking itself (Qwen3's way): those tokens count as reasoning.
+        block = json.dumps({"prompt": "<think>\nI need the weather tool.\n</think>"}).encode()
+        with urllib.request.urlopen(self.server.base + "/tokenize", block, timeout=30) as t:
+            self.assertEqual(r.usage.completion_tokens_details.reasoning_tokens, json.load(t)["count"])
 
         # The agent runs the tool and sends its result back, the call as the SDK returned it.
         history = ASK + [choice.message.model_dump(exclude_none=True, exclude={"reasoning_content"}),

@@ -207,6 +207,28 @@ TEST_F(EngineTest, ThinkingBudgetCapsExactlyAndBudgetForcingExtends) {
   EXPECT_EQ(minimum.usage.thinking_tokens, 5);
 }
 
+// Qwen3 writes <think> itself (its prompt leaves no block open): an output that opens with the
+// start delimiter is thinking from there — counted, and under its budget — and one that does not
+// never is, whatever it draws later.
+TEST_F(EngineTest, AnOutputThatOpensWithTheStartDelimiterIsThinking) {
+  const int32_t start = 6, end = 7;
+  make(256, {.think_end = {end}, .think_start = {start}});
+  EngineRequest r{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 6,
+                  .ignore_eos = true, .max_thinking_tokens = 3};
+  r.sampling.logit_bias = {{start, 100.0f}, {end, -100.0f}};
+  Collected opened = alone(r);
+  EXPECT_EQ(opened.tokens, (std::vector<int32_t>{start, start, start, end, start, start}));
+  EXPECT_EQ(opened.usage.thinking_tokens, 4);  // the start delimiter, 2 more, the end one
+  EXPECT_EQ(opened.usage.answer_tokens, 2);    // a later start delimiter opens nothing
+
+  EngineRequest plain{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 4,
+                      .ignore_eos = true};
+  plain.sampling.logit_bias = {{start, -100.0f}, {end, -100.0f}};
+  Collected none = alone(plain);
+  EXPECT_EQ(none.usage.thinking_tokens, 0);
+  EXPECT_EQ(none.usage.answer_tokens, 4);
+}
+
 TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
   const int32_t x = 42;
   EngineRequest r{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,

@@ -29,6 +29,10 @@ struct EngineOptions {
   int32_t max_n = 64;           // largest n a request may ask for
   std::vector<int32_t> eos_token_ids;  // empty: the model's config.json eos_token_id
   std::vector<int32_t> think_end;      // the model's end-of-thinking delimiter, e.g. "</think>"
+  // Its start delimiter, e.g. "<think>": a sample whose output opens with it is thinking from
+  // there (Qwen3 writes it itself; R1's template writes it into the prompt), so its thinking
+  // tokens are counted and its budgets apply.
+  std::vector<int32_t> think_start;
   std::vector<int32_t> wait_tokens;    // what extend_thinking inserts, e.g. "\nWait"
   // Bytes of a token's text, for stop strings; requests with stop strings need it.
   std::function<std::string(int32_t)> token_bytes;
