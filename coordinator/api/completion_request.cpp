@@ -355,8 +355,7 @@ void read_stream(FieldReader& f, CompletionRequest& r) {
 }
 
 // tools: [{"type": "function", "function": {"name": …, "description": …, "parameters": {…}}}];
-// tool_choice: "auto" | "none" (and, until ponder constrains decoding, not "required" or a named
-// function: those promise a call that free sampling cannot).
+// tool_choice: "auto" | "none" | "required" | {"type": "function", "function": {"name": …}}.
 void read_tools(FieldReader& f, CompletionRequest& r) {
   if (const Json* tools = f.get("tools"); tools != nullptr && f.ok()) {
     if (!tools->is_array()) return f.fail(invalid_type("tools", "'tools' must be an array"));
@@ -393,15 +392,30 @@ void read_tools(FieldReader& f, CompletionRequest& r) {
       r.tool_choice = CompletionRequest::ToolChoice::kNone;
       r.tools = nullptr;
       r.tool_names.clear();
-    } else if (value == "required" || choice->is_object()) {
-      f.fail(ApiError{.message = "tool_choice \"required\" and a named function need constrained "
-                                 "decoding, which this server does not do yet; use \"auto\" "
-                                 "(the default) and check finish_reason \"tool_calls\"",
-                      .param = "tool_choice",
-                      .code = "unsupported_value"});
+    } else if (value == "required") {
+      r.tool_choice = CompletionRequest::ToolChoice::kRequired;
+    } else if (choice->is_object()) {
+      const auto fn = choice->find("function");
+      const bool shaped = choice->contains("type") && (*choice)["type"] == "function" &&
+                          fn != choice->end() && fn->is_object() && fn->contains("name") &&
+                          (*fn)["name"].is_string();
+      if (!shaped)
+        return f.fail(invalid_value("tool_choice",
+                                    "'tool_choice' as an object must be {\"type\": \"function\", "
+                                    "\"function\": {\"name\": …}}"));
+      r.tool_choice = CompletionRequest::ToolChoice::kFunction;
+      r.tool_choice_function = (*fn)["name"].get<std::string>();
+      if (std::find(r.tool_names.begin(), r.tool_names.end(), r.tool_choice_function) ==
+          r.tool_names.end())
+        return f.fail(invalid_value("tool_choice", "tool_choice names '" + r.tool_choice_function +
+                                                       "', which is not among the tools"));
     } else if (value != "auto") {
-      f.fail(invalid_value("tool_choice", "'tool_choice' must be \"auto\" or \"none\""));
+      return f.fail(invalid_value(
+          "tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or a function"));
     }
+    if (r.forces_tool_call() && r.tool_names.empty())
+      return f.fail(
+          invalid_value("tool_choice", "tool_choice \"required\" or a function needs tools"));
   }
   f.boolean("parallel_tool_calls", &r.parallel_tool_calls);
 }

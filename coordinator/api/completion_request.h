@@ -40,10 +40,22 @@ struct CompletionRequest {
   nlohmann::ordered_json messages;
   nlohmann::ordered_json tools;
   // The tools' function names, in order; and what the model may do with them. kAuto: calls are
-  // parsed out of the answer; kNone: no tools reach the template and nothing is parsed.
+  // parsed out of the answer; kNone: no tools reach the template and nothing is parsed;
+  // kRequired / kFunction: the answer is one call (to tool_choice_function), enforced while
+  // sampling.
   std::vector<std::string> tool_names;
-  enum class ToolChoice { kAuto, kNone } tool_choice = ToolChoice::kAuto;
-  bool parallel_tool_calls = true;  // false: only the first call of an answer is kept
+  enum class ToolChoice { kAuto, kNone, kRequired, kFunction } tool_choice = ToolChoice::kAuto;
+  std::string tool_choice_function;  // kFunction
+  bool parallel_tool_calls = true;   // false: only the first call of an answer is kept
+
+  bool forces_tool_call() const {
+    return tool_choice == ToolChoice::kRequired || tool_choice == ToolChoice::kFunction;
+  }
+  // The functions a call may name.
+  std::vector<std::string> callable_functions() const {
+    return tool_choice == ToolChoice::kFunction ? std::vector<std::string>{tool_choice_function}
+                                                : tool_names;
+  }
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   bool add_generation_prompt = true;
 

@@ -96,4 +96,45 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
   return out;
 }
 
+ApiResult<worker::OutputConstraint> tool_call_constraint(
+    text::ToolCallFormat format, const std::vector<std::string>& functions) {
+  using Kind = worker::OutputConstraint::Kind;
+  // Names inside JSON strings (Hermes, Llama) as JSON writes them.
+  std::vector<std::string> quoted;
+  for (const std::string& f : functions) {
+    const std::string j =
+        nlohmann::json(f).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    quoted.push_back(j.substr(1, j.size() - 2));
+  }
+  worker::OutputConstraint c;
+  switch (format) {
+    case text::ToolCallFormat::kHermes:
+      c.segments = {{Kind::kSpace, {}},      {Kind::kLiteral, {"<tool_call>\n{\"name\": \""}},
+                    {Kind::kOneOf, quoted},  {Kind::kLiteral, {"\", \"arguments\": "}},
+                    {Kind::kJsonObject, {}}, {Kind::kLiteral, {"}\n</tool_call>"}}};
+      break;
+    case text::ToolCallFormat::kLlama3Json:
+      c.segments = {{Kind::kSpace, {}},      {Kind::kLiteral, {"{\"name\": \""}},
+                    {Kind::kOneOf, quoted},  {Kind::kLiteral, {"\", \"parameters\": "}},
+                    {Kind::kJsonObject, {}}, {Kind::kLiteral, {"}"}}};
+      break;
+    case text::ToolCallFormat::kDeepSeekV3:
+      c.segments = {
+          {Kind::kSpace, {}},
+          {Kind::kLiteral, {"<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"}},
+          {Kind::kOneOf, functions},
+          {Kind::kLiteral, {"\n```json\n"}},
+          {Kind::kJsonObject, {}},
+          {Kind::kLiteral, {"\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"}}};
+      break;
+    case text::ToolCallFormat::kNone:
+      return tl::unexpected(ApiError{
+          .message = "tool_choice \"required\" or a function needs the model's tool-call format, "
+                     "and this server parses none (ponder serve --tool-call-parser)",
+          .param = "tool_choice",
+          .code = "unsupported_value"});
+  }
+  return c;
+}
+
 }  // namespace ponder::coordinator::api

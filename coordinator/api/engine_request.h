@@ -9,6 +9,7 @@
 #include "coordinator/api/api_error.h"
 #include "coordinator/api/completion_request.h"
 #include "coordinator/api/prompt.h"
+#include "coordinator/text/tool_call_parser.h"
 #include "worker/engine/request.h"
 
 namespace ponder::coordinator::api {
@@ -32,5 +33,11 @@ inline constexpr int64_t kDefaultCompletionMaxTokens = 16;
 ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
     const CompletionRequest& request, const std::vector<PreparedPrompt>& prompts,
     const GenerationLimits& limits, uint64_t seed);
+
+// tool_choice "required" or a named function: the answer's shape — after the thinking, one call
+// in the model's format to one of `functions`, its arguments a JSON object — that the engine
+// enforces while sampling. Error (param "tool_choice"): a model without a tool-call format.
+ApiResult<worker::OutputConstraint> tool_call_constraint(text::ToolCallFormat format,
+                                                         const std::vector<std::string>& functions);
 
 }  // namespace ponder::coordinator::api

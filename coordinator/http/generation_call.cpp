@@ -44,6 +44,12 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
   auto engine_requests =
       api::make_engine_requests(*request, *prompts, ctx_.generation_limits, ctx_.random_u64());
   if (!engine_requests) return fail(engine_requests.error());
+  if (request->forces_tool_call()) {
+    auto constraint =
+        api::tool_call_constraint(ctx_.model.tool_call_format, request->callable_functions());
+    if (!constraint) return fail(constraint.error());
+    for (worker::EngineRequest& e : *engine_requests) e.constraint = *constraint;
+  }
 
   const bool chat = endpoint == api::Endpoint::kChatCompletions;
   std::vector<api::ChoiceOptions> per_prompt;
@@ -60,7 +66,7 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
     if (chat && !request->tool_names.empty() &&
         ctx_.model.tool_call_format != text::ToolCallFormat::kNone)
       o.tool_calls = api::ChoiceOptions::ToolCalls{.format = ctx_.model.tool_call_format,
-                                                   .functions = request->tool_names,
+                                                   .functions = request->callable_functions(),
                                                    .parallel = request->parallel_tool_calls};
     per_prompt.push_back(std::move(o));
     prompt_tokens.push_back(static_cast<int64_t>(p.ids.size()));

@@ -35,6 +35,11 @@ wire::Submit to_wire(int64_t request_id, const worker::EngineRequest& r) {
   s.set_min_thinking_tokens(r.min_thinking_tokens);
   s.set_extend_thinking(r.extend_thinking);
   s.mutable_score()->Add(r.score.begin(), r.score.end());
+  for (const worker::OutputConstraint::Segment& seg : r.constraint.segments) {
+    wire::ConstraintSegment* c = s.add_constraint();
+    c->set_kind(static_cast<wire::ConstraintSegment::Kind>(seg.kind));
+    for (const std::string& t : seg.texts) c->add_texts(t);
+  }
   return s;
 }
 
@@ -65,6 +70,9 @@ worker::EngineRequest from_wire(const wire::Submit& s) {
   for (const wire::LogitBias& b : p.logit_bias()) r.sampling.logit_bias.emplace_back(b.token(), b.bias());
   r.sampling.resumed_tail = p.resumed_tail();
   r.sampling.resumed_draws.assign(p.resumed_draws().begin(), p.resumed_draws().end());
+  for (const wire::ConstraintSegment& c : s.constraint())
+    r.constraint.segments.push_back({.kind = static_cast<worker::OutputConstraint::Kind>(c.kind()),
+                                     .texts = {c.texts().begin(), c.texts().end()}});
   return r;
 }
 

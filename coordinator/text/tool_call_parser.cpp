@@ -146,11 +146,11 @@ bool ToolCallParser::allowed(const std::string& name) const {
 
 void ToolCallParser::release_text(std::string_view text, ToolCallSplit& out) {
   if (text.empty()) return;
-  if (after_call_) {
+  if (hold_space_) {
     held_space_ += text;
     if (all_space(held_space_)) return;
     text = held_space_;
-    after_call_ = false;
+    hold_space_ = false;
     out.content += text;
     held_space_.clear();
     return;
@@ -280,8 +280,10 @@ void ToolCallParser::step(ToolCallSplit& out, bool at_end) {
           return;
         }
         std::string_view before = std::string_view(pending_).substr(0, pos);
-        if (after_call_ && all_space(held_space_ + std::string(before))) {
-          held_space_.clear();  // whitespace between two calls
+        if (hold_space_ && all_space(held_space_ + std::string(before))) {
+          // Whitespace before a call is dropped, unless the block turns out malformed.
+          block_space_ = held_space_ + std::string(before);
+          held_space_.clear();
         } else {
           release_text(before, out);
         }
@@ -294,15 +296,17 @@ void ToolCallParser::step(ToolCallSplit& out, bool at_end) {
         if (pos == std::string::npos && !at_end) return;
         std::string_view body = std::string_view(pending_).substr(0, pos);
         if (parse_block(body, &out.calls)) {
-          after_call_ = true;
+          hold_space_ = true;
           held_space_.clear();
         } else {
-          // Malformed: the block's text, markers included, is content.
-          std::string literal = start_ + std::string(body);
+          // Malformed: the block's text, markers and the whitespace before it included, is
+          // content.
+          std::string literal = block_space_ + start_ + std::string(body);
           if (pos != std::string::npos) literal += end_;
-          after_call_ = false;
+          hold_space_ = false;
           release_text(literal, out);
         }
+        block_space_.clear();
         pending_.erase(0, pos == std::string::npos ? pending_.size() : pos + end_.size());
         state_ = State::kText;
         if (pos == std::string::npos) return;

@@ -15,7 +15,7 @@
 // function the request did not offer — comes back as content, verbatim, never half as a call.
 // Streaming holds back text that may still be the start of a block (like a stop string), so that
 // after finish() the concatenated outputs of feed() equal parse() of the whole text, however it
-// was split. Whitespace between and after calls is dropped. One parser is one choice's state.
+// was split. Whitespace before, between and after calls is dropped. One parser is one choice's state.
 #pragma once
 
 #include <string>
@@ -85,8 +85,9 @@ class ToolCallParser {
   std::string end_;
   State state_;
   std::string pending_;      // received, not yet released
-  std::string held_space_;   // whitespace after a call, dropped unless text follows
-  bool after_call_ = false;  // a call was released: whitespace after it is held
+  std::string held_space_;  // whitespace at the start or after a call, dropped unless text follows
+  bool hold_space_ = true;  // no text yet since the start or the last call: whitespace is held
+  std::string block_space_;  // the held whitespace before the current block
 };
 
 }  // namespace ponder::text

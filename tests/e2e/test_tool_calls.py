@@ -107,10 +107,31 @@ class ToolCalls(unittest.TestCase):
         r = self.ask(ASK, tool_choice="none", max_tokens=50)
         self.assertFalse(r.choices[0].message.tool_calls)
         self.assertNotEqual(r.choices[0].finish_reason, "tool_calls")
-        for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
-            with self.assertRaises(openai.BadRequestError) as e:
-                self.ask(ASK, tool_choice=choice)
-            self.assertIn("tool_choice", str(e.exception))
+        # "required" and a named function: a well-formed call to an allowed function comes out
+        # where the model would not make one — a question it never learned to answer with a call,
+        # a function it never learned to call (it wants get_weather; only get_time is allowed).
+        tools = TOOLS + [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+        for choice, names, question in (
+                ("required", {"get_weather", "get_time"}, "Tell me a joke."),
+                ({"type": "function", "function": {"name": "get_time"}}, {"get_time"}, "What is the weather in Lima?"),
+                ({"type": "function", "function": {"name": "get_time"}}, {"get_time"}, "What is the weather in Tokyo?")):
+            with self.subTest(choice=choice, question=question):
+                r = self.client.chat.completions.create(
+                    model=NAME, messages=[{"role": "user", "content": question}], tools=tools,
+                    tool_choice=choice, temperature=0, max_tokens=400)
+                c = r.choices[0]
+                self.assertEqual(c.finish_reason, "tool_calls", (question, c.message))
+                self.assertEqual(len(c.message.tool_calls), 1)
+                self.assertIn(c.message.tool_calls[0].function.name, names)
+                self.assertIsInstance(json.loads(c.message.tool_calls[0].function.arguments), dict)
+        # What the model would say anyway comes out unchanged under the constraint.
+        forced = self.ask(ASK, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        free = self.ask(ASK)
+        self.assertEqual(forced.choices[0].message.tool_calls[0].function.arguments,
+                         free.choices[0].message.tool_calls[0].function.arguments)
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.ask(ASK, tool_choice={"type": "function", "function": {"name": "nope"}})
+        self.assertIn("tool_choice", str(e.exception))
         with self.assertRaises(openai.BadRequestError) as e:
             self.client.chat.completions.create(model=NAME, messages=ASK, tools=[{"type": "function"}])
         self.assertIn("tools[0]", str(e.exception))

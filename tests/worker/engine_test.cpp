@@ -229,6 +229,65 @@ TEST_F(EngineTest, AnOutputThatOpensWithTheStartDelimiterIsThinking) {
   EXPECT_EQ(none.usage.answer_tokens, 4);
 }
 
+// A constrained answer: whatever the (random) model prefers, every sample is a prefix of the
+// shape while it runs and, when it ends by itself, the whole shape — then end of sequence.
+TEST_F(EngineTest, AConstrainedAnswerTakesTheShape) {
+  const int32_t eos = 300;
+  // Bytes per token: ASCII for ids below 128, "t<id>" above.
+  auto bytes = [](int32_t t) {
+    std::string b(1, t < 128 ? static_cast<char>(t) : 't');
+    if (t >= 128) b += std::to_string(t);
+    return b;
+  };
+  make(256, {.eos_token_ids = {eos}, .token_bytes = bytes});
+  using Kind = OutputConstraint::Kind;
+  EngineRequest r{.prompt = {1, 2, 3}, .n = 6, .sampling = {.temperature = 1.0f, .seed = 5},
+                  .max_tokens = 250};
+  r.constraint.segments = {{Kind::kLiteral, {"<c>"}},
+                           {Kind::kOneOf, {"get", "get_weather"}},
+                           {Kind::kLiteral, {":"}},
+                           {Kind::kJsonObject, {}},
+                           {Kind::kLiteral, {"</c>"}}};
+  // Structural bytes likelier, so that objects close within the budget.
+  r.sampling.logit_bias = {{'}', 6.0f}, {'"', 4.0f}, {']', 4.0f}};
+  results_.clear();
+  const int64_t id = submit(r);
+  drain();
+  int whole = 0;
+  for (int i = 0; i < r.n; ++i) {
+    const Collected& c = results_[{id, i}];
+    ConstraintMatcher m(&r.constraint);
+    std::string text;
+    for (size_t k = 0; k < c.tokens.size(); ++k) {
+      if (c.tokens[k] == eos) {
+        EXPECT_EQ(k + 1, c.tokens.size()) << "end of sequence is last";
+        EXPECT_TRUE(m.complete()) << "ended before the shape was complete: " << text;
+        continue;
+      }
+      text += bytes(c.tokens[k]);
+      ASSERT_TRUE(m.feed(bytes(c.tokens[k]))) << "left the shape: " << text;
+    }
+    if (c.finish_reason == "stop") {
+      ++whole;
+      EXPECT_TRUE(m.complete()) << text;
+      EXPECT_EQ(text.rfind("<c>get", 0), 0u) << text;
+    } else {
+      EXPECT_EQ(c.finish_reason, "length");
+    }
+  }
+  EXPECT_GT(whole, 0) << "no sample completed the shape within 250 tokens";
+
+  // Shapes the engine refuses.
+  EngineRequest bad = r;
+  bad.ignore_eos = true;
+  EXPECT_FALSE(engine_->enqueue(bad, [](const EngineOutput&) {}).has_value());
+  bad = r;
+  bad.constraint.segments = {{Kind::kOneOf, {}}};
+  EXPECT_FALSE(engine_->enqueue(bad, [](const EngineOutput&) {}).has_value());
+  make(256, {.eos_token_ids = {eos}});  // no token bytes
+  EXPECT_FALSE(engine_->enqueue(r, [](const EngineOutput&) {}).has_value());
+}
+
 TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
   const int32_t x = 42;
   EngineRequest r{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,
@@ -291,8 +350,11 @@ TEST_F(EngineTest, TopLogprobsComeWithEverySampledTokenAndNotWithInsertedOnes) {
     EXPECT_GE(c.top[i][0].logprob, c.top[i][1].logprob);
     EXPECT_GE(c.top[i][1].logprob, c.top[i][2].logprob);
     EXPECT_GE(c.top[i][0].logprob, c.logprobs[i] - 1e-6f);
-    for (const TokenLogprob& t : c.top[i])
-      if (t.token == c.tokens[i]) EXPECT_FLOAT_EQ(t.logprob, c.logprobs[i]);
+    for (const TokenLogprob& t : c.top[i]) {
+      if (t.token == c.tokens[i]) {
+        EXPECT_FLOAT_EQ(t.logprob, c.logprobs[i]);
+      }
+    }
   }
   // Without the option nothing is attached; a token the engine inserts (the thinking delimiter
   // at the budget) has no alternatives.

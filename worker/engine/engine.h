@@ -108,6 +108,10 @@ class Engine {
   void emit(Seq& s);
   void register_full_blocks(Seq& s);
   std::vector<int32_t> suppressed(const Seq& s) const;
+  // The constraint's bans for `s` this step: every token that leaves its shape and end of
+  // sequence until it is complete; while thinking, end of sequence only.
+  void constrain(const Seq& s, std::vector<int32_t>* banned) const;
+  const std::string& bytes_of(int32_t token) const;  // options_.token_bytes, cached
   void fail_all(const Status& status);
   void retire();  // erases requests whose sequences all finished
   void publish_stats();  // the pool and queue numbers of stats()
@@ -138,6 +142,7 @@ class Engine {
   std::vector<int64_t> retired_;         // requests to erase at the end of the step
   std::vector<BlockCopy> pending_copies_;
   EngineStats stats_;
+  mutable std::vector<std::string> token_bytes_;  // bytes_of's cache, the whole vocabulary
   mutable std::mutex stats_mu_;
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/engine/output_constraint.h"
 #include "worker/sampler.h"
 
 namespace ponder::worker {
@@ -26,6 +27,9 @@ struct EngineRequest {
   int64_t min_thinking_tokens = 0;   // the end delimiter cannot be drawn before this many
   int32_t extend_thinking = 0;       // s1 budget forcing: replace the first N end delimiters
                                      // the model draws by EngineOptions::wait_tokens
+  // The answer's shape, enforced while sampling (after the thinking block, if any), then end of
+  // sequence: what makes a tool call certain. Empty: free. Needs EngineOptions::token_bytes.
+  OutputConstraint constraint;
   // Prefill-only scoring: the logprob of each of these tokens after the prompt; nothing is
   // generated.
   std::vector<int32_t> score;

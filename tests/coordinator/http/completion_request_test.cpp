@@ -155,13 +155,23 @@ TEST(CompletionRequest, ToolsAndToolChoice) {
   bad_params["function"]["parameters"] = "{}";
   EXPECT_EQ(chat_error({{"tools", {bad_params}}}).param, "tools[0].function.parameters");
   EXPECT_EQ(chat_error({{"tools", {fn("a")}}, {"tool_choice", "sometimes"}}).param, "tool_choice");
-  // Promises of a call need constrained decoding: refused with a reason, not silently ignored.
-  for (const Json& choice :
-       {Json("required"), Json{{"type", "function"}, {"function", {{"name", "a"}}}}}) {
-    ApiError e = chat_error({{"tools", {fn("a")}}, {"tool_choice", choice}});
-    EXPECT_EQ(e.param, "tool_choice");
-    EXPECT_EQ(e.code, "unsupported_value");
-  }
+  r = parse_completion_request(
+      Endpoint::kChatCompletions,
+      chat_body({{"tools", {fn("a"), fn("b")}}, {"tool_choice", "required"}}), kLimits);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->forces_tool_call());
+  EXPECT_EQ(r->callable_functions(), (std::vector<std::string>{"a", "b"}));
+  const Json named = {{"type", "function"}, {"function", {{"name", "b"}}}};
+  r = parse_completion_request(Endpoint::kChatCompletions,
+                               chat_body({{"tools", {fn("a"), fn("b")}}, {"tool_choice", named}}),
+                               kLimits);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->callable_functions(), (std::vector<std::string>{"b"}));
+  // A name that is not among the tools, a malformed object, "required" without tools.
+  EXPECT_EQ(chat_error({{"tools", {fn("a")}}, {"tool_choice", named}}).param, "tool_choice");
+  EXPECT_EQ(chat_error({{"tools", {fn("a")}}, {"tool_choice", {{"type", "function"}}}}).param,
+            "tool_choice");
+  EXPECT_EQ(chat_error({{"tool_choice", "required"}}).param, "tool_choice");
   EXPECT_EQ(chat_error({{"parallel_tool_calls", "no"}}).param, "parallel_tool_calls");
 }
 

@@ -82,5 +82,35 @@ TEST(EngineRequest, PromptThatFillsTheKvCacheNamesThePrompt) {
   EXPECT_EQ(max_tokens_of(request(Endpoint::kChatCompletions), 127, limits), 1);
 }
 
+// The shape tool_choice "required" enforces is the call each format's parser reads back.
+TEST(ToolCallConstraint, EachFormatsCallMatchesAndParses) {
+  const std::vector<std::string> names = {"get_weather", "say \"hi\""};
+  const std::pair<text::ToolCallFormat, std::string> calls[] = {
+      {text::ToolCallFormat::kHermes,
+       "\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"},
+      {text::ToolCallFormat::kHermes,
+       "<tool_call>\n{\"name\": \"say \\\"hi\\\"\", \"arguments\": {}}\n</tool_call>"},
+      {text::ToolCallFormat::kLlama3Json,
+       "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}"},
+      {text::ToolCallFormat::kDeepSeekV3,
+       "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+       "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"},
+  };
+  for (const auto& [format, text] : calls) {
+    auto c = tool_call_constraint(format, names);
+    ASSERT_TRUE(c.has_value());
+    ASSERT_TRUE(c->validate().ok());
+    worker::ConstraintMatcher m(&*c);
+    EXPECT_TRUE(m.feed(text)) << text;
+    EXPECT_TRUE(m.complete()) << text;
+    const text::ToolCallSplit split = text::ToolCallParser::parse(text, format, names);
+    ASSERT_EQ(split.calls.size(), 1u) << text;
+    EXPECT_TRUE(split.content.empty()) << split.content;
+  }
+  auto none = tool_call_constraint(text::ToolCallFormat::kNone, names);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().param, "tool_choice");
+}
+
 }  // namespace
 }  // namespace ponder::coordinator::api

@@ -35,6 +35,25 @@ TEST(WireTest, FinishedOutputKeepsItsUsage) {
   EXPECT_EQ(back.usage.nominal_flops, 3.0625e7);
 }
 
+TEST(WireTest, SubmitKeepsItsConstraint) {
+  using Kind = worker::OutputConstraint::Kind;
+  worker::EngineRequest r{.prompt = {1, 2}, .max_tokens = 9};
+  r.constraint.segments = {{Kind::kSpace, {}},
+                           {Kind::kLiteral, {"<tool_call>"}},
+                           {Kind::kOneOf, {"a", "b"}},
+                           {Kind::kJsonObject, {}},
+                           {Kind::kLiteral, {"</tool_call>"}}};
+  wire::Envelope e;
+  *e.mutable_submit() = to_wire(3, r);
+  worker::EngineRequest back = from_wire(round_trip(e).submit());
+  ASSERT_EQ(back.constraint.segments.size(), r.constraint.segments.size());
+  for (size_t i = 0; i < r.constraint.segments.size(); ++i) {
+    EXPECT_EQ(back.constraint.segments[i].kind, r.constraint.segments[i].kind);
+    EXPECT_EQ(back.constraint.segments[i].texts, r.constraint.segments[i].texts);
+  }
+  EXPECT_TRUE(back.constraint.validate().ok());
+}
+
 TEST(WireTest, HeartbeatCarriesTheEngineCounters) {
   worker::EngineStats s{.waiting = 1, .running = 2, .kv_blocks_used = 3, .kv_blocks_free = 4,
                         .prefix_cache_queries = 5, .prefix_cache_hits = 6, .preemptions = 7,

@@ -1,0 +1,81 @@
+// ConstraintMatcher: the JSON object recognizer accepts what JSON accepts (and every prefix of
+// it) and refuses the rest; literals, choices (one a prefix of another) and bounded whitespace.
+#include "worker/engine/output_constraint.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace ponder::worker {
+namespace {
+
+using Kind = OutputConstraint::Kind;
+
+OutputConstraint tool_call(std::vector<std::string> names) {
+  return {.segments = {{Kind::kSpace, {}},
+                       {Kind::kLiteral, {"<tool_call>\n{\"name\": \""}},
+                       {Kind::kOneOf, std::move(names)},
+                       {Kind::kLiteral, {"\", \"arguments\": "}},
+                       {Kind::kJsonObject, {}},
+                       {Kind::kLiteral, {"}\n</tool_call>"}}}};
+}
+
+// Whole text matched (every prefix too) and complete at the end.
+bool matches(const OutputConstraint& c, const std::string& text) {
+  ConstraintMatcher m(&c);
+  for (char ch : text) {
+    if (m.complete() || !m.feed(std::string_view(&ch, 1))) return false;
+  }
+  return m.complete();
+}
+
+TEST(ConstraintMatcher, AcceptsJsonObjectsAndTheirPrefixes) {
+  const OutputConstraint json{.segments = {{Kind::kJsonObject, {}}}};
+  for (const char* ok :
+       {"{}", "{ }", R"({"a":1})", R"({"a": -0.5e+10, "b": [1, 2.25, [], {}], "c": {"d": null}})",
+        R"({"s": "q\"\\\/\b\f\n\r\t\u00e9 é"})", R"({"t": true, "f": false, "z": 0, "e": 1E5})",
+        "{\n  \"a\" : [ 1 , 2 ]\n}"}) {
+    EXPECT_TRUE(matches(json, ok)) << ok;
+  }
+  for (const char* bad : {"[]", "1", R"({"a"})", R"({"a":})", R"({"a":01})", R"({"a":1.})",
+                          R"({"a":-})", R"({"a":tru})", R"({"a":1,})", R"({a:1})", R"({"a":"x\q"})",
+                          R"({"a":"\u12g4"})", "{\"a\":\"\x01\"}", R"({"a":[1,]})", R"({"a":1]})",
+                          R"({"a":1}})", "{     }", R"({"a":1} )"}) {
+    EXPECT_FALSE(matches(json, bad)) << bad;
+  }
+  // Nesting is bounded.
+  std::string deep = "{\"a\":";
+  for (int i = 0; i < ConstraintMatcher::kMaxDepth; ++i) deep += "[";
+  EXPECT_FALSE(matches(json, deep));
+}
+
+TEST(ConstraintMatcher, ACallToOneOfTheOfferedFunctions) {
+  const OutputConstraint c = tool_call({"get", "get_weather", "search"});
+  EXPECT_TRUE(matches(c,
+                      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+                      "\"Paris\"}}\n</tool_call>"));
+  EXPECT_TRUE(matches(c, "\n\n<tool_call>\n{\"name\": \"get\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(matches(c, "<tool_call>\n{\"name\": \"ge\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(matches(c, "<tool_call>\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(matches(c, "Sure! <tool_call>"));
+  EXPECT_FALSE(matches(c, "     <tool_call>"));  // more whitespace than kMaxSpace
+  // Not complete before the end; nothing after it.
+  ConstraintMatcher m(&c);
+  EXPECT_TRUE(m.feed("<tool_call>\n{\"name\": \"search\", \"arguments\": {}}"));
+  EXPECT_FALSE(m.complete());
+  EXPECT_TRUE(m.feed("\n</tool_call>"));
+  EXPECT_TRUE(m.complete());
+  EXPECT_FALSE(m.feed(" "));
+}
+
+TEST(OutputConstraint, ValidateNamesTheSegment) {
+  EXPECT_TRUE(tool_call({"f"}).validate().ok());
+  EXPECT_FALSE((OutputConstraint{.segments = {{Kind::kOneOf, {}}}}).validate().ok());
+  EXPECT_FALSE((OutputConstraint{.segments = {{Kind::kLiteral, {""}}}}).validate().ok());
+  EXPECT_FALSE((OutputConstraint{.segments = {{Kind::kLiteral, {"a"}}, {Kind::kSpace, {}}}})
+                   .validate()
+                   .ok());
+}
+
+}  // namespace
+}  // namespace ponder::worker
