@@ -122,7 +122,7 @@ std::string ResponseAssembler::tool_call_id(int64_t choice, size_t call) const {
   // holds the calls of many), then the choice and the call.
   const size_t dash = meta_.id.rfind('-');
   const std::string random = dash == std::string::npos ? meta_.id : meta_.id.substr(dash + 1);
-  return strformat("call_%s%lld%zu", random.substr(0, 16).c_str(), (long long)choice, call);
+  return strformat("call_%s_%lld_%zu", random.substr(0, 16).c_str(), (long long)choice, call);
 }
 
 std::string ResponseAssembler::stream_events(int64_t index, const ChoiceDelta& d,

@@ -410,7 +410,9 @@ TEST(ResponseAssembler, ToolCallsStreamedAndWholeAgree) {
   EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris"})");
   EXPECT_EQ(m["tool_calls"][1]["function"]["name"], "search");
   EXPECT_NE(m["tool_calls"][0]["id"], m["tool_calls"][1]["id"]);
-  EXPECT_EQ(m["tool_calls"][0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  // call_<the response id's random part>_<choice>_<call>: unique within the response.
+  EXPECT_EQ(m["tool_calls"][0]["id"], "call_x_0_0");
+  EXPECT_EQ(m["tool_calls"][1]["id"], "call_x_0_1");
   EXPECT_EQ(streamed["content"], m["content"]);
   EXPECT_EQ(streamed["reasoning_content"], m["reasoning_content"]);
   EXPECT_EQ(streamed["tool_calls"], m["tool_calls"]);
