@@ -277,6 +277,23 @@ TEST_F(EngineTest, AConstrainedAnswerTakesTheShape) {
   }
   EXPECT_GT(whole, 0) << "no sample completed the shape within 250 tokens";
 
+  // A sample that moves (its replica lost) continues from prompt + what it made: the matcher is
+  // fed that tail again, the sampler resumes, and the rest is what the sample would have made.
+  EngineRequest one = r;
+  one.n = 1;
+  const Collected full = alone(one);
+  ASSERT_GT(full.tokens.size(), 8u);
+  for (size_t k : {size_t{2}, size_t{5}, full.tokens.size() / 2, full.tokens.size() - 2}) {
+    EngineRequest moved = one;
+    moved.prompt.insert(moved.prompt.end(), full.tokens.begin(), full.tokens.begin() + k);
+    moved.sampling.resumed_tail = static_cast<int32_t>(k);
+    moved.sampling.resumed_draws.assign(full.tokens.begin(), full.tokens.begin() + k);
+    moved.max_tokens = one.max_tokens - static_cast<int64_t>(k);
+    const Collected rest = alone(moved);
+    EXPECT_EQ(rest.tokens, std::vector<int32_t>(full.tokens.begin() + k, full.tokens.end()))
+        << "moved after " << k << " tokens";
+  }
+
   // Shapes the engine refuses.
   EngineRequest bad = r;
   bad.ignore_eos = true;
