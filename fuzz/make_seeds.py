@@ -281,6 +281,12 @@ def tool_calls_seeds():
     write("llama_two", llama + ('<|python_tag|>' + call.replace("arguments", "parameters") +
                                 '; {"name": "f", "parameters": {}}').encode())
     write("llama_text", llama + b"The answer is {42}.")
+    # Calls as tool_choice "required" makes them (the constraint accepts them whole).
+    write("required_hermes", hermes + b'\n<tool_call>\n{"name": "get_weather", "arguments": '
+          b'{"city": "Par\xc3\xads", "unit": "c"}}\n</tool_call>')
+    write("required_llama", llama + b'{"name": "f", "parameters": {}}')
+    write("required_deepseek", deepseek + "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"
+          'search\n```json\n{"q": ["\\ud83d\\ude00", 1.5e3]}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>'.encode())
     write("deepseek_v3", deepseek + (
         "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
         '```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>search'

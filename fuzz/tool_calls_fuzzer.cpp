@@ -1,10 +1,12 @@
 // Fuzzes ToolCallParser (coordinator/text/tool_call_parser.cpp): a model's answer is text an
-// attacker can steer (prompt injection), and every call in it is parsed as JSON.
+// attacker can steer (prompt injection), and every call in it is parsed as JSON; and the shape
+// tool_choice "required" enforces (worker/engine/output_constraint.cpp) against it.
 //
 // Input: one byte choosing the format (Hermes, Llama-3 JSON, DeepSeek-V3), one byte seeding where
-// the text is cut, then the answer. Invariant: fed in pieces, the parser gives exactly what the
+// the text is cut, then the answer. Invariants: fed in pieces, the parser gives exactly what the
 // one-shot parse gives — content and calls — and every call names an offered function and
-// carries a JSON object.
+// carries a JSON object; an answer the constraint accepts whole is exactly one call to an offered
+// function, with the schema's required key, and no content.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +16,9 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/api/engine_request.h"
 #include "coordinator/text/tool_call_parser.h"
+#include "worker/engine/output_constraint.h"
 
 namespace {
 
@@ -55,6 +59,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     at += n;
   }
   pieces.append(p.finish());
+
+  // get_weather requires "city" (a string); search takes anything; f takes nothing.
+  static const auto tools = nlohmann::ordered_json::parse(R"([
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+      "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}}, "required": ["city"]}}},
+    {"type": "function", "function": {"name": "search"}},
+    {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])");
+  auto constraint = ponder::coordinator::api::tool_call_constraint(format, functions(), tools);
+  check(constraint.has_value() && constraint->validate().ok() && constraint->compile().ok());
+  ponder::worker::ConstraintMatcher m(&*constraint);
+  if (m.feed(text) && m.complete()) {
+    check(whole.calls.size() == 1 && whole.content.empty());
+    if (whole.calls[0].name == "get_weather") {
+      const auto args = nlohmann::json::parse(whole.calls[0].arguments);
+      check(args.contains("city") && args["city"].is_string());
+    }
+    if (whole.calls[0].name == "f") check(whole.calls[0].arguments == "{}");
+  }
   check(pieces.content == whole.content);
   check(pieces.calls.size() == whole.calls.size());
   for (size_t i = 0; i < whole.calls.size(); ++i) {

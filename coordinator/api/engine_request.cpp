@@ -96,9 +96,22 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
   return out;
 }
 
-ApiResult<worker::OutputConstraint> tool_call_constraint(
-    text::ToolCallFormat format, const std::vector<std::string>& functions) {
+ApiResult<worker::OutputConstraint> tool_call_constraint(text::ToolCallFormat format,
+                                                         const std::vector<std::string>& functions,
+                                                         const nlohmann::ordered_json& tools) {
   using Kind = worker::OutputConstraint::Kind;
+  // Each function's parameters schema, in the order of `functions` ("{}": none given).
+  std::vector<std::string> schemas;
+  for (const std::string& f : functions) {
+    std::string schema = "{}";
+    if (tools.is_array())
+      for (const auto& t : tools)
+        if (t.contains("function") && t["function"].value("name", "") == f &&
+            t["function"].contains("parameters"))
+          schema = t["function"]["parameters"].dump(-1, ' ', false,
+                                                    nlohmann::json::error_handler_t::replace);
+    schemas.push_back(std::move(schema));
+  }
   // Names inside JSON strings (Hermes, Llama) as JSON writes them.
   std::vector<std::string> quoted;
   for (const std::string& f : functions) {
@@ -109,14 +122,14 @@ ApiResult<worker::OutputConstraint> tool_call_constraint(
   worker::OutputConstraint c;
   switch (format) {
     case text::ToolCallFormat::kHermes:
-      c.segments = {{Kind::kSpace, {}},      {Kind::kLiteral, {"<tool_call>\n{\"name\": \""}},
-                    {Kind::kOneOf, quoted},  {Kind::kLiteral, {"\", \"arguments\": "}},
-                    {Kind::kJsonObject, {}}, {Kind::kLiteral, {"}\n</tool_call>"}}};
+      c.segments = {{Kind::kSpace, {}},           {Kind::kLiteral, {"<tool_call>\n{\"name\": \""}},
+                    {Kind::kOneOf, quoted},       {Kind::kLiteral, {"\", \"arguments\": "}},
+                    {Kind::kJsonObject, schemas}, {Kind::kLiteral, {"}\n</tool_call>"}}};
       break;
     case text::ToolCallFormat::kLlama3Json:
-      c.segments = {{Kind::kSpace, {}},      {Kind::kLiteral, {"{\"name\": \""}},
-                    {Kind::kOneOf, quoted},  {Kind::kLiteral, {"\", \"parameters\": "}},
-                    {Kind::kJsonObject, {}}, {Kind::kLiteral, {"}"}}};
+      c.segments = {{Kind::kSpace, {}},           {Kind::kLiteral, {"{\"name\": \""}},
+                    {Kind::kOneOf, quoted},       {Kind::kLiteral, {"\", \"parameters\": "}},
+                    {Kind::kJsonObject, schemas}, {Kind::kLiteral, {"}"}}};
       break;
     case text::ToolCallFormat::kDeepSeekV3:
       c.segments = {
@@ -124,7 +137,7 @@ ApiResult<worker::OutputConstraint> tool_call_constraint(
           {Kind::kLiteral, {"<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"}},
           {Kind::kOneOf, functions},
           {Kind::kLiteral, {"\n```json\n"}},
-          {Kind::kJsonObject, {}},
+          {Kind::kJsonObject, schemas},
           {Kind::kLiteral, {"\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"}}};
       break;
     case text::ToolCallFormat::kNone:

@@ -35,9 +35,12 @@ ApiResult<std::vector<worker::EngineRequest>> make_engine_requests(
     const GenerationLimits& limits, uint64_t seed);
 
 // tool_choice "required" or a named function: the answer's shape — after the thinking, one call
-// in the model's format to one of `functions`, its arguments a JSON object — that the engine
-// enforces while sampling. Error (param "tool_choice"): a model without a tool-call format.
+// in the model's format to one of `functions`, its arguments an object that follows that
+// function's `parameters` in `tools` (top-level properties, types, enums, required keys) — that
+// the engine enforces while sampling. Error (param "tool_choice"): a model without a tool-call
+// format.
 ApiResult<worker::OutputConstraint> tool_call_constraint(text::ToolCallFormat format,
-                                                         const std::vector<std::string>& functions);
+                                                         const std::vector<std::string>& functions,
+                                                         const nlohmann::ordered_json& tools);
 
 }  // namespace ponder::coordinator::api

@@ -46,7 +46,8 @@ void GenerationCall::run(api::Endpoint endpoint, const std::string& body) {
   if (!engine_requests) return fail(engine_requests.error());
   if (request->forces_tool_call()) {
     auto constraint =
-        api::tool_call_constraint(ctx_.model.tool_call_format, request->callable_functions());
+        api::tool_call_constraint(ctx_.model.tool_call_format, request->callable_functions(),
+                                  request->tools);
     if (!constraint) return fail(constraint.error());
     for (worker::EngineRequest& e : *engine_requests) e.constraint = *constraint;
   }

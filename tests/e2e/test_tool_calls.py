@@ -123,7 +123,16 @@ class ToolCalls(unittest.TestCase):
                 self.assertEqual(c.finish_reason, "tool_calls", (question, c.message))
                 self.assertEqual(len(c.message.tool_calls), 1)
                 self.assertIn(c.message.tool_calls[0].function.name, names)
-                self.assertIsInstance(json.loads(c.message.tool_calls[0].function.arguments), dict)
+                args = json.loads(c.message.tool_calls[0].function.arguments)
+                self.assertIsInstance(args, dict)
+                if c.message.tool_calls[0].function.name == "get_weather":  # its schema: city, required
+                    self.assertEqual(list(args), ["city"], args)
+                    self.assertIsInstance(args["city"], str)
+        # The schema holds even where the model would write other keys: "required" with only
+        # get_weather, to a question it answers with nothing like a call.
+        r = self.ask([{"role": "user", "content": "Tell me a joke."}], tool_choice="required", max_tokens=400)
+        args = json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+        self.assertEqual(list(args), ["city"], args)
         # What the model would say anyway comes out unchanged under the constraint.
         forced = self.ask(ASK, tool_choice={"type": "function", "function": {"name": "get_weather"}})
         free = self.ask(ASK)

@@ -129,6 +129,7 @@ Status Engine::validate(const EngineRequest& r) const {
 
 Expected<int64_t> Engine::enqueue(EngineRequest request, OutputFn on_output) {
   PONDER_RETURN_IF_ERROR(validate(request));
+  PONDER_RETURN_IF_ERROR(request.constraint.compile());
   auto req = std::make_unique<Request>();
   req->id = next_request_id_++;
   req->r = std::move(request);

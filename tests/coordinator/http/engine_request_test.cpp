@@ -97,9 +97,10 @@ TEST(ToolCallConstraint, EachFormatsCallMatchesAndParses) {
        "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"},
   };
   for (const auto& [format, text] : calls) {
-    auto c = tool_call_constraint(format, names);
+    auto c = tool_call_constraint(format, names, nullptr);
     ASSERT_TRUE(c.has_value());
     ASSERT_TRUE(c->validate().ok());
+    ASSERT_TRUE(c->compile().ok());
     worker::ConstraintMatcher m(&*c);
     EXPECT_TRUE(m.feed(text)) << text;
     EXPECT_TRUE(m.complete()) << text;
@@ -107,7 +108,7 @@ TEST(ToolCallConstraint, EachFormatsCallMatchesAndParses) {
     ASSERT_EQ(split.calls.size(), 1u) << text;
     EXPECT_TRUE(split.content.empty()) << split.content;
   }
-  auto none = tool_call_constraint(text::ToolCallFormat::kNone, names);
+  auto none = tool_call_constraint(text::ToolCallFormat::kNone, names, nullptr);
   ASSERT_FALSE(none.has_value());
   EXPECT_EQ(none.error().param, "tool_choice");
 }
