@@ -2,9 +2,9 @@
 #include "worker/engine/engine.h"
 
 #include <algorithm>
-#include <optional>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
