@@ -53,6 +53,11 @@ TEST(ConstraintMatcher, AcceptsJsonObjectsAndTheirPrefixes) {
                           R"({"s": "\ud83d"})", R"({"s": "\ude00"})", R"({"s": "\ud83dx"})"}) {
     EXPECT_FALSE(matches(json, bad)) << bad;
   }
+  // Numbers stay finite doubles: a parser refuses 1e400.
+  EXPECT_TRUE(matches(json, R"({"n": -1234567890123456789012345678901.5e99})"));
+  for (const char* bad :
+       {R"({"n": 1e400})", R"({"n": 1e-400})", R"({"n": 123456789012345678901234567890123})"})
+    EXPECT_FALSE(matches(json, bad)) << bad;
   // Nesting is bounded.
   std::string deep = "{\"a\":";
   for (int i = 0; i < ConstraintMatcher::kMaxDepth; ++i) deep += "[";

@@ -199,6 +199,22 @@ bool ConstraintMatcher::feed_byte(unsigned char b) {
 }
 
 bool ConstraintMatcher::number_byte(unsigned char b) {
+  // Bounded digits, so that every number is a finite double (a JSON parser refuses 1e400).
+  const Num before = number_;
+  if (!number_step(b)) return false;
+  if (is_digit(b)) {
+    const bool exp = number_ == Num::kExp;
+    int& n = exp ? exp_digits_ : digits_;
+    if (n >= (exp ? kMaxExpDigits : kMaxDigits)) {
+      number_ = before;
+      return false;
+    }
+    ++n;
+  }
+  return true;
+}
+
+bool ConstraintMatcher::number_step(unsigned char b) {
   switch (number_) {
     case Num::kMinus:
       if (b == '0') return number_ = Num::kZero, true;
@@ -420,6 +436,8 @@ bool ConstraintMatcher::json_byte(unsigned char b) {
         }
         if (b == '"') return json_ = Json::kString, string_is_key_ = false, true;
         if (b == '{' || b == '[') return open(static_cast<char>(b));
+        digits_ = is_digit(b) ? 1 : 0;
+        exp_digits_ = 0;
         if (b == '-') return json_ = Json::kNumber, number_ = Num::kMinus, true;
         if (b == '0') return json_ = Json::kNumber, number_ = Num::kZero, true;
         if (is_digit(b)) return json_ = Json::kNumber, number_ = Num::kInt, true;

@@ -76,6 +76,8 @@ class ConstraintMatcher {
  public:
   static constexpr int kMaxDepth = 16;
   static constexpr int kMaxSpace = 4;
+  static constexpr int kMaxDigits = 32;    // of a number's integer and fraction parts together
+  static constexpr int kMaxExpDigits = 2;  // of its exponent: every number is a finite double
 
   // `c` must be valid and outlive the matcher.
   explicit ConstraintMatcher(const OutputConstraint* c);
@@ -113,6 +115,7 @@ class ConstraintMatcher {
   }
   bool any_unseen() const;            // a top-level property is still to come
   bool number_byte(unsigned char b);  // false: the number cannot take it (it may have ended)
+  bool number_step(unsigned char b);  // number_byte's grammar, without the digit bounds
   bool number_can_end() const;
 
   const OutputConstraint* c_;
@@ -129,6 +132,7 @@ class ConstraintMatcher {
   int utf8_left_ = 0;                        // continuation bytes the current character still needs
   uint8_t utf8_lo_ = 0x80, utf8_hi_ = 0xBF;  // the range of the next one
   Num number_ = Num::kMinus;
+  int digits_ = 0, exp_digits_ = 0;
   const char* word_ = nullptr;
   int word_pos_ = 0;
   int depth_ = 0;
