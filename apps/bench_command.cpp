@@ -194,7 +194,7 @@ Status bench(const Args& args) {
   }
   const double bw = std::max(probes["read_bw_hugepages_GBps"].get<double>(),
                              probes["read_bw_hugepages_before_decode_GBps"].get<double>()) * 1e9;
-  const double weight_bytes = static_cast<double>(model->weights().matmul_bytes());
+  const double weight_bytes = static_cast<double>(model->weights().matmul_bytes(c));
   auto decode_entry = [&](int64_t batch, double step_s) {
     double roofline_step_s = weight_bytes / bw;  // weights are read once per step
     return json{{"batch", batch},

@@ -136,7 +136,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, world->size(), o.tp, o.pp, o.stage_layers)));
   // The budget holds whole-model blocks; each rank's share of every block is smaller.
   const int64_t block_bytes = worker::KvCache::block_bytes(
-      {.n_layers = config.n_layers, .n_kv_heads = config.n_kv_heads, .head_dim = config.head_dim});
+      worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads));
   const int64_t kv_blocks = o.kv_cache_bytes / block_bytes;
   if (kv_blocks < 2)
     return error(StatusCode::kInvalidArgument, "--kv-cache-bytes %lld holds fewer than 2 KV blocks of %lld bytes",

@@ -133,7 +133,7 @@ Expected<Json> decode_batch1(CudaBackend& be, DecoderModel& model, const Options
       2.0 * c.n_layers * c.n_kv_heads * c.head_dim * static_cast<double>(dtype_size(o.kv));
   const double mean_context = first + (o.decode + 1) / 2.0;
   const double bytes =
-      static_cast<double>(model.weights().matmul_bytes()) + kv_per_position * mean_context;
+      static_cast<double>(model.weights().matmul_bytes(c)) + kv_per_position * mean_context;
   const auto after = be.graph_stats();
   return Json{{"tokens_per_s", tok_s},
               {"ms_per_token", 1e3 / tok_s},
@@ -203,7 +203,7 @@ Expected<Json> run(const Options& o) {
     PONDER_ASSIGN_OR_RETURN(auto model, random_model(*graphs, c));
     Json m{{"model", "llama-" + name + " shape, random bf16 weights"},
            {"params", c.total_params()},
-           {"matmul_weight_bytes", model->weights().matmul_bytes()}};
+           {"matmul_weight_bytes", model->weights().matmul_bytes(c)}};
     PONDER_ASSIGN_OR_RETURN(m["decode_batch1"], decode_batch1(*graphs, *model, o, limits));
     PONDER_ASSIGN_OR_RETURN(m["decode_batch1_no_graphs"], decode_batch1(*eager, *model, o, limits));
     PONDER_ASSIGN_OR_RETURN(m["prefill"], prefill(*graphs, *model, o, limits));

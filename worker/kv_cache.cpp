@@ -9,7 +9,7 @@
 namespace ponder::worker {
 
 int64_t KvCache::block_bytes(const KvCacheConfig& c) {
-  return 2 * c.n_layers * c.n_kv_heads * c.block_size * c.head_dim *
+  return (c.latent_dim > 0 ? 1 : 2) * c.n_layers * c.n_kv_heads * c.block_size * c.head_dim *
          static_cast<int64_t>(dtype_size(c.dtype));
 }
 
@@ -23,20 +23,27 @@ Expected<KvCache> KvCache::create(const KvCacheConfig& config, MemorySpace& memo
   if (config.dtype != DType::kF32 && memory.device() == Device::kHost)
     return error(StatusCode::kInvalidArgument, "a host KV cache holds F32 only (got %s)",
                  std::string(dtype_name(config.dtype)).c_str());
+  if (config.latent_dim < 0 || config.latent_dim > config.head_dim ||
+      (config.latent_dim > 0 && config.n_kv_heads != 1))
+    return error(StatusCode::kInvalidArgument,
+                 "a latent KV cache has one head and a latent of at most head_dim (%lld) columns; "
+                 "got %lld heads, latent %lld",
+                 (long long)config.head_dim, (long long)config.n_kv_heads,
+                 (long long)config.latent_dim);
   KvCache cache;
   cache.config_ = config;
   cache.memory_ = &memory;
-  size_t half = static_cast<size_t>(block_bytes(config) * config.n_blocks / 2);
+  const size_t total = static_cast<size_t>(block_bytes(config) * config.n_blocks);
   char* base = nullptr;
   if (memory.device() == Device::kHost) {
-    PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(2 * half, /*huge_pages=*/true));
+    PONDER_ASSIGN_OR_RETURN(cache.storage_, HostRegion::allocate(total, /*huge_pages=*/true));
     base = cache.storage_.data();
   } else {
-    PONDER_ASSIGN_OR_RETURN(cache.device_storage_, memory.allocate(2 * half));
+    PONDER_ASSIGN_OR_RETURN(cache.device_storage_, memory.allocate(total));
     base = cache.device_storage_.as<char>();
   }
   cache.k_base_ = base;
-  cache.v_base_ = base + half;
+  cache.v_base_ = cache.latent() ? base : base + total / 2;
   cache.pool_ = BlockPool(static_cast<int32_t>(config.n_blocks), static_cast<int32_t>(config.block_size));
   return cache;
 }
@@ -66,8 +73,8 @@ void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
     const size_t pitch = static_cast<size_t>(config_.block_size * config_.head_dim) * es;
     const size_t block = pitch * config_.n_kv_heads;
     for (int layer = 0; layer < config_.n_layers; ++layer) {
-      for (void* base : {k_layer(layer), v_layer(layer)}) {
-        char* b = static_cast<char*>(base);
+      for (int kv = 0; kv < (latent() ? 1 : 2); ++kv) {  // a latent cache's V is its K
+        char* b = static_cast<char*>(kv == 0 ? k_layer(layer) : v_layer(layer));
         memory_->copy_2d(b + dst * block, pitch, b + src * block, pitch, bytes,
                          config_.n_kv_heads);
       }
@@ -77,7 +84,7 @@ void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
   for (int layer = 0; layer < config_.n_layers; ++layer) {
     for (int64_t h = 0; h < config_.n_kv_heads; ++h) {
       std::memcpy(k(layer, dst, h), k(layer, src, h), bytes);
-      std::memcpy(v(layer, dst, h), v(layer, src, h), bytes);
+      if (!latent()) std::memcpy(v(layer, dst, h), v(layer, src, h), bytes);
     }
   }
 }

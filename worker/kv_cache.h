@@ -3,7 +3,8 @@
 // reserve/release for simple callers); sequences own block tables (lists of block ids). Not
 // thread-safe: the engine thread owns it. Layout per layer: [n_blocks, n_kv_heads, block_size,
 // head_dim] of `dtype` (f32; bf16 on the CUDA backend) for K and V, in host memory or in a
-// backend's device memory (create()'s MemorySpace).
+// backend's device memory (create()'s MemorySpace). A latent cache (MLA) stores K only — one
+// row [latent | rotary key] per token — and a value is the first latent_dim columns of its key.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ struct KvCacheConfig {
   int64_t block_size = 16;
   int64_t n_blocks = 0;
   DType dtype = DType::kF32;  // kF32 (every backend) or kBF16 (CUDA)
+  int64_t latent_dim = 0;     // > 0: a latent cache (no V storage; V = K's first latent_dim)
 };
 
 class KvCache {
@@ -31,8 +33,11 @@ class KvCache {
   // Storage in `memory` (a backend's memory(); host memory by default, on huge pages).
   static Expected<KvCache> create(const KvCacheConfig& config,
                                   MemorySpace& memory = host_memory());
-  // Bytes one block takes across all layers (K and V).
+  // Bytes one block takes across all layers (K and V, or the latent).
   static int64_t block_bytes(const KvCacheConfig& config);
+  bool latent() const { return config_.latent_dim > 0; }
+  // The width of a value: head_dim, or latent_dim.
+  int64_t value_dim() const { return latent() ? config_.latent_dim : config_.head_dim; }
 
   const KvCacheConfig& config() const { return config_; }
   Device device() const { return memory_->device(); }

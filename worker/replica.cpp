@@ -14,6 +14,10 @@ constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14, kTagTop = 
 
 Expected<collective::WorldLayout> model_layout(const ModelConfig& c, int world_size, int tp, int pp,
                                                const std::vector<int64_t>& stage_layers) {
+  if (c.is_moe() && tp > 0 && (c.moe.ffn % tp != 0 || c.moe.shared_ffn % tp != 0))
+    return error(StatusCode::kInvalidArgument,
+                 "tp %d does not divide moe_intermediate_size %lld (shared experts: %lld rows)", tp,
+                 (long long)c.moe.ffn, (long long)c.moe.shared_ffn);
   return collective::WorldLayout::create({.world_size = world_size,
                                           .tp = tp,
                                           .pp = pp,

@@ -20,6 +20,10 @@ ShardDims ShardDims::of(const ModelConfig& c, const ShardSpec& s) {
   }
   d.ffn = c.intermediate_size / tp;
   d.ffn_begin = s.tp_rank * d.ffn;
+  d.moe_ffn = c.moe.ffn / tp;
+  d.moe_ffn_begin = s.tp_rank * d.moe_ffn;
+  d.shared_ffn = c.moe.shared_ffn / tp;
+  d.shared_ffn_begin = s.tp_rank * d.shared_ffn;
   d.vocab_stride = (c.vocab_size + tp - 1) / tp;
   d.vocab_begin = std::min(c.vocab_size, s.tp_rank * d.vocab_stride);
   d.vocab_end = std::min(c.vocab_size, d.vocab_begin + d.vocab_stride);

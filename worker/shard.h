@@ -1,6 +1,7 @@
 // ShardSpec: which part of a model one rank holds — its tensor-parallel slice (Megatron: q/k/v and
-// gate/up by output rows, o/down by input columns, embedding and lm_head by vocabulary rows) and
-// its pipeline stage's layers — and ShardDims, the local sizes that follow from it.
+// gate/up by output rows, o/down by input columns, each expert the same way, MLA by heads with
+// its latent replicated; embedding and lm_head by vocabulary rows) and its pipeline stage's
+// layers — and ShardDims, the local sizes that follow from it.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,10 @@ struct ShardDims {
   int64_t kv_head_begin = 0;
   int64_t ffn = 0;          // intermediate rows on this rank
   int64_t ffn_begin = 0;
+  int64_t moe_ffn = 0;      // each routed expert's intermediate rows on this rank
+  int64_t moe_ffn_begin = 0;
+  int64_t shared_ffn = 0;   // the shared experts' intermediate rows on this rank
+  int64_t shared_ffn_begin = 0;
   int64_t vocab_begin = 0;  // [vocab_begin, vocab_end) of embedding and lm_head rows
   int64_t vocab_end = 0;
   int64_t vocab_stride = 0; // ceil(vocab / tp): the padded per-rank slice for gathers

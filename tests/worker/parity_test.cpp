@@ -1,6 +1,7 @@
 // Reference parity: our CPU forward pass against Hugging Face transformers' own modeling code,
 // through fixtures made by tools/reference/make_parity_fixtures.py (logits at every prompt
-// position and 32-token greedy continuations), for every architecture and weight dtype.
+// position and 32-token greedy continuations), for every architecture and weight dtype — MoE
+// (Qwen3-MoE, DeepSeek-V3) and MLA included.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -137,7 +138,9 @@ TEST_P(Parity, GreedyContinuationsMatchTransformersFor32Tokens) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Parity,
                          ::testing::Values("llama_f32", "llama3_bf16", "llama_f16", "qwen2_f32",
-                                           "qwen2_bf16", "qwen3_f32", "qwen3_bf16_sharded"));
+                                           "qwen2_bf16", "qwen3_f32", "qwen3_bf16_sharded",
+                                           "qwen3_moe_f32", "qwen3_moe_bf16", "deepseek_v3_f32",
+                                           "deepseek_v3_bf16"));
 
 }  // namespace
 }  // namespace ponder::worker

@@ -24,8 +24,9 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging as hf_logging
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, LlamaConfig, LlamaForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 torch.set_num_threads(1)
 hf_logging.disable_progress_bar()
@@ -55,7 +56,11 @@ FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    "qwen3_moe": (Qwen3MoeConfig, Qwen3MoeForCausalLM),
+    "deepseek_v3": (DeepseekV3Config, DeepseekV3ForCausalLM),
 }
+MIN_ROUTE_MARGIN = 2e-5  # MoE: smallest gap at the top-k (and top-group) boundary of any routing (f32 error ~1e-7)
+SCORE_BIAS_STD = 0.05  # DeepSeek e_score_correction_bias
 
 
 @dataclasses.dataclass
@@ -106,6 +111,45 @@ CASES = [
         intermediate_size=176, num_hidden_layers=4, rope_theta=1000000.0, rms_norm_eps=1e-6,
         max_position_embeddings=256, tie_word_embeddings=False),
         config_style="legacy", max_shard_size="150KB"),
+    # MoE and MLA (transformers' Qwen3MoeForCausalLM / DeepseekV3ForCausalLM).
+    Case("qwen3_moe_f32", "qwen3_moe", "float32", 1008, dict(
+        vocab_size=331, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        intermediate_size=120, moe_intermediate_size=40, num_experts=8, num_experts_per_tok=2,
+        norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[1], num_hidden_layers=3,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=False)),
+    Case("qwen3_moe_bf16", "qwen3_moe", "bfloat16", 1009, dict(
+        vocab_size=347, hidden_size=64, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+        intermediate_size=96, moe_intermediate_size=32, num_experts=6, num_experts_per_tok=3,
+        norm_topk_prob=False, decoder_sparse_step=2, mlp_only_layers=[], num_hidden_layers=4,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=True),
+        config_style="legacy"),
+    # DeepSeek-V3's shape at toy size: q_lora, YaRN with V3's mscale = mscale_all_dim = 1 (softmax
+    # scale × mscale²), interleaved rope, one dense layer first, 8 experts in 4 groups (top 2 groups,
+    # top 2 experts), one shared expert, sigmoid scores with a correction bias.
+    Case("deepseek_v3_f32", "deepseek_v3", "float32", 1010, dict(
+        vocab_size=359, hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+        q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
+        intermediate_size=128, moe_intermediate_size=24, n_routed_experts=8, num_experts_per_tok=2,
+        n_group=4, topk_group=2, n_shared_experts=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+        first_k_dense_replace=1, num_hidden_layers=3, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=256, tie_word_embeddings=False, rope_interleave=True,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                      "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}),
+        config_style="legacy"),
+    # No q_lora (a direct q_proj), plain rope, no groups, two shared experts, MoE from layer 0,
+    # unnormalised top-k weights, and YaRN with mscale ≠ mscale_all_dim (cos/sin scaled too).
+    Case("deepseek_v3_bf16", "deepseek_v3", "bfloat16", 1011, dict(
+        vocab_size=373, hidden_size=64, num_attention_heads=2, num_key_value_heads=2,
+        q_lora_rank=None, kv_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=16, v_head_dim=20,
+        intermediate_size=112, moe_intermediate_size=16, n_routed_experts=6, num_experts_per_tok=2,
+        n_group=1, topk_group=1, n_shared_experts=2, routed_scaling_factor=1.0,
+        norm_topk_prob=False, first_k_dense_replace=0, num_hidden_layers=2, rope_theta=10000.0,
+        rms_norm_eps=1e-6, max_position_embeddings=256, tie_word_embeddings=False,
+        rope_interleave=False,
+        rope_scaling={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 32,
+                      "mscale": 1.0, "mscale_all_dim": 0.5})),
 ]
 
 
@@ -128,9 +172,12 @@ def init_weights(model, seed):
                 v = (TIED_STD if tied else EMBED_STD) * torch.randn(shape, generator=g)
             elif name.startswith("lm_head"):
                 v = LM_HEAD_STD * torch.randn(shape, generator=g)
-            else:  # nn.Linear weight [out_features, in_features]
-                v = (LINEAR_GAIN / math.sqrt(shape[1])) * torch.randn(shape, generator=g)
+            else:  # nn.Linear weight [out_features, in_features]; fused experts [E, out, in]
+                v = (LINEAR_GAIN / math.sqrt(shape[-1])) * torch.randn(shape, generator=g)
             p.copy_(v)
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(SCORE_BIAS_STD * torch.randn(b.shape, generator=g))
 
 
 def rewrite_config(path, case):
@@ -140,6 +187,9 @@ def rewrite_config(path, case):
     cfg["dtype"] = case.dtype
     cfg["torch_dtype"] = case.dtype
     cfg["architectures"] = [FAMILIES[case.family][1].__name__]
+    if case.config_style == "legacy" and case.family == "deepseek_v3":
+        # The keys DeepSeek's own config.json carries that transformers 5 does not write.
+        cfg.update(scoring_func="sigmoid", topk_method="noaux_tc", moe_layer_freq=1)
     if case.config_style == "legacy":
         rope = dict(cfg.pop("rope_parameters"))
         cfg["rope_theta"] = rope.pop("rope_theta")
@@ -150,6 +200,52 @@ def rewrite_config(path, case):
     with open(path, "w") as f:
         json.dump(dict(sorted(cfg.items())), f, indent=2)
         f.write("\n")
+
+
+def route_margins(model):
+    """Hooks every MoE router; returns a list that collects, per routed token, the smallest gap at
+    a selection boundary (the topk_group-th vs the next group score, the top_k-th vs the next
+    expert score among the allowed groups), computed in float64 from the router's own input."""
+    margins = []
+
+    def hook(module, args, _output):
+        x = args[0].reshape(-1, module.hidden_dim).double()
+        logits = x @ module.weight.double().t()
+        k = module.top_k
+        if hasattr(module, "e_score_correction_bias"):  # DeepSeek-V3: sigmoid, groups, bias
+            scores = logits.sigmoid() + module.e_score_correction_bias.double()
+            n_group, topk_group = module.num_group, module.topk_group
+            grouped = scores.view(-1, n_group, scores.shape[-1] // n_group)
+            group_scores = grouped.topk(2, dim=-1).values.sum(-1)
+            gs = group_scores.sort(dim=-1, descending=True).values
+            if topk_group < n_group:
+                margins.extend((gs[:, topk_group - 1] - gs[:, topk_group]).tolist())
+            keep = group_scores.topk(topk_group, dim=-1).indices
+            mask = torch.zeros_like(group_scores, dtype=torch.bool).scatter_(1, keep, True)
+            scores = scores.masked_fill(~mask.repeat_interleave(grouped.shape[-1], dim=1), -1e30)
+        else:  # Qwen3-MoE: softmax
+            scores = logits.softmax(-1)
+        top = scores.sort(dim=-1, descending=True).values
+        if k < top.shape[-1]:
+            margins.extend((top[:, k - 1] - top[:, k]).tolist())
+
+    for module in model.modules():
+        if type(module).__name__ in ("Qwen3MoeTopKRouter", "DeepseekV3TopkRouter"):
+            module.register_forward_hook(hook)
+    return margins
+
+
+def fused_expert_view(sd, name):
+    """The state-dict value behind a Hub-layout expert tensor name (transformers 5 holds the
+    experts of a layer fused: gate_up_proj [E, 2I, H], down_proj [E, H, I])."""
+    head, _, rest = name.partition(".mlp.experts.")
+    expert, proj = rest.split(".")[:2]
+    e = int(expert)
+    if proj == "down_proj":
+        return sd[f"{head}.mlp.experts.down_proj"][e]
+    gate_up = sd[f"{head}.mlp.experts.gate_up_proj"][e]
+    half = gate_up.shape[0] // 2
+    return gate_up[:half] if proj == "gate_proj" else gate_up[half:]
 
 
 def load(case_dir, family, dtype):
@@ -166,10 +262,20 @@ def check_loaded_weights_exact(model, case_dir, stored_dtype):
         if fn.startswith("model") and fn.endswith(".safetensors"):
             file_tensors.update(load_file(os.path.join(case_dir, fn)))
     sd = model.state_dict()
+    fused = set()
     for name, t in file_tensors.items():
-        assert t.dtype == stored_dtype, (name, t.dtype)
-        assert torch.equal(sd[name], t.float()), f"weight {name} differs from file"
-    missing = set(sd) - set(file_tensors)
+        if name.endswith("e_score_correction_bias"):  # f32 in some checkpoints
+            assert t.dtype in (torch.float32, stored_dtype), (name, t.dtype)
+        else:
+            assert t.dtype == stored_dtype, (name, t.dtype)
+        if ".mlp.experts." in name:
+            value = fused_expert_view(sd, name)
+            fused.add(name.split(".mlp.experts.")[0] + ".mlp.experts.")
+        else:
+            value = sd[name]
+        assert torch.equal(value, t.float()), f"weight {name} differs from file"
+    missing = {k for k in set(sd) - set(file_tensors)
+               if not any(k.startswith(prefix) for prefix in fused)}
     if model.config.tie_word_embeddings:
         assert missing == {"lm_head.weight"}, missing
         assert torch.equal(sd["lm_head.weight"], sd["model.embed_tokens.weight"])
@@ -242,7 +348,9 @@ def make_case(case):
     # robust (every top1-top2 margin >= MIN_MARGIN, not repetitive) is taken, so a correct engine
     # cannot flip a greedy token through f32 rounding differences.
     vocab = case.config["vocab_size"]
+    routing = route_margins(ref)
     for attempt in range(MAX_PROMPT_ATTEMPTS):
+        routing.clear()
         g = torch.Generator().manual_seed(case.seed + 500 + attempt)
         prompts = [torch.randint(0, vocab, (n,), generator=g).tolist() for n in PROMPT_LENGTHS]
         greedy_ids, all_margins = [], []
@@ -251,7 +359,8 @@ def make_case(case):
             greedy_ids.append(cont)
             all_margins.append(margins)
         if (min(min(m) for m in all_margins) >= MIN_MARGIN
-                and all(len(set(c)) >= MIN_DISTINCT for c in greedy_ids)):
+                and all(len(set(c)) >= MIN_DISTINCT for c in greedy_ids)
+                and min(routing, default=1.0) >= MIN_ROUTE_MARGIN):
             break
     else:
         raise RuntimeError(f"{case.name}: no robust prompt set in {MAX_PROMPT_ATTEMPTS} attempts")
@@ -268,6 +377,8 @@ def make_case(case):
         "median_top2_margin": float(torch.tensor(sum(all_margins, [])).median()),
         "distinct_greedy_tokens": [len(set(c)) for c in greedy_ids],
     }
+    if routing:
+        stats["min_route_margin"] = min(routing)
     if case.dtype != "float32":
         native = load(case_dir, case.family, DTYPES[case.dtype])
         with torch.no_grad():
@@ -288,6 +399,8 @@ def make_case(case):
         "greedy": greedy_ids,
         "min_top2_margin": round(stats["min_top2_margin"], 6),
     }
+    if routing:
+        parity["min_route_margin"] = round(stats["min_route_margin"], 6)
     with open(os.path.join(case_dir, "parity.json"), "w") as f:
         f.write(json.dumps(parity, separators=(",", ":")) + "\n")
     save_file(tensors, os.path.join(case_dir, "parity.safetensors"))
@@ -295,7 +408,7 @@ def make_case(case):
     files = sorted(os.listdir(case_dir))
     stats["files"] = files
     stats["size_bytes"] = sum(os.path.getsize(os.path.join(case_dir, f)) for f in files)
-    if scaling:
+    if scaling and scaling["rope_type"] == "llama3":
         bands, wavelen, (hi_w, lo_w) = rope_bands(ref)
         assert {"high", "interp", "low"} <= set(bands), bands
         stats["llama3_bands"] = bands
@@ -323,6 +436,8 @@ def main():
         print(f"  prompt attempt {s['prompt_attempt']}; max|logit| {s['max_abs_logit']:.3f}  min top1-top2 margin {s['min_top2_margin']:.4g}"
               f"  (median {s['median_top2_margin']:.3g})  distinct greedy tokens "
               f"{s['distinct_greedy_tokens']}")
+        if "min_route_margin" in s:
+            print(f"  min routing margin {s['min_route_margin']:.4g}")
         if "nmse_native_vs_f32" in s:
             print(f"  NMSE native {case.dtype} vs f32-compute logits: {s['nmse_native_vs_f32']:.3g};"
                   f" native greedy agrees for the first {s['native_greedy_agree_prefix']} tokens")

@@ -21,9 +21,14 @@ namespace ponder::worker {
 
 // Rotary embedding inverse frequencies for one model (rope scaling already applied).
 struct RopeTable {
-  std::vector<float> inv_freq;  // [head_dim / 2]
+  std::vector<float> inv_freq;  // [rotated dims / 2]
   float attention_factor = 1.0f;
+  // The rotated dims hold interleaved pairs (x0, x1), (x2, x3), ... (DeepSeek); rope() writes
+  // them back de-interleaved (evens' rotations, then odds'), as transformers does.
+  bool interleaved = false;
 };
+
+struct ModelConfig;
 
 // One sequence's slice of a flattened batch: tokens [token_begin, token_begin + n_tokens) sit at
 // positions [start_pos, start_pos + n_tokens) and attend to all earlier positions of the sequence.
@@ -74,6 +79,8 @@ class Backend {
   virtual Status end_step() { return {}; }
   // Waits for every op issued so far (before a collective reads their outputs on the host side).
   virtual Status synchronize() { return {}; }
+  // Whether this backend's ops cover `config`'s architecture; an error naming what is missing.
+  virtual Status supports(const ModelConfig& config) const { return {}; }
 
   // out[i, :] = table[ids[i], :], or zeros where ids[i] < 0 (a token outside this rank's
   // vocabulary slice)                       table [vocab, hidden] any float dtype; out [n, hidden]
@@ -85,14 +92,27 @@ class Backend {
                             Tensor out) = 0;
   // y[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m])   w f32/f16/bf16; bias f32 or empty
   virtual void matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y) = 0;
-  // Rotates x [n, heads, head_dim] in place at positions[n] (Hugging Face rotate-half layout).
+  // Rotates x [n, heads, head_dim] in place at positions[n] (Hugging Face rotate-half layout):
+  // the last 2 * inv_freq.size() dims of each head (all of them but for MLA's nope part).
   virtual void rope(Tensor x, std::span<const int32_t> positions, const RopeTable& table) = 0;
-  // Writes k, v [n, n_kv_heads, head_dim] of the batch's tokens into the cache at their positions.
+  // Writes k, v [n, n_kv_heads, head_dim] of the batch's tokens into the cache at their positions
+  // (a latent cache: k only, v empty).
   virtual void kv_store(KvCache& cache, int layer, Tensor k, Tensor v,
                         const BatchLayout& batch) = 0;
-  // Causal GQA attention of q [n, n_heads, head_dim] over the cache; out [n, n_heads, head_dim].
+  // Causal GQA attention of q [n, n_heads, head_dim] over the cache; out [n, n_heads,
+  // cache.value_dim()] (a latent cache: every head attends to the one latent row per position).
   virtual void attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch,
                          float scale, Tensor out) = 0;
+  // Per-head matmul: for each head h < heads, y[:, h*y_stride + j] = Σ_i w[h*m + j, i] ·
+  // x[:, h*x_stride + i] for j < m, i < k      w [heads * m, k]; x [n, *], y [n, *] f32
+  // (MLA's absorbed key and value projections).
+  virtual void head_matmul(Tensor x, int64_t x_stride, const Tensor& w, int64_t heads, Tensor y,
+                           int64_t y_stride) = 0;
+  // dst[rows[i], :] += scales[i] * src[i, :]   src [rows.size(), d]; dst [n, d] f32; rows distinct
+  virtual void scatter_add_rows(Tensor src, std::span<const int32_t> rows,
+                                std::span<const float> scales, Tensor dst) = 0;
+  // x = 0                                     x f32
+  virtual void zero(Tensor x) = 0;
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, ffn + j]     gate_up [n, 2*ffn]; out [n, ffn]
   virtual void swiglu(Tensor gate_up, Tensor out) = 0;
   // dst[i, dst_col + j] = src[i, src_col + j] for j < cols and every row   src, dst [n, *] f32

@@ -423,8 +423,7 @@ double Engine::token_flops(int64_t position, bool logits) const {
   const double lm_head = static_cast<double>(c.vocab_size) * c.hidden_size;
   const double body = static_cast<double>(c.matmul_params()) - lm_head;
   // Matmuls: 2 FLOPs per parameter; attention: QKᵀ and AV over `position + 1` keys per layer.
-  return 2.0 * body + (logits ? 2.0 * lm_head : 0.0) +
-         4.0 * c.n_layers * c.q_dim() * static_cast<double>(position + 1);
+  return 2.0 * body + (logits ? 2.0 * lm_head : 0.0) + c.attention_flops(position + 1);
 }
 
 bool Engine::scored_row(const Seq& s, int64_t position) const {

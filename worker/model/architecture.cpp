@@ -88,10 +88,37 @@ Status parse_rope(const json& j, ModelConfig& config) {
                    "%s: high_freq_factor must be greater than low_freq_factor", key);
     return {};
   }
+  if (type == "yarn") {
+    s.type = RopeScalingType::kYarn;
+    s.factor = 0.0;  // absent: max_position_embeddings / original_max_position_embeddings
+    PONDER_RETURN_IF_ERROR(get_double(*rope, "factor", s.factor, false).with_context(key));
+    PONDER_RETURN_IF_ERROR(get_int(*rope, "original_max_position_embeddings",
+                                   s.original_max_position_embeddings, true, 1)
+                               .with_context(key));
+    for (auto [name, field] : {std::pair{"beta_fast", &s.beta_fast}, {"beta_slow", &s.beta_slow},
+                               {"attention_factor", &s.attention_factor}, {"mscale", &s.mscale},
+                               {"mscale_all_dim", &s.mscale_all_dim}})
+      PONDER_RETURN_IF_ERROR(get_double(*rope, name, *field, false).with_context(key));
+    PONDER_RETURN_IF_ERROR(get_bool(*rope, "truncate", s.truncate).with_context(key));
+    if (s.factor == 0.0)
+      s.factor = static_cast<double>(config.max_position_embeddings) /
+                 static_cast<double>(s.original_max_position_embeddings);
+    if (!(s.factor > 0.0))
+      return error(StatusCode::kInvalidArgument, "%s: yarn factor must be positive", key);
+    return {};
+  }
   return error(StatusCode::kInvalidArgument, "%s: unsupported rope type '%s'", key, type.c_str());
 }
 
 }  // namespace
+
+Status config_int(const json& j, const char* key, int64_t& out, bool required, int64_t min_value) {
+  return get_int(j, key, out, required, min_value);
+}
+
+Status config_double(const json& j, const char* key, double& out, bool required) {
+  return get_double(j, key, out, required);
+}
 
 Expected<bool> config_bool(const json& j, const char* key, bool fallback) {
   auto it = j.find(key);
@@ -102,18 +129,52 @@ Expected<bool> config_bool(const json& j, const char* key, bool fallback) {
   return it->get<bool>();
 }
 
+namespace {
+
+// Matmul parameters of one layer's attention.
+int64_t attention_params(const ModelConfig& c) {
+  if (!c.is_mla()) return c.hidden_size * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.hidden_size;
+  const MlaConfig& m = c.mla;
+  const int64_t q_out = c.n_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim);
+  const int64_t q = m.q_lora_rank ? c.hidden_size * m.q_lora_rank + m.q_lora_rank * q_out
+                                  : c.hidden_size * q_out;
+  return q + c.hidden_size * (m.kv_lora_rank + m.qk_rope_head_dim) +
+         m.kv_lora_rank * c.n_heads * (m.qk_nope_head_dim + m.v_head_dim) +
+         c.n_heads * m.v_head_dim * c.hidden_size;
+}
+
+// Matmul parameters of one layer's MLP: with `active`, only the experts one token uses.
+int64_t mlp_params(const ModelConfig& c, int64_t layer, bool active) {
+  if (!c.layer_is_moe(layer)) return 3 * c.hidden_size * c.intermediate_size;
+  const MoeConfig& m = c.moe;
+  const int64_t routed = (active ? m.top_k : m.n_experts) * 3 * c.hidden_size * m.ffn;
+  return m.n_experts * c.hidden_size + routed + 3 * c.hidden_size * m.shared_ffn;
+}
+
+}  // namespace
+
 int64_t ModelConfig::matmul_params() const {
-  int64_t attn = hidden_size * (q_dim() + 2 * kv_dim()) + q_dim() * hidden_size;
-  int64_t mlp = 3 * hidden_size * intermediate_size;
-  return n_layers * (attn + mlp) + vocab_size * hidden_size;
+  int64_t total = vocab_size * hidden_size;
+  for (int64_t l = 0; l < n_layers; ++l)
+    total += attention_params(*this) + mlp_params(*this, l, /*active=*/true);
+  return total;
 }
 
 int64_t ModelConfig::total_params() const {
-  int64_t norms = n_layers * (2 * hidden_size + (qk_norm ? 2 * head_dim : 0)) + hidden_size;
-  int64_t embed = vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2);
-  return n_layers * (hidden_size * (q_dim() + 2 * kv_dim()) + q_dim() * hidden_size +
-                     3 * hidden_size * intermediate_size) +
-         norms + embed;
+  int64_t norms = 2 * hidden_size + (qk_norm ? 2 * head_dim : 0) + mla.q_lora_rank + mla.kv_lora_rank;
+  int64_t total = vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2) + hidden_size;
+  for (int64_t l = 0; l < n_layers; ++l) {
+    total += norms + attention_params(*this) + mlp_params(*this, l, /*active=*/false);
+    if (layer_is_moe(l) && moe.score_bias) total += moe.n_experts;
+  }
+  return total;
+}
+
+double ModelConfig::attention_flops(int64_t keys) const {
+  // QKᵀ over the query/key width and AV over the value width, 2 FLOPs per multiply-add (MLA: the
+  // model's per-head widths, whatever form the kernel computes it in).
+  const int64_t per_key = is_mla() ? 2 * n_heads * (head_dim + mla.v_head_dim) : 4 * q_dim();
+  return static_cast<double>(n_layers) * static_cast<double>(per_key) * static_cast<double>(keys);
 }
 
 const std::vector<Architecture>& architectures() {
@@ -121,6 +182,8 @@ const std::vector<Architecture>& architectures() {
       {"LlamaForCausalLM", &configure_llama},
       {"Qwen2ForCausalLM", &configure_qwen2},
       {"Qwen3ForCausalLM", &configure_qwen3},
+      {"Qwen3MoeForCausalLM", &configure_qwen3_moe},
+      {"DeepseekV3ForCausalLM", &configure_deepseek_v3},
   };
   return kArchitectures;
 }

@@ -35,5 +35,12 @@ Expected<ModelConfig> load_model_config(const std::string& model_dir);
 Status configure_llama(const nlohmann::json& json, ModelConfig& config);
 Status configure_qwen2(const nlohmann::json& json, ModelConfig& config);
 Status configure_qwen3(const nlohmann::json& json, ModelConfig& config);
+Status configure_qwen3_moe(const nlohmann::json& json, ModelConfig& config);
+Status configure_deepseek_v3(const nlohmann::json& json, ModelConfig& config);
+
+// Config readers the architecture files share (errors name the key).
+Status config_int(const nlohmann::json& json, const char* key, int64_t& out, bool required,
+                  int64_t min_value);
+Status config_double(const nlohmann::json& json, const char* key, double& out, bool required);
 
 }  // namespace ponder::worker

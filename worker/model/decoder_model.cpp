@@ -7,16 +7,52 @@
 
 #include "common/check.h"
 #include "worker/model/architecture.h"
+#include "worker/model/moe_router.h"
 
 namespace ponder::worker {
 
+namespace {
+
+// YaRN's attention scale for a context `scale` times the original: 0.1 · mscale · ln(scale) + 1.
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+}  // namespace
+
 RopeTable make_rope_table(const ModelConfig& c) {
   RopeTable table;
-  const int64_t half = c.head_dim / 2;
+  const int64_t dim = c.rope_dim(), half = dim / 2;
   table.inv_freq.resize(half);
+  table.interleaved = c.is_mla() && c.mla.rope_interleave;
   const RopeScaling& s = c.rope_scaling;
+  // YaRN: dims that turn fewer than beta_slow times over the original context are interpolated
+  // (divided by factor), those turning more than beta_fast times are kept, with a linear ramp
+  // between (transformers' _compute_yarn_parameters).
+  double ramp_low = 0.0, ramp_high = 0.0;
+  if (s.type == RopeScalingType::kYarn) {
+    auto correction_dim = [&](double rotations) {
+      return dim * std::log(static_cast<double>(s.original_max_position_embeddings) /
+                            (rotations * 2.0 * M_PI)) /
+             (2.0 * std::log(c.rope_theta));
+    };
+    ramp_low = correction_dim(s.beta_fast);
+    ramp_high = correction_dim(s.beta_slow);
+    if (s.truncate) {
+      ramp_low = std::floor(ramp_low);
+      ramp_high = std::ceil(ramp_high);
+    }
+    ramp_low = std::max(ramp_low, 0.0);
+    ramp_high = std::min(ramp_high, static_cast<double>(dim - 1));
+    if (ramp_low == ramp_high) ramp_high += 0.001;
+    table.attention_factor = static_cast<float>(
+        s.attention_factor > 0.0 ? s.attention_factor
+        : s.mscale > 0.0 && s.mscale_all_dim > 0.0
+            ? yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim)
+            : yarn_mscale(s.factor, 1.0));
+  }
   for (int64_t i = 0; i < half; ++i) {
-    double inv = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / c.head_dim);
+    double inv = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / dim);
     if (s.type == RopeScalingType::kLinear) {
       inv /= s.factor;
     } else if (s.type == RopeScalingType::kLlama3) {
@@ -32,10 +68,26 @@ RopeTable make_rope_table(const ModelConfig& c) {
                         (s.high_freq_factor - s.low_freq_factor);
         inv = (1.0 - smooth) * inv / s.factor + smooth * inv;
       }
+    } else if (s.type == RopeScalingType::kYarn) {
+      const double ramp =
+          std::clamp((static_cast<double>(i) - ramp_low) / (ramp_high - ramp_low), 0.0, 1.0);
+      const double keep = 1.0 - ramp;  // the extrapolated share
+      inv = inv / s.factor * (1.0 - keep) + inv * keep;
     }
     table.inv_freq[i] = static_cast<float>(inv);
   }
   return table;
+}
+
+float attention_scale(const ModelConfig& c) {
+  double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  // DeepSeek scales the whole softmax by YaRN's mscale² too (transformers' yarn_apply_mscale).
+  const RopeScaling& s = c.rope_scaling;
+  if (c.is_mla() && s.type != RopeScalingType::kNone && s.mscale_all_dim > 0.0) {
+    const double m = yarn_mscale(s.factor, s.mscale_all_dim);
+    scale *= m * m;
+  }
+  return static_cast<float>(scale);
 }
 
 Expected<std::unique_ptr<DecoderModel>> DecoderModel::load(const std::string& model_dir,
@@ -49,6 +101,7 @@ Expected<std::unique_ptr<DecoderModel>> DecoderModel::load(const std::string& mo
   PONDER_ASSIGN_OR_RETURN(model->weights_,
                           ModelWeights::load(ckpt, model->config_, shard, options));
   model->rope_ = make_rope_table(model->config_);
+  model->scale_ = attention_scale(model->config_);
   return model;
 }
 
@@ -60,17 +113,24 @@ std::unique_ptr<DecoderModel> DecoderModel::create(const ModelConfig& config, Mo
   model->dims_ = ShardDims::of(config, shard);
   model->weights_ = std::move(weights);
   model->rope_ = make_rope_table(config);
+  model->scale_ = attention_scale(config);
   return model;
 }
 
 KvCacheConfig DecoderModel::kv_cache_config(int64_t n_blocks, int64_t block_size,
                                             DType dtype) const {
-  return {.n_layers = dims_.n_layers(),
-          .n_kv_heads = dims_.n_kv_heads,
-          .head_dim = config_.head_dim,
-          .block_size = block_size,
-          .n_blocks = n_blocks,
-          .dtype = dtype};
+  KvCacheConfig kv = kv_cache_layout(config_, dims_.n_layers(), dims_.n_kv_heads);
+  kv.block_size = block_size;
+  kv.n_blocks = n_blocks;
+  kv.dtype = dtype;
+  return kv;
+}
+
+KvCacheConfig kv_cache_layout(const ModelConfig& c, int64_t n_layers, int64_t n_kv_heads) {
+  return {.n_layers = n_layers,
+          .n_kv_heads = c.is_mla() ? 1 : n_kv_heads,  // MLA: one latent row, replicated over tp
+          .head_dim = c.cache_key_dim(),
+          .latent_dim = c.is_mla() ? c.mla.kv_lora_rank : 0};
 }
 
 namespace {
@@ -93,18 +153,38 @@ Status DecoderModel::resize_buffers(int64_t n, MemorySpace& memory) {
   if (memory_ == &memory && capacity_ >= n) return {};
   const int64_t cap = std::max(n, memory_ == &memory ? capacity_ : int64_t{0});
   const ModelConfig& c = config_;
-  const int64_t qd = dims_.n_heads * c.head_dim, kvd = dims_.n_kv_heads * c.head_dim;
+  const MlaConfig& a = c.mla;
+  const int64_t heads = dims_.n_heads;
+  const int64_t qd = heads * c.head_dim, kvd = dims_.n_kv_heads * c.head_dim;
+  const int64_t ffn = std::max({dims_.ffn, dims_.moe_ffn, dims_.shared_ffn});
+  const bool mla = c.is_mla(), moe = c.is_moe();
+  const int64_t latent = a.kv_lora_rank + a.qk_rope_head_dim;
   const std::pair<Buffer*, int64_t> buffers[] = {
-      {&x_, c.hidden_size},  {&norm_, c.hidden_size},      {&qkv_, qd + 2 * kvd},
-      {&q_, qd},             {&k_, kvd},                   {&v_, kvd},
-      {&attn_, qd},          {&delta_, c.hidden_size},     {&gate_up_, 2 * dims_.ffn},
-      {&act_, dims_.ffn}};
+      {&x_, c.hidden_size},
+      {&norm_, c.hidden_size},
+      {&qkv_, mla ? 0 : qd + 2 * kvd},
+      {&q_, qd},
+      {&k_, mla ? 0 : kvd},
+      {&v_, mla ? 0 : kvd},
+      {&attn_, std::max(qd, heads * a.v_head_dim)},
+      {&delta_, c.hidden_size},
+      {&gate_up_, 2 * ffn},
+      {&act_, ffn},
+      {&q_a_, a.q_lora_rank},
+      {&latent_, mla ? latent : 0},
+      {&latent_norm_, a.kv_lora_rank},
+      {&q_latent_, mla ? heads * latent : 0},
+      {&attn_latent_, heads * a.kv_lora_rank},
+      {&router_, c.moe.n_experts},
+      {&expert_in_, moe ? c.hidden_size : 0},
+      {&expert_out_, moe ? c.hidden_size : 0}};
   if (memory_ != &memory) {  // another memory space: nothing allocated in the old one may stay
     for (Buffer* b : {&last_, &logits_, &slice_, &gathered_}) b->reset();
   }
   memory_ = nullptr;  // until every buffer is in place
   for (const auto& [buffer, cols] : buffers) {
     buffer->reset();
+    if (cols == 0) continue;  // not used by this architecture
     PONDER_RETURN_IF_ERROR(fit(*buffer, static_cast<size_t>(cap * cols) * sizeof(float), memory));
   }
   local_ids_.resize(cap);
@@ -253,50 +333,165 @@ Status DecoderModel::compute_logits(Backend& be, std::span<const int32_t> rows, 
 Status DecoderModel::forward_layers(Backend& be, KvCache& cache, const BatchLayout& batch,
                                     int64_t n, const ShardComms& comms) {
   const ModelConfig& c = config_;
-  const int64_t h = c.hidden_size, hd = c.head_dim, nq = dims_.n_heads, nkv = dims_.n_kv_heads;
-  const int64_t qd = nq * hd, kvd = nkv * hd, ffn = dims_.ffn;
+  const int64_t h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-
   Tensor x = f32_view(x_, {n, h});          // residual stream
   Tensor norm = f32_view(norm_, {n, h});
   Tensor delta = f32_view(delta_, {n, h});  // sub-layer output
-  Tensor qkv = f32_view(qkv_, {n, qd + 2 * kvd});
-  Tensor q = f32_view(q_, {n, nq, hd});
-  Tensor k = f32_view(k_, {n, nkv, hd});
-  Tensor v = f32_view(v_, {n, nkv, hd});
-  Tensor attn = f32_view(attn_, {n, qd});
-  Tensor gate_up = f32_view(gate_up_, {n, 2 * ffn});
-  Tensor act = f32_view(act_, {n, ffn});
-
   for (int64_t il = 0; il < dims_.n_layers(); ++il) {
     const LayerWeights& w = weights_.layers[il];
+    const int layer = static_cast<int>(il);
     if (il == 0) {
       be.rms_norm(x, w.attn_norm, eps, norm);
     } else {
       be.add_rms_norm(x, delta, w.attn_norm, eps, norm);
     }
-    be.matmul(norm, w.wqkv, w.bqkv, qkv);
-    be.copy_columns(qkv, 0, f32_view(q_, {n, qd}), 0, qd);
-    be.copy_columns(qkv, qd, f32_view(k_, {n, kvd}), 0, kvd);
-    be.copy_columns(qkv, qd + kvd, f32_view(v_, {n, kvd}), 0, kvd);
-    if (c.qk_norm) {
-      Tensor q_heads = f32_view(q_, {n * nq, hd});
-      Tensor k_heads = f32_view(k_, {n * nkv, hd});
-      be.rms_norm(q_heads, w.q_norm, eps, q_heads);
-      be.rms_norm(k_heads, w.k_norm, eps, k_heads);
+    if (c.is_mla()) {
+      mla_attention(be, cache, layer, batch, n);
+    } else {
+      attention(be, cache, layer, batch, n);
     }
-    be.rope(q, batch.positions, rope_);
-    be.rope(k, batch.positions, rope_);
-    be.kv_store(cache, static_cast<int>(il), k, v, batch);
-    be.attention(q, cache, static_cast<int>(il), batch, scale, f32_view(attn_, {n, nq, hd}));
-    be.matmul(attn, w.wo, w.bo, delta);
     if (comms.tp) PONDER_RETURN_IF_ERROR(all_reduce(be, *comms.tp, delta, comms));
     be.add_rms_norm(x, delta, w.mlp_norm, eps, norm);
-    be.matmul(norm, w.w_gate_up, w.b_gate_up, gate_up);
-    be.swiglu(gate_up, act);
-    be.matmul(act, w.w_down, w.b_down, delta);
+    if (w.experts.empty()) {
+      mlp(be, w.w_gate_up, w.b_gate_up, w.w_down, w.b_down, norm, delta);
+    } else {
+      PONDER_RETURN_IF_ERROR(moe(be, w, n));
+    }
     if (comms.tp) PONDER_RETURN_IF_ERROR(all_reduce(be, *comms.tp, delta, comms));
+  }
+  return {};
+}
+
+// Grouped-query attention of the layer's norm_ rows into delta_.
+void DecoderModel::attention(Backend& be, KvCache& cache, int layer, const BatchLayout& batch,
+                             int64_t n) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[layer];
+  const int64_t h = c.hidden_size, hd = c.head_dim, nq = dims_.n_heads, nkv = dims_.n_kv_heads;
+  const int64_t qd = nq * hd, kvd = nkv * hd;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  Tensor qkv = f32_view(qkv_, {n, qd + 2 * kvd});
+  be.matmul(f32_view(norm_, {n, h}), w.wqkv, w.bqkv, qkv);
+  be.copy_columns(qkv, 0, f32_view(q_, {n, qd}), 0, qd);
+  be.copy_columns(qkv, qd, f32_view(k_, {n, kvd}), 0, kvd);
+  be.copy_columns(qkv, qd + kvd, f32_view(v_, {n, kvd}), 0, kvd);
+  if (c.qk_norm) {
+    Tensor q_heads = f32_view(q_, {n * nq, hd});
+    Tensor k_heads = f32_view(k_, {n * nkv, hd});
+    be.rms_norm(q_heads, w.q_norm, eps, q_heads);
+    be.rms_norm(k_heads, w.k_norm, eps, k_heads);
+  }
+  Tensor q = f32_view(q_, {n, nq, hd}), k = f32_view(k_, {n, nkv, hd});
+  be.rope(q, batch.positions, rope_);
+  be.rope(k, batch.positions, rope_);
+  be.kv_store(cache, layer, k, f32_view(v_, {n, nkv, hd}), batch);
+  be.attention(q, cache, layer, batch, scale_, f32_view(attn_, {n, nq, hd}));
+  be.matmul(f32_view(attn_, {n, qd}), w.wo, w.bo, f32_view(delta_, {n, h}));
+}
+
+// Multi-head Latent Attention in the absorbed form: the cache holds each position's latent row
+// [c_kv | k_rope]; a query becomes [W_ukᵀ q_nope | q_rope] per head, attends over the latent
+// rows (values: their c_kv part), and W_uv lifts each head's output back to v_head_dim. No
+// per-head K or V is ever made for the context.
+void DecoderModel::mla_attention(Backend& be, KvCache& cache, int layer, const BatchLayout& batch,
+                                 int64_t n) {
+  const ModelConfig& c = config_;
+  const MlaConfig& a = c.mla;
+  const LayerWeights& w = weights_.layers[layer];
+  const int64_t h = c.hidden_size, heads = dims_.n_heads, qk = c.head_dim;
+  const int64_t nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, lora = a.kv_lora_rank;
+  const int64_t d = lora + rope;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  Tensor norm = f32_view(norm_, {n, h});
+  Tensor q = f32_view(q_, {n, heads * qk});
+  if (a.q_lora_rank) {
+    Tensor qa = f32_view(q_a_, {n, a.q_lora_rank});
+    be.matmul(norm, w.wq_a, Tensor{}, qa);
+    be.rms_norm(qa, w.q_a_norm, eps, qa);
+    be.matmul(qa, w.wq, Tensor{}, q);
+  } else {
+    be.matmul(norm, w.wq, Tensor{}, q);
+  }
+  Tensor latent = f32_view(latent_, {n, d});
+  be.matmul(norm, w.wkv_a, Tensor{}, latent);
+  Tensor c_kv = f32_view(latent_norm_, {n, lora});
+  be.copy_columns(latent, 0, c_kv, 0, lora);
+  be.rms_norm(c_kv, w.kv_a_norm, eps, c_kv);
+  be.copy_columns(c_kv, 0, latent, 0, lora);
+  be.rope(f32_view(q_, {n, heads, qk}), batch.positions, rope_);  // each head's rope tail
+  be.rope(f32_view(latent_, {n, 1, d}), batch.positions, rope_);  // the shared rotary key
+  be.kv_store(cache, layer, f32_view(latent_, {n, 1, d}), Tensor{}, batch);
+  Tensor q_latent = f32_view(q_latent_, {n, heads * d});
+  be.head_matmul(q, qk, w.w_uk, heads, q_latent, d);
+  for (int64_t hh = 0; hh < heads; ++hh)
+    be.copy_columns(q, hh * qk + nope, q_latent, hh * d + lora, rope);
+  be.attention(f32_view(q_latent_, {n, heads, d}), cache, layer, batch, scale_,
+               f32_view(attn_latent_, {n, heads, lora}));
+  Tensor out = f32_view(attn_, {n, heads * a.v_head_dim});
+  be.head_matmul(f32_view(attn_latent_, {n, heads * lora}), lora, w.w_uv, heads, out,
+                 a.v_head_dim);
+  be.matmul(out, w.wo, w.bo, f32_view(delta_, {n, h}));
+}
+
+// out = down(silu(gate(x)) * up(x)) for the rows of x.
+void DecoderModel::mlp(Backend& be, const Tensor& w_gate_up, const Tensor& b_gate_up,
+                       const Tensor& w_down, const Tensor& b_down, Tensor x, Tensor out) {
+  const int64_t n = x.rows(), ffn = w_gate_up.rows() / 2;
+  Tensor gate_up = f32_view(gate_up_, {n, 2 * ffn});
+  Tensor act = f32_view(act_, {n, ffn});
+  be.matmul(x, w_gate_up, b_gate_up, gate_up);
+  be.swiglu(gate_up, act);
+  be.matmul(act, w_down, b_down, out);
+}
+
+// A mixture-of-experts layer over norm_ into delta_: route every row on the host, then each
+// expert that got rows runs its MLP on just those rows and adds them back with their weights
+// (experts in index order, as transformers sums them), then the shared experts on every row.
+Status DecoderModel::moe(Backend& be, const LayerWeights& w, int64_t n) {
+  const MoeConfig& m = config_.moe;
+  const int64_t h = config_.hidden_size, e_count = m.n_experts, k = m.top_k;
+  Tensor norm = f32_view(norm_, {n, h}), delta = f32_view(delta_, {n, h});
+  Tensor logits = f32_view(router_, {n, e_count});
+  be.matmul(norm, w.router, Tensor{}, logits);
+  PONDER_RETURN_IF_ERROR(be.synchronize());
+  route_logits_.resize(n * e_count);
+  be.memory().copy(route_logits_.data(), logits.data, route_logits_.size() * sizeof(float));
+  route_bias_.resize(w.router_bias.empty() ? 0 : e_count);
+  if (!route_bias_.empty())
+    be.memory().copy(route_bias_.data(), w.router_bias.data, e_count * sizeof(float));
+  route_experts_.resize(n * k);
+  route_weights_.resize(n * k);
+  route_tokens(m, route_logits_.data(), n, route_bias_, route_experts_.data(),
+               route_weights_.data());
+  // Rows per expert, in row order (a counting sort of the (row, expert) pairs).
+  expert_begin_.assign(e_count + 1, 0);
+  for (int32_t e : route_experts_) ++expert_begin_[e + 1];
+  for (int64_t e = 0; e < e_count; ++e) expert_begin_[e + 1] += expert_begin_[e];
+  expert_rows_.resize(n * k);
+  expert_scales_.resize(n * k);
+  std::vector<int32_t> fill(expert_begin_.begin(), expert_begin_.end() - 1);
+  for (int64_t i = 0; i < n * k; ++i) {
+    const int32_t e = route_experts_[i];
+    expert_rows_[fill[e]] = static_cast<int32_t>(i / k);
+    expert_scales_[fill[e]++] = route_weights_[i];
+  }
+  be.zero(delta);
+  for (int64_t e = 0; e < e_count; ++e) {
+    const int32_t begin = expert_begin_[e], rows = expert_begin_[e + 1] - begin;
+    if (rows == 0) continue;
+    const std::span<const int32_t> which(expert_rows_.data() + begin, rows);
+    const ExpertWeights& x = w.experts[e];
+    Tensor in = f32_view(expert_in_, {rows, h}), out = f32_view(expert_out_, {rows, h});
+    be.gather_rows(norm, which, in);
+    mlp(be, x.w_gate_up, Tensor{}, x.w_down, Tensor{}, in, out);
+    be.scatter_add_rows(out, which, std::span<const float>(expert_scales_.data() + begin, rows),
+                        delta);
+  }
+  if (!w.w_gate_up.empty()) {
+    Tensor shared = f32_view(expert_out_, {n, h});
+    mlp(be, w.w_gate_up, Tensor{}, w.w_down, Tensor{}, norm, shared);
+    be.add(delta, shared);
   }
   return {};
 }

@@ -1,6 +1,6 @@
-// DecoderModel: a loaded decoder-only transformer (Llama, Qwen2, Qwen3) — or one rank's shard of
-// it — and its forward pass over a flattened batch of sequences (prefill chunks and decode tokens
-// mixed). Sharded runs exchange activations through ShardComms. The same code runs on every
+// DecoderModel: a loaded decoder-only transformer (Llama, Qwen2, Qwen3, Qwen3-MoE, DeepSeek-V3)
+// — or one rank's shard of it — and its forward pass over a flattened batch of sequences (prefill
+// chunks and decode tokens mixed). Sharded runs exchange activations through ShardComms. The same code runs on every
 // backend: weights, KV cache and activations live in the backend's memory (move_to() puts the
 // weights there). Not thread-safe: it owns activation buffers reused across calls by the engine
 // thread.
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "collective/communicator.h"
+#include "common/check.h"
 #include "worker/backend/backend.h"
 #include "worker/kv_cache.h"
 #include "worker/model/model_config.h"
@@ -22,6 +23,11 @@
 namespace ponder::worker {
 
 RopeTable make_rope_table(const ModelConfig& config);
+// The softmax scale: 1/√head_dim (MLA with YaRN: times mscale(factor, mscale_all_dim)²).
+float attention_scale(const ModelConfig& config);
+// What a KV cache of `n_layers` layers holds per block (head count, key width, latent) for this
+// rank's `n_kv_heads`; block size, count and dtype are the caller's.
+KvCacheConfig kv_cache_layout(const ModelConfig& config, int64_t n_layers, int64_t n_kv_heads);
 
 // The collectives of a sharded forward pass. tp: this rank's tensor-parallel group (null when
 // tp = 1); pp: the ranks that share this rank's tp rank across stages, ordered by stage (null with
@@ -43,7 +49,11 @@ class DecoderModel {
   static std::unique_ptr<DecoderModel> create(const ModelConfig& config, ModelWeights weights,
                                               const ShardSpec& shard = {});
   // Moves the weights into `backend`'s memory, once, before the first forward() with it.
-  Status move_to(const Backend& backend) { return weights_.move_to(backend.memory()); }
+  // Fails (naming what is missing) when the backend cannot run this architecture.
+  Status move_to(const Backend& backend) {
+    PONDER_RETURN_IF_ERROR(backend.supports(config_));
+    return weights_.move_to(backend.memory());
+  }
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -81,6 +91,12 @@ class DecoderModel {
                   Tensor dest, const ShardComms& comms, Tensor* out);
   Status forward_layers(Backend& be, KvCache& cache, const BatchLayout& batch, int64_t n,
                         const ShardComms& comms);
+  // A layer's sub-layers: norm_ rows in, delta_ rows out (this rank's partial sums under tp).
+  void attention(Backend& be, KvCache& cache, int layer, const BatchLayout& batch, int64_t n);
+  void mla_attention(Backend& be, KvCache& cache, int layer, const BatchLayout& batch, int64_t n);
+  void mlp(Backend& be, const Tensor& w_gate_up, const Tensor& b_gate_up, const Tensor& w_down,
+           const Tensor& b_down, Tensor x, Tensor out);
+  Status moe(Backend& be, const LayerWeights& w, int64_t n);
 
   Status receive_input(Backend& be, int64_t n, const ShardComms& comms);
   Status send_output(Backend& be, int64_t n, const ShardComms& comms);
@@ -98,10 +114,13 @@ class DecoderModel {
   ShardDims dims_;
   ModelWeights weights_;
   RopeTable rope_;
+  float scale_ = 1.0f;  // attention softmax scale
   // Activations, f32, in the backend's memory, sized for the largest batch seen so far.
   MemorySpace* memory_ = nullptr;  // where the buffers below live
   int64_t capacity_ = 0;           // rows they hold
   Buffer x_, norm_, qkv_, q_, k_, v_, attn_, delta_, gate_up_, act_;
+  Buffer q_a_, latent_, latent_norm_, q_latent_, attn_latent_;  // MLA
+  Buffer router_, expert_in_, expert_out_;                      // MoE
   Buffer last_;        // [logit rows, hidden]: the final norm's rows that get logits
   Buffer logits_;      // [rows, vocab] when the caller's logits are on the host or padded
   Buffer slice_;       // this rank's column slice (stage hand-over) or vocabulary slice (lm_head)
@@ -109,6 +128,10 @@ class DecoderModel {
   std::vector<char> host_stage_[2];  // collectives through host copies
   std::vector<int32_t> local_ids_;  // token ids relative to this rank's vocabulary slice
   std::vector<int32_t> rows_;       // logit rows, padded to the step's row count
+  // MoE routing on the host: logits and bias copied back, each row's experts and weights, and
+  // the rows grouped by expert ([expert_begin_[e], expert_begin_[e + 1]) of expert_rows_).
+  std::vector<float> route_logits_, route_bias_, route_weights_, expert_scales_;
+  std::vector<int32_t> route_experts_, expert_begin_, expert_rows_;
 };
 
 }  // namespace ponder::worker

@@ -11,14 +11,51 @@
 
 namespace ponder::worker {
 
-enum class RopeScalingType { kNone, kLinear, kLlama3 };
+enum class RopeScalingType { kNone, kLinear, kLlama3, kYarn };
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
   double factor = 1.0;
   double low_freq_factor = 1.0;   // llama3
   double high_freq_factor = 4.0;  // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3, yarn
+  double beta_fast = 32.0;        // yarn: the ramp between extrapolated and interpolated bands
+  double beta_slow = 1.0;
+  bool truncate = true;           // yarn: round the ramp's ends to whole dimensions
+  double attention_factor = 0.0;  // yarn: cos/sin scale; 0: derived from factor and mscale
+  double mscale = 0.0;            // yarn (DeepSeek): 0 when absent
+  double mscale_all_dim = 0.0;    // yarn (DeepSeek): also scales the softmax (MLA models)
+};
+
+// Multi-head Latent Attention (DeepSeek-V2/V3): keys and values come from one compressed latent
+// per token (kv_lora_rank wide, RMS-normed) plus a shared rotary key (qk_rope_head_dim); the KV
+// cache holds only those. Queries come from q_proj, or through a q_lora_rank bottleneck.
+struct MlaConfig {
+  int64_t q_lora_rank = 0;  // 0: a direct q_proj
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  bool rope_interleave = false;  // the rotary dims are stored as interleaved pairs
+};
+
+enum class MoeScoring { kSoftmax, kSigmoid };
+
+// A mixture of experts replacing the dense MLP in some layers: a router scores n_experts, each
+// token goes to its top_k (optionally only within the topk_group best of n_group groups), and
+// the experts' outputs are summed with the routing weights; shared experts see every token.
+struct MoeConfig {
+  int64_t n_experts = 0;  // 0: a dense model
+  int64_t top_k = 0;
+  int64_t ffn = 0;        // moe_intermediate_size: each routed expert's intermediate rows
+  int64_t shared_ffn = 0; // the shared experts' intermediate rows together (0: none)
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  bool score_bias = false;  // e_score_correction_bias shifts the choice, not the weights
+  int64_t n_group = 1;
+  int64_t topk_group = 1;
+  bool norm_topk_prob = false;
+  double routed_scaling_factor = 1.0;
+  std::vector<bool> layer_is_moe;  // [n_layers]
 };
 
 struct ModelConfig {
@@ -39,15 +76,30 @@ struct ModelConfig {
   bool o_bias = false;    // o_proj carries a bias (Llama with attention_bias)
   bool mlp_bias = false;  // gate/up/down carry biases (Llama with mlp_bias)
   bool qk_norm = false;   // per-head RMSNorm on q and k before RoPE (Qwen3)
+  MlaConfig mla;          // kv_lora_rank > 0: MLA attention (head_dim is then nope + rope)
+  MoeConfig moe;          // n_experts > 0: MoE layers where moe.layer_is_moe says
   DType dtype = DType::kBF16;  // torch_dtype of the checkpoint
   std::vector<int32_t> eos_token_ids;
   int32_t bos_token_id = -1;
 
+  bool is_mla() const { return mla.kv_lora_rank > 0; }
+  bool is_moe() const { return moe.n_experts > 0; }
+  bool layer_is_moe(int64_t layer) const { return is_moe() && moe.layer_is_moe[layer]; }
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
-  // Parameters in matmuls per token (excluding the embedding lookup), for FLOP accounting.
+  // The dimensions RoPE rotates per head (MLA: only the qk_rope_head_dim tail).
+  int64_t rope_dim() const { return is_mla() ? mla.qk_rope_head_dim : head_dim; }
+  // What the KV cache holds per token and layer: heads × key width, and values alongside unless
+  // MLA, whose cache is one latent row (kv_lora_rank + qk_rope_head_dim) that is both.
+  int64_t cache_heads() const { return is_mla() ? 1 : n_kv_heads; }
+  int64_t cache_key_dim() const { return is_mla() ? mla.kv_lora_rank + mla.qk_rope_head_dim : head_dim; }
+  // Parameters in matmuls per token (excluding the embedding lookup), for FLOP accounting: the
+  // active ones (a token's top_k routed experts, not all of them).
   int64_t matmul_params() const;
+  // Every parameter, all experts included.
   int64_t total_params() const;
+  // Attention FLOPs of one token over `keys` cached positions, every layer.
+  double attention_flops(int64_t keys) const;
 };
 
 }  // namespace ponder::worker

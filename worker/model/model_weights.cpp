@@ -139,6 +139,57 @@ class Planner {
   size_t total_ = 0;
 };
 
+// MLA's projections for this rank's heads. kv_b_proj [heads * (nope + v), kv_lora] is split per
+// head into its key rows (w_uk, transposed after reading) and value rows (w_uv).
+Status plan_mla(Planner& plan, const std::string& a, const ModelConfig& c, const ShardDims& d,
+                LayerWeights& l) {
+  const MlaConfig& m = c.mla;
+  const int64_t h = c.hidden_size, qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
+  const int64_t heads = d.n_heads, h0 = d.q_head_begin;
+  if (m.q_lora_rank) {
+    PONDER_RETURN_IF_ERROR(
+        plan.matrix(&l.wq_a, {{a + "q_a_proj.weight", m.q_lora_rank, 0, m.q_lora_rank}}, h));
+    PONDER_RETURN_IF_ERROR(
+        plan.vector(&l.q_a_norm, {{a + "q_a_layernorm.weight", m.q_lora_rank, 0, m.q_lora_rank}}));
+    PONDER_RETURN_IF_ERROR(plan.matrix(
+        &l.wq, {{a + "q_b_proj.weight", c.n_heads * qk, h0 * qk, heads * qk}}, m.q_lora_rank));
+  } else {
+    PONDER_RETURN_IF_ERROR(
+        plan.matrix(&l.wq, {{a + "q_proj.weight", c.n_heads * qk, h0 * qk, heads * qk}}, h));
+  }
+  const int64_t latent = m.kv_lora_rank + m.qk_rope_head_dim;
+  PONDER_RETURN_IF_ERROR(
+      plan.matrix(&l.wkv_a, {{a + "kv_a_proj_with_mqa.weight", latent, 0, latent}}, h));
+  PONDER_RETURN_IF_ERROR(plan.vector(
+      &l.kv_a_norm, {{a + "kv_a_layernorm.weight", m.kv_lora_rank, 0, m.kv_lora_rank}}));
+  const int64_t per_head = m.qk_nope_head_dim + m.v_head_dim, rows = c.n_heads * per_head;
+  std::vector<Slice> keys, values;
+  for (int64_t hh = h0; hh < h0 + heads; ++hh) {
+    keys.push_back({a + "kv_b_proj.weight", rows, hh * per_head, m.qk_nope_head_dim});
+    values.push_back({a + "kv_b_proj.weight", rows, hh * per_head + m.qk_nope_head_dim, m.v_head_dim});
+  }
+  PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_uk, keys, m.kv_lora_rank));
+  PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_uv, values, m.kv_lora_rank));
+  return plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, c.n_heads * m.v_head_dim,
+                     h0 * m.v_head_dim, heads * m.v_head_dim);
+}
+
+// t [heads * rows, cols] → [heads * cols, rows]: each head's block transposed in place.
+void transpose_heads(Tensor& t, int64_t heads) {
+  const int64_t rows = t.rows() / heads, cols = t.cols();
+  const size_t es = dtype_size(t.dtype);
+  std::vector<char> block(static_cast<size_t>(rows * cols) * es);
+  char* base = static_cast<char*>(t.data);
+  for (int64_t hh = 0; hh < heads; ++hh) {
+    char* b = base + static_cast<size_t>(hh * rows * cols) * es;
+    std::memcpy(block.data(), b, block.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t col = 0; col < cols; ++col)
+        std::memcpy(b + (col * rows + r) * es, block.data() + (r * cols + col) * es, es);
+  }
+  t = Tensor::view(t.data, t.dtype, {heads * cols, rows}, t.device);
+}
+
 }  // namespace
 
 Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& c,
@@ -157,17 +208,32 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
     PONDER_RETURN_IF_ERROR(plan.matrix(
         &w.embed, {{"model.embed_tokens.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
   }
+  // A SwiGLU MLP of `full` intermediate rows, this rank's [begin, begin + rows) of them.
+  auto mlp = [&](const std::string& m, Tensor* gate_up, Tensor* down, int64_t full, int64_t begin,
+                 int64_t rows) -> Status {
+    PONDER_RETURN_IF_ERROR(plan.matrix(gate_up,
+                                       {{m + "gate_proj.weight", full, begin, rows},
+                                        {m + "up_proj.weight", full, begin, rows}},
+                                       h));
+    return plan.matrix(down, {{m + "down_proj.weight", h, 0, h}}, full, begin, rows);
+  };
   w.layers.resize(d.n_layers());
   for (int64_t i = d.layer_begin; i < d.layer_end; ++i) {
     LayerWeights& l = w.layers[i - d.layer_begin];
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const std::string a = p + "self_attn.", m = p + "mlp.";
     PONDER_RETURN_IF_ERROR(plan.vector(&l.attn_norm, {{p + "input_layernorm.weight", h, 0, h}}));
-    PONDER_RETURN_IF_ERROR(plan.matrix(&l.wqkv,
-                                       {{a + "q_proj.weight", q_full, q0, q_rows},
-                                        {a + "k_proj.weight", kv_full, kv0, kv_rows},
-                                        {a + "v_proj.weight", kv_full, kv0, kv_rows}},
-                                       h));
+    if (c.is_mla()) {
+      PONDER_RETURN_IF_ERROR(plan_mla(plan, a, c, d, l));
+    } else {
+      PONDER_RETURN_IF_ERROR(plan.matrix(&l.wqkv,
+                                         {{a + "q_proj.weight", q_full, q0, q_rows},
+                                          {a + "k_proj.weight", kv_full, kv0, kv_rows},
+                                          {a + "v_proj.weight", kv_full, kv0, kv_rows}},
+                                         h));
+      PONDER_RETURN_IF_ERROR(
+          plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, q_full, q0, q_rows));
+    }
     if (c.qkv_bias) {
       PONDER_RETURN_IF_ERROR(plan.vector(&l.bqkv, {{a + "q_proj.bias", q_full, q0, q_rows},
                                                    {a + "k_proj.bias", kv_full, kv0, kv_rows},
@@ -177,17 +243,30 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
       PONDER_RETURN_IF_ERROR(plan.vector(&l.q_norm, {{a + "q_norm.weight", hd, 0, hd}}));
       PONDER_RETURN_IF_ERROR(plan.vector(&l.k_norm, {{a + "k_norm.weight", hd, 0, hd}}));
     }
-    PONDER_RETURN_IF_ERROR(plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, q_full, q0, q_rows));
     if (c.o_bias && bias_owner)
       PONDER_RETURN_IF_ERROR(plan.vector(&l.bo, {{a + "o_proj.bias", h, 0, h}}));
     PONDER_RETURN_IF_ERROR(
         plan.vector(&l.mlp_norm, {{p + "post_attention_layernorm.weight", h, 0, h}}));
-    PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_gate_up,
-                                       {{m + "gate_proj.weight", ffn, d.ffn_begin, d.ffn},
-                                        {m + "up_proj.weight", ffn, d.ffn_begin, d.ffn}},
-                                       h));
-    PONDER_RETURN_IF_ERROR(
-        plan.matrix(&l.w_down, {{m + "down_proj.weight", h, 0, h}}, ffn, d.ffn_begin, d.ffn));
+    if (c.layer_is_moe(i)) {
+      const MoeConfig& moe = c.moe;
+      PONDER_RETURN_IF_ERROR(
+          plan.matrix(&l.router, {{m + "gate.weight", moe.n_experts, 0, moe.n_experts}}, h));
+      if (moe.score_bias)
+        PONDER_RETURN_IF_ERROR(plan.vector(
+            &l.router_bias,
+            {{m + "gate.e_score_correction_bias", moe.n_experts, 0, moe.n_experts}}));
+      l.experts.resize(moe.n_experts);
+      for (int64_t e = 0; e < moe.n_experts; ++e) {
+        ExpertWeights& x = l.experts[e];
+        PONDER_RETURN_IF_ERROR(mlp(m + "experts." + std::to_string(e) + ".", &x.w_gate_up,
+                                   &x.w_down, moe.ffn, d.moe_ffn_begin, d.moe_ffn));
+      }
+      if (moe.shared_ffn > 0)
+        PONDER_RETURN_IF_ERROR(mlp(m + "shared_experts.", &l.w_gate_up, &l.w_down,
+                                   moe.shared_ffn, d.shared_ffn_begin, d.shared_ffn));
+    } else {
+      PONDER_RETURN_IF_ERROR(mlp(m, &l.w_gate_up, &l.w_down, ffn, d.ffn_begin, d.ffn));
+    }
     if (c.mlp_bias) {
       PONDER_RETURN_IF_ERROR(plan.vector(&l.b_gate_up, {{m + "gate_proj.bias", ffn, d.ffn_begin, d.ffn},
                                                         {m + "up_proj.bias", ffn, d.ffn_begin, d.ffn}}));
@@ -203,6 +282,9 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
     }
   }
   PONDER_ASSIGN_OR_RETURN(w.storage, plan.execute(options, &w.bytes_read));
+  if (c.is_mla()) {
+    for (LayerWeights& l : w.layers) transpose_heads(l.w_uk, d.n_heads);
+  }
   if (shard.last_stage && c.tie_word_embeddings) w.lm_head = w.embed;
   if (!shard.first_stage) w.embed = Tensor{};
   return w;
@@ -214,9 +296,14 @@ namespace {
 std::vector<Tensor*> all_slots(ModelWeights& w) {
   std::vector<Tensor*> out = {&w.embed};
   for (LayerWeights& l : w.layers) {
-    for (Tensor* t : {&l.attn_norm, &l.wqkv, &l.bqkv, &l.q_norm, &l.k_norm, &l.wo, &l.bo,
-                      &l.mlp_norm, &l.w_gate_up, &l.b_gate_up, &l.w_down, &l.b_down})
+    for (Tensor* t : {&l.attn_norm, &l.wqkv, &l.bqkv, &l.q_norm, &l.k_norm, &l.wq_a, &l.q_a_norm,
+                      &l.wq, &l.wkv_a, &l.kv_a_norm, &l.w_uk, &l.w_uv, &l.wo, &l.bo, &l.mlp_norm,
+                      &l.w_gate_up, &l.b_gate_up, &l.w_down, &l.b_down, &l.router, &l.router_bias})
       out.push_back(t);
+    for (ExpertWeights& e : l.experts) {
+      out.push_back(&e.w_gate_up);
+      out.push_back(&e.w_down);
+    }
   }
   out.push_back(&w.final_norm);
   out.push_back(&w.lm_head);
@@ -287,19 +374,49 @@ Expected<ModelWeights> ModelWeights::allocate(const ModelConfig& c, const ShardS
   if (shard.first_stage || (shard.last_stage && c.tie_word_embeddings))
     add(&w.embed, dtype, vocab_rows, h);
   w.layers.resize(d.n_layers());
-  for (LayerWeights& l : w.layers) {
+  for (int64_t i = d.layer_begin; i < d.layer_end; ++i) {
+    LayerWeights& l = w.layers[i - d.layer_begin];
     add(&l.attn_norm, DType::kF32, h, 0);
-    add(&l.wqkv, dtype, qkv_rows, h);
+    if (c.is_mla()) {
+      const MlaConfig& m = c.mla;
+      const int64_t q_rows = d.n_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim);
+      if (m.q_lora_rank) {
+        add(&l.wq_a, dtype, m.q_lora_rank, h);
+        add(&l.q_a_norm, DType::kF32, m.q_lora_rank, 0);
+      }
+      add(&l.wq, dtype, q_rows, m.q_lora_rank ? m.q_lora_rank : h);
+      add(&l.wkv_a, dtype, m.kv_lora_rank + m.qk_rope_head_dim, h);
+      add(&l.kv_a_norm, DType::kF32, m.kv_lora_rank, 0);
+      add(&l.w_uk, dtype, d.n_heads * m.kv_lora_rank, m.qk_nope_head_dim);
+      add(&l.w_uv, dtype, d.n_heads * m.v_head_dim, m.kv_lora_rank);
+      add(&l.wo, dtype, h, d.n_heads * m.v_head_dim);
+    } else {
+      add(&l.wqkv, dtype, qkv_rows, h);
+      add(&l.wo, dtype, h, d.n_heads * hd);
+    }
     if (c.qkv_bias) add(&l.bqkv, DType::kF32, qkv_rows, 0);
     if (c.qk_norm) {
       add(&l.q_norm, DType::kF32, hd, 0);
       add(&l.k_norm, DType::kF32, hd, 0);
     }
-    add(&l.wo, dtype, h, d.n_heads * hd);
     if (c.o_bias && bias_owner) add(&l.bo, DType::kF32, h, 0);
     add(&l.mlp_norm, DType::kF32, h, 0);
-    add(&l.w_gate_up, dtype, 2 * d.ffn, h);
-    add(&l.w_down, dtype, h, d.ffn);
+    if (c.layer_is_moe(i)) {
+      add(&l.router, dtype, c.moe.n_experts, h);
+      if (c.moe.score_bias) add(&l.router_bias, DType::kF32, c.moe.n_experts, 0);
+      l.experts.resize(c.moe.n_experts);
+      for (ExpertWeights& e : l.experts) {
+        add(&e.w_gate_up, dtype, 2 * d.moe_ffn, h);
+        add(&e.w_down, dtype, h, d.moe_ffn);
+      }
+      if (d.shared_ffn > 0) {
+        add(&l.w_gate_up, dtype, 2 * d.shared_ffn, h);
+        add(&l.w_down, dtype, h, d.shared_ffn);
+      }
+    } else {
+      add(&l.w_gate_up, dtype, 2 * d.ffn, h);
+      add(&l.w_down, dtype, h, d.ffn);
+    }
     if (c.mlp_bias) {
       add(&l.b_gate_up, DType::kF32, 2 * d.ffn, 0);
       if (bias_owner) add(&l.b_down, DType::kF32, h, 0);
@@ -326,10 +443,16 @@ Expected<ModelWeights> ModelWeights::allocate(const ModelConfig& c, const ShardS
   return w;
 }
 
-size_t ModelWeights::matmul_bytes() const {
+size_t ModelWeights::matmul_bytes(const ModelConfig& c) const {
   size_t total = lm_head.empty() ? 0 : lm_head.nbytes();
-  for (const LayerWeights& l : layers)
-    total += l.wqkv.nbytes() + l.wo.nbytes() + l.w_gate_up.nbytes() + l.w_down.nbytes();
+  for (const LayerWeights& l : layers) {
+    for (const Tensor* t : {&l.wqkv, &l.wq_a, &l.wq, &l.wkv_a, &l.w_uk, &l.w_uv, &l.wo,
+                            &l.w_gate_up, &l.w_down, &l.router})
+      total += t->nbytes();
+    if (!l.experts.empty())
+      total += static_cast<size_t>(c.moe.top_k) *
+               (l.experts[0].w_gate_up.nbytes() + l.experts[0].w_down.nbytes());
+  }
   return total;
 }
 

@@ -4,6 +4,7 @@
 // matmul; norms and biases become f32. Shapes below are local (see ShardDims): with tp = 1 and one
 // stage they are the full model's. move_to() puts them in a device's memory (one allocation, one
 // copy); allocate() makes zero-filled weights of a config directly there (random-weight benchmarks).
+// MLA's kv_b_proj becomes w_uk (transposed per head) and w_uv, the absorbed form decode uses.
 #pragma once
 
 #include <vector>
@@ -17,19 +18,40 @@
 
 namespace ponder::worker {
 
+// One routed expert's SwiGLU MLP (this rank's intermediate rows of it).
+struct ExpertWeights {
+  Tensor w_gate_up;  // [2 * moe_ffn, hidden]: gate rows, then up rows
+  Tensor w_down;     // [hidden, moe_ffn]
+};
+
 struct LayerWeights {
   Tensor attn_norm;  // [hidden] f32
   Tensor wqkv;       // [(heads + 2 * kv_heads) * head_dim, hidden]: this rank's q, k, v rows
+                     // (empty for MLA)
   Tensor bqkv;       // [(heads + 2 * kv_heads) * head_dim] f32, or empty
   Tensor q_norm;     // [head_dim] f32 (Qwen3), or empty
   Tensor k_norm;     // [head_dim] f32 (Qwen3), or empty
-  Tensor wo;         // [hidden, heads * head_dim]: this rank's input columns
+  // MLA (config.is_mla()), this rank's heads; per head the query is [nope | rope] wide.
+  Tensor wq_a;       // [q_lora_rank, hidden], or empty (a direct q projection)
+  Tensor q_a_norm;   // [q_lora_rank] f32, or empty
+  Tensor wq;         // [heads * (nope + rope), q_lora_rank or hidden]
+  Tensor wkv_a;      // [kv_lora_rank + rope, hidden]: the latent and the shared rotary key
+  Tensor kv_a_norm;  // [kv_lora_rank] f32
+  Tensor w_uk;       // [heads * kv_lora_rank, nope]: per head, kv_b_proj's key rows transposed
+                     // (absorbed into the query: q_latent = W_ukᵀ q_nope)
+  Tensor w_uv;       // [heads * v_head_dim, kv_lora_rank]: per head, kv_b_proj's value rows
+  Tensor wo;         // [hidden, heads * head_dim] (MLA: heads * v_head_dim): this rank's columns
   Tensor bo;         // [hidden] f32 on tp rank 0 only (added once before the all-reduce), or empty
   Tensor mlp_norm;   // [hidden] f32
+  // The dense MLP — in a MoE layer, the shared experts (empty when there are none).
   Tensor w_gate_up;  // [2 * ffn, hidden]: this rank's gate rows, then its up rows
   Tensor b_gate_up;  // [2 * ffn] f32, or empty
   Tensor w_down;     // [hidden, ffn]: this rank's input columns
   Tensor b_down;     // [hidden] f32 on tp rank 0 only, or empty
+  // MoE layers (config.layer_is_moe): the router and every routed expert.
+  Tensor router;       // [n_experts, hidden]
+  Tensor router_bias;  // [n_experts] f32 (DeepSeek's e_score_correction_bias), or empty
+  std::vector<ExpertWeights> experts;
 };
 
 struct LoadOptions {
@@ -58,8 +80,9 @@ struct ModelWeights {
   Device device() const;
   // Every non-empty tensor once (the tied lm_head is the embedding): for filling and moving.
   std::vector<Tensor*> tensors();
-  // Weight bytes a decode step streams: every matrix once (embedding rows excluded when untied).
-  size_t matmul_bytes() const;
+  // Weight bytes a decode step streams: every matrix once (embedding rows excluded when untied);
+  // of the routed experts, top_k of each MoE layer's (what one token reads).
+  size_t matmul_bytes(const ModelConfig& config) const;
 };
 
 }  // namespace ponder::worker

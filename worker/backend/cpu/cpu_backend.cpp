@@ -103,9 +103,12 @@ void CpuBackend::matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y)
 }
 
 void CpuBackend::rope(Tensor x, std::span<const int32_t> positions, const RopeTable& table) {
-  const int64_t n = x.dim(0), heads = x.dim(1), hd = x.dim(2), half = hd / 2;
+  const int64_t n = x.dim(0), heads = x.dim(1), hd = x.dim(2);
+  const int64_t half = static_cast<int64_t>(table.inv_freq.size()), skip = hd - 2 * half;
+  PONDER_CHECK(skip >= 0, "rope over %lld dims of a %lld-wide head", (long long)(2 * half),
+               (long long)hd);
   pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
-    std::vector<float> cos_v(half), sin_v(half);
+    std::vector<float> cos_v(half), sin_v(half), pairs(2 * half);
     for (int64_t t = b; t < e; ++t) {
       for (int64_t i = 0; i < half; ++i) {
         // Angles in double: positions reach 10^5+ and f32 phase error would grow with them.
@@ -114,7 +117,17 @@ void CpuBackend::rope(Tensor x, std::span<const int32_t> positions, const RopeTa
         sin_v[i] = static_cast<float>(std::sin(angle)) * table.attention_factor;
       }
       for (int64_t h = 0; h < heads; ++h) {
-        float* v = x.as<float>() + (t * heads + h) * hd;
+        float* v = x.as<float>() + (t * heads + h) * hd + skip;
+        if (table.interleaved) {
+          // Pair i is (v[2i], v[2i+1]); the rotated pair goes to (v[i], v[i + half]).
+          std::copy(v, v + 2 * half, pairs.begin());
+          for (int64_t i = 0; i < half; ++i) {
+            float a = pairs[2 * i], c = pairs[2 * i + 1];
+            v[i] = a * cos_v[i] - c * sin_v[i];
+            v[i + half] = c * cos_v[i] + a * sin_v[i];
+          }
+          continue;
+        }
         for (int64_t i = 0; i < half; ++i) {
           float a = v[i], c = v[i + half];
           v[i] = a * cos_v[i] - c * sin_v[i];
@@ -136,7 +149,8 @@ void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const B
       int64_t off = (pos % bs) * hd;
       for (int64_t h = 0; h < n_kv; ++h) {
         std::memcpy(cache.k(layer, block, h) + off, k.as<float>() + (t * n_kv + h) * hd, hd * 4);
-        std::memcpy(cache.v(layer, block, h) + off, v.as<float>() + (t * n_kv + h) * hd, hd * 4);
+        if (!cache.latent())
+          std::memcpy(cache.v(layer, block, h) + off, v.as<float>() + (t * n_kv + h) * hd, hd * 4);
       }
     }
   }
@@ -146,9 +160,13 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
                            float scale, Tensor out) {
   PONDER_CHECK(cache.device() == Device::kHost && cache.config().dtype == DType::kF32,
                "the CPU backend needs a host f32 KV cache");
-  const int64_t n_heads = q.dim(1), hd = q.dim(2);
+  const int64_t n_heads = q.dim(1), hd = q.dim(2), vd = out.dim(2);
   const int64_t n_kv = cache.config().n_kv_heads, group = n_heads / n_kv;
   const int64_t bs = cache.block_size();
+  PONDER_CHECK(hd == cache.config().head_dim && vd == cache.value_dim(),
+               "attention q%s out%s over a cache of %lld-wide keys and %lld-wide values",
+               q.shape_string().c_str(), out.shape_string().c_str(),
+               (long long)cache.config().head_dim, (long long)cache.value_dim());
   // Work items: (token, kv head); each handles the `group` query heads that share the kv head.
   std::vector<int32_t> seq_of(batch.n_tokens());
   for (size_t s = 0; s < batch.seqs.size(); ++s)
@@ -176,12 +194,12 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
           sc[j] = std::exp(sc[j] - max_score);
           sum += sc[j];
         }
-        float* o = out.as<float>() + (t * n_heads + kvh * group + g) * hd;
-        std::memset(o, 0, hd * sizeof(float));
+        float* o = out.as<float>() + (t * n_heads + kvh * group + g) * vd;
+        std::memset(o, 0, vd * sizeof(float));
         const float inv = 1.0f / sum;
         for (int64_t j = 0; j < len; ++j) {
           const float* vv = cache.v(layer, s.block_table[j / bs], kvh) + (j % bs) * hd;
-          k_->axpy(sc[j] * inv, vv, o, hd);
+          k_->axpy(sc[j] * inv, vv, o, vd);
         }
       }
     }
@@ -229,5 +247,40 @@ void CpuBackend::gather_rows(Tensor src, std::span<const int32_t> rows, Tensor d
     std::memcpy(dst.as<float>() + i * d, src.as<float>() + rows[i] * d, d * sizeof(float));
   }
 }
+
+void CpuBackend::head_matmul(Tensor x, int64_t x_stride, const Tensor& w, int64_t heads, Tensor y,
+                             int64_t y_stride) {
+  const int64_t n = x.rows(), k = w.cols(), m = w.rows() / heads;
+  PONDER_CHECK(y.rows() == n && w.rows() == heads * m && (heads - 1) * x_stride + k <= x.cols() &&
+                   (heads - 1) * y_stride + m <= y.cols(),
+               "head_matmul x%s w%s y%s over %lld heads", x.shape_string().c_str(),
+               w.shape_string().c_str(), y.shape_string().c_str(), (long long)heads);
+  const size_t head_bytes = static_cast<size_t>(m * k) * dtype_size(w.dtype);
+  pool_.parallel_for(heads, 1, [&](int64_t h0, int64_t h1, int) {
+    std::vector<float> xs(n * k);  // head h's input columns, contiguous
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t t = 0; t < n; ++t)
+        std::memcpy(xs.data() + t * k, x.as<float>() + t * x.cols() + h * x_stride,
+                    k * sizeof(float));
+      k_->matmul(xs.data(), n, k, static_cast<const char*>(w.data) + h * head_bytes, w.dtype,
+                 nullptr, y.as<float>() + h * y_stride, y.cols(), 0, m);
+    }
+  });
+}
+
+void CpuBackend::scatter_add_rows(Tensor src, std::span<const int32_t> rows,
+                                  std::span<const float> scales, Tensor dst) {
+  const int64_t d = src.cols();
+  PONDER_CHECK(dst.cols() == d && src.rows() == static_cast<int64_t>(rows.size()) &&
+                   scales.size() == rows.size(),
+               "scatter_add_rows src%s dst%s of %zu rows", src.shape_string().c_str(),
+               dst.shape_string().c_str(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    PONDER_CHECK(rows[i] >= 0 && rows[i] < dst.rows(), "row %d out of range", rows[i]);
+    k_->axpy(scales[i], src.as<float>() + i * d, dst.as<float>() + rows[i] * d, d);
+  }
+}
+
+void CpuBackend::zero(Tensor x) { std::memset(x.data, 0, x.numel() * sizeof(float)); }
 
 }  // namespace ponder::worker

@@ -51,6 +51,11 @@ class CpuBackend final : public Backend {
                     int64_t cols) override;
   void add(Tensor x, Tensor y) override;
   void gather_rows(Tensor src, std::span<const int32_t> rows, Tensor dst) override;
+  void head_matmul(Tensor x, int64_t x_stride, const Tensor& w, int64_t heads, Tensor y,
+                   int64_t y_stride) override;
+  void scatter_add_rows(Tensor src, std::span<const int32_t> rows, std::span<const float> scales,
+                        Tensor dst) override;
+  void zero(Tensor x) override;
 
  private:
   CpuBackend(const cpu::Kernels* k, int n_threads, MatmulPrecision precision)

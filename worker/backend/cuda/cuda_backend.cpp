@@ -14,6 +14,7 @@
 #include "worker/backend/cuda/matmul.h"
 #include "worker/backend/cuda/staging.h"
 #include "worker/backend/cuda/step_graphs.h"
+#include "worker/model/model_config.h"
 
 namespace ponder::worker {
 
@@ -563,6 +564,31 @@ void CudaBackend::fill_random(Tensor t, float mean, float halfwidth, uint64_t se
   if (!s.enter()) return;
   s.launched(cuda::fill_random(t.data, elem(t.dtype), t.numel(), mean, halfwidth, seed, s.stream),
              "fill_random");
+}
+
+Status CudaBackend::supports(const ModelConfig& config) const {
+  if (config.is_mla() || config.is_moe())
+    return error(StatusCode::kFailedPrecondition,
+                 "%s: the CUDA backend has no %s kernels yet; run it with --backend cpu",
+                 config.architecture.c_str(),
+                 config.is_mla() ? "Multi-head Latent Attention" : "mixture-of-experts");
+  return {};
+}
+
+// MLA/MoE ops: supports() refuses those models before any step, so these are never reached.
+void CudaBackend::head_matmul(Tensor, int64_t, const Tensor&, int64_t, Tensor, int64_t) {
+  PONDER_CHECK(false, "head_matmul on the CUDA backend (MLA models are refused by supports())");
+}
+
+void CudaBackend::scatter_add_rows(Tensor, std::span<const int32_t>, std::span<const float>,
+                                   Tensor) {
+  PONDER_CHECK(false, "scatter_add_rows on the CUDA backend (MoE models are refused by supports())");
+}
+
+void CudaBackend::zero(Tensor x) {
+  Impl& s = *impl_;
+  if (!s.enter()) return;
+  s.launched(cudaMemsetAsync(x.data, 0, x.numel() * sizeof(float), s.stream), "zero");
 }
 
 }  // namespace ponder::worker

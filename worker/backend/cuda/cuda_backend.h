@@ -54,6 +54,13 @@ class CudaBackend final : public Backend {
                     int64_t cols) override;
   void add(Tensor x, Tensor y) override;
   void gather_rows(Tensor src, std::span<const int32_t> rows, Tensor dst) override;
+  void head_matmul(Tensor x, int64_t x_stride, const Tensor& w, int64_t heads, Tensor y,
+                   int64_t y_stride) override;
+  void scatter_add_rows(Tensor src, std::span<const int32_t> rows, std::span<const float> scales,
+                        Tensor dst) override;
+  void zero(Tensor x) override;
+  // MLA and MoE models run on the CPU backend only, for now.
+  Status supports(const ModelConfig& config) const override;
 
   // Fills a device tensor (f32, f16, bf16) with mean + halfwidth · U[-1, 1) from `seed`
   // (random-weight models made on the device).

@@ -1,0 +1,20 @@
+// MoE routing: from a token's router logits to its top_k experts and their weights, as
+// transformers computes them (f32): Qwen3-MoE's softmax top-k, and DeepSeek-V3's sigmoid scores
+// with the correction bias deciding the choice (not the weights) among the topk_group best
+// groups (a group's score is the sum of its two best). Host code: the router's logits are small.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "worker/model/model_config.h"
+
+namespace ponder::worker {
+
+// For each of n tokens: experts[t * top_k + i] and weights[t * top_k + i], i < top_k, experts in
+// descending order of choice score (ties: the lower index first). logits [n, n_experts]; bias
+// [n_experts] or empty (config.score_bias).
+void route_tokens(const MoeConfig& config, const float* logits, int64_t n,
+                  std::span<const float> bias, int32_t* experts, float* weights);
+
+}  // namespace ponder::worker
