@@ -219,6 +219,10 @@ Status bench(const Args& args) {
               {"architecture", c.architecture},
               {"dtype", std::string(worker::dtype_name(c.dtype))},
               {"params", c.total_params()},
+              {"active_params_per_token", c.matmul_params()},
+              {"kv_cache_bytes_per_token",
+               worker::KvCache::block_bytes(model->kv_cache_config(1)) /
+                   model->kv_cache_config(1).block_size},
               {"isa", backend->isa()},
               {"precision", worker::matmul_precision_name(backend->precision())},
               {"threads", threads},

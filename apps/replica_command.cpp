@@ -135,8 +135,9 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   PONDER_ASSIGN_OR_RETURN(auto config, worker::load_model_config(o.model_dir));
   PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, world->size(), o.tp, o.pp, o.stage_layers)));
   // The budget holds whole-model blocks; each rank's share of every block is smaller.
-  const int64_t block_bytes = worker::KvCache::block_bytes(
-      worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads));
+  const worker::KvCacheConfig kv_layout =
+      worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads);
+  const int64_t block_bytes = worker::KvCache::block_bytes(kv_layout);
   const int64_t kv_blocks = o.kv_cache_bytes / block_bytes;
   if (kv_blocks < 2)
     return error(StatusCode::kInvalidArgument, "--kv-cache-bytes %lld holds fewer than 2 KV blocks of %lld bytes",
@@ -172,6 +173,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   o.server.replica_index = o.replica_index >= 0 ? o.replica_index : replica->role().replica;
   o.server.name = strformat("replica-%d on %s", o.server.replica_index, host);
   o.server.kv_blocks = kv_blocks;
+  o.server.kv_bytes_per_token = block_bytes / kv_layout.block_size;
   const bool alone = o.tp * o.pp == 1;
   Status st = coordinator::serve_replica(engine, o.server,
                                          alone ? std::function<Status()>() : [&] { return replica->ping(); });

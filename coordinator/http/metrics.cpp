@@ -109,6 +109,10 @@ std::string ServerMetrics::render(const DispatcherStats& st, int64_t in_progress
   w.sample("ponder_kv_blocks_used", static_cast<double>(st.kv_blocks_used));
   w.family("ponder_kv_blocks_free", "gauge", "KV cache blocks free (prefix-cached ones included).");
   w.sample("ponder_kv_blocks_free", static_cast<double>(st.kv_blocks_free));
+  w.family("ponder_kv_cache_bytes_per_token", "gauge",
+           "KV cache bytes one token takes over every layer (MLA models: the compressed latent, "
+           "kv_lora_rank + qk_rope_head_dim values per layer).");
+  w.sample("ponder_kv_cache_bytes_per_token", static_cast<double>(st.kv_bytes_per_token));
   w.family("ponder_prefix_cache_queries_total", "counter",
            "Full prompt blocks looked up in the prefix cache.");
   w.sample("ponder_prefix_cache_queries_total", static_cast<double>(st.prefix_cache_queries));

@@ -30,6 +30,7 @@ struct DispatcherStats {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_free = 0;
   int64_t kv_tokens_per_replica = 0;  // the smallest replica's KV cache, in tokens (0: none)
+  int64_t kv_bytes_per_token = 0;  // one token's KV cache bytes, all layers (MLA: its latent); the largest replica's
   int64_t prefix_cache_queries = 0;  // full prompt blocks looked up
   int64_t prefix_cache_hits = 0;
   int64_t tokens_generated = 0;

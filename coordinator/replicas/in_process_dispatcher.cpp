@@ -85,6 +85,7 @@ DispatcherStats InProcessDispatcher::stats() const {
           .kv_blocks_used = e.kv_blocks_used,
           .kv_blocks_free = e.kv_blocks_free,
           .kv_tokens_per_replica = cache_->config().n_blocks * cache_->config().block_size,
+          .kv_bytes_per_token = worker::KvCache::block_bytes(cache_->config()) / cache_->config().block_size,
           .prefix_cache_queries = e.prefix_cache_queries,
           .prefix_cache_hits = e.prefix_cache_hits,
           .tokens_generated = e.tokens_generated,

@@ -744,6 +744,7 @@ class Loop {
       st.kv_blocks_free += rep.load.kv_blocks_free();
       const int64_t kv_tokens = rep.info.kv_blocks() * rep.info.block_size();
       if (st.kv_tokens_per_replica == 0 || kv_tokens < st.kv_tokens_per_replica) st.kv_tokens_per_replica = kv_tokens;
+      st.kv_bytes_per_token = std::max(st.kv_bytes_per_token, rep.info.kv_bytes_per_token());
     }
     if (s_.draining) st.healthy_replicas = 0;
     st.spread_requests = s_.spread_requests;

@@ -66,6 +66,7 @@ Status ReplicaServer::run() {
   r->set_tp(o_.tp);
   r->set_pp(o_.pp);
   r->set_kv_blocks(o_.kv_blocks);
+  r->set_kv_bytes_per_token(o_.kv_bytes_per_token);
   r->set_block_size(16);
   r->set_max_running(o_.max_running);
   r->set_max_n(o_.max_n);

@@ -26,6 +26,7 @@ struct ReplicaServerOptions {
   int32_t max_n = 64;
   int32_t max_running = 256;
   int64_t kv_blocks = 0;
+  int64_t kv_bytes_per_token = 0;  // reported at registration (/metrics)
   std::chrono::milliseconds heartbeat{250};
   // No word from the coordinator for this long (it acknowledges every heartbeat): it is gone,
   // and the replica exits rather than serve nobody.

@@ -43,6 +43,17 @@ class CheckpointErrors : public ::testing::Test {
     fs::copy(fs::path(PONDER_TEST_DATA_DIR) / "models" / fixture, dir_,
              fs::copy_options::overwrite_existing | fs::copy_options::recursive);
   }
+  // Rewrites model.safetensors' header without tensor `name`; the data section stays as it was.
+  void drop_tensor(const std::string& name) {
+    std::ifstream in(dir_ / "model.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    uint64_t len = 0;
+    for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
+    json header = json::parse(bytes.substr(8, len));
+    ASSERT_EQ(header.erase(name), 1u) << name;
+    write_safetensors("model.safetensors", header.dump(), 0);
+    std::ofstream(dir_ / "model.safetensors", std::ios::binary | std::ios::app) << bytes.substr(8 + len);
+  }
   json read_json(const std::string& name) { return json::parse(std::ifstream(dir_ / name)); }
   void write_json(const std::string& name, const json& j) { std::ofstream(dir_ / name) << j.dump(); }
 
@@ -124,16 +135,51 @@ TEST_F(CheckpointErrors, HugeDimensionOfAnEmptyTensor) {
 
 TEST_F(CheckpointErrors, MissingTensor) {
   copy_model("llama_f32");
-  // Rewrite the header without one tensor; the data section stays as it was.
-  std::ifstream in(dir_ / "model.safetensors", std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  uint64_t len = 0;
-  for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
-  json header = json::parse(bytes.substr(8, len));
-  header.erase("model.layers.1.mlp.up_proj.weight");
-  write_safetensors("model.safetensors", header.dump(), 0);
-  std::ofstream(dir_ / "model.safetensors", std::ios::binary | std::ios::app) << bytes.substr(8 + len);
+  drop_tensor("model.layers.1.mlp.up_proj.weight");
   expect_error(load_model(), StatusCode::kNotFound, {"missing tensor 'model.layers.1.mlp.up_proj.weight'"});
+}
+
+TEST_F(CheckpointErrors, MoeCheckpointMissingAnExpert) {
+  copy_model("deepseek_v3_f32");
+  drop_tensor("model.layers.2.mlp.experts.5.down_proj.weight");
+  expect_error(load_model(), StatusCode::kNotFound,
+               {"missing tensor 'model.layers.2.mlp.experts.5.down_proj.weight'"});
+  copy_model("qwen3_moe_f32");
+  drop_tensor("model.layers.0.mlp.gate.weight");
+  expect_error(load_model(), StatusCode::kNotFound, {"missing tensor 'model.layers.0.mlp.gate.weight'"});
+}
+
+TEST_F(CheckpointErrors, UnsupportedRoutingIsNamed) {
+  copy_model("deepseek_v3_f32");
+  json config = read_json("config.json");
+  json bad = config;
+  bad["scoring_func"] = "softmax";
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"config.json", "scoring_func", "\"softmax\"", "sigmoid"});
+  bad = config;
+  bad["topk_method"] = "group_limited_greedy";
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"topk_method", "group_limited_greedy", "noaux_tc"});
+  bad = config;
+  bad["n_group"] = 3;  // 8 experts do not split into 3 groups
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"n_routed_experts (8)", "n_group (3)"});
+  bad = config;
+  bad["quantization_config"] = {{"quant_method", "awq"}};
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"quantization_config", "awq"});
+
+  copy_model("qwen3_moe_f32");
+  config = read_json("config.json");
+  config["num_experts_per_tok"] = 9;
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"num_experts_per_tok (9)", "(8)"});
+  config["num_experts_per_tok"] = 2;
+  config["mlp_only_layers"] = {7};
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"mlp_only_layers", "7"});
 }
 
 TEST_F(CheckpointErrors, ShapeThatDisagreesWithConfig) {

@@ -17,7 +17,9 @@
 namespace ponder::worker {
 namespace {
 
-const std::string kModel = std::string(PONDER_TEST_DATA_DIR) + "/models/qwen3_f32";
+std::string model_dir(const std::string& name) {
+  return std::string(PONDER_TEST_DATA_DIR) + "/models/" + name;
+}
 
 struct Collected {
   std::vector<int32_t> tokens;
@@ -30,14 +32,15 @@ struct Collected {
   int outputs = 0;
 };
 
-class EngineTest : public ::testing::Test {
+// Every test runs on a dense model, a MoE one and an MLA + MoE one (a latent KV cache).
+class EngineTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { make(/*blocks=*/256, {}); }
 
   void make(int64_t blocks, EngineOptions options) {
     engine_.reset();
     executor_.reset();
-    if (!model_) model_ = std::move(*DecoderModel::load(kModel));
+    if (!model_) model_ = std::move(*DecoderModel::load(model_dir(GetParam())));
     if (!backend_) backend_ = std::move(*CpuBackend::create({.n_threads = 1}));
     cache_ = std::make_unique<KvCache>(std::move(*KvCache::create(model_->kv_cache_config(blocks))));
     executor_ = std::make_unique<LocalExecutor>(*model_, *backend_, *cache_);
@@ -85,6 +88,13 @@ class EngineTest : public ::testing::Test {
   std::map<std::pair<int64_t, int32_t>, Collected> results_;
 };
 
+// QKᵀ and AV per cached key, every layer: 2 FLOPs per multiply-add over the query/key width
+// and the value width of each head (MLA: nope + rope, and v_head_dim).
+double attention_flops_per_key(const ModelConfig& cfg) {
+  const double v = cfg.is_mla() ? cfg.mla.v_head_dim : cfg.head_dim;
+  return 2.0 * cfg.n_layers * cfg.n_heads * (cfg.head_dim + v);
+}
+
 std::vector<int32_t> random_prompt(std::mt19937& gen, int len, int vocab) {
   std::uniform_int_distribution<int> d(0, vocab - 1);
   std::vector<int32_t> p(len);
@@ -92,7 +102,7 @@ std::vector<int32_t> random_prompt(std::mt19937& gen, int len, int vocab) {
   return p;
 }
 
-TEST_F(EngineTest, BusyBatchOfMixedRequestsMatchesEachRequestAloneAndLeaksNothing) {
+TEST_P(EngineTest, BusyBatchOfMixedRequestsMatchesEachRequestAloneAndLeaksNothing) {
   std::mt19937 gen(7);
   const int vocab = static_cast<int>(model_->config().vocab_size);
   std::vector<EngineRequest> reqs;
@@ -141,7 +151,7 @@ TEST_F(EngineTest, BusyBatchOfMixedRequestsMatchesEachRequestAloneAndLeaksNothin
   for (int32_t b = 0; b < cache_->pool().n_blocks(); ++b) ASSERT_EQ(cache_->pool().refcount(b), 0);
 }
 
-TEST_F(EngineTest, NWayForkPrefillsThePromptOnce) {
+TEST_P(EngineTest, NWayForkPrefillsThePromptOnce) {
   std::mt19937 gen(3);
   EngineRequest r{.prompt = random_prompt(gen, 37, 300), .n = 8,
                   .sampling = {.temperature = 1.0f, .seed = 11}, .max_tokens = 6, .ignore_eos = true};
@@ -161,7 +171,7 @@ TEST_F(EngineTest, NWayForkPrefillsThePromptOnce) {
   EXPECT_EQ(cache_->pool().blocks_used(), 0);
 }
 
-TEST_F(EngineTest, PrefixCacheHitIsCountedAndSkipsRecompute) {
+TEST_P(EngineTest, PrefixCacheHitIsCountedAndSkipsRecompute) {
   std::mt19937 gen(5);
   EngineRequest r{.prompt = random_prompt(gen, 64, 300), .sampling = {.temperature = 0.0f},
                   .max_tokens = 4, .ignore_eos = true};
@@ -175,7 +185,7 @@ TEST_F(EngineTest, PrefixCacheHitIsCountedAndSkipsRecompute) {
   EXPECT_GE(engine_->stats().prefix_cache_hits, 3);
 }
 
-TEST_F(EngineTest, ThinkingBudgetCapsExactlyAndBudgetForcingExtends) {
+TEST_P(EngineTest, ThinkingBudgetCapsExactlyAndBudgetForcingExtends) {
   const int32_t end = 7, wait = 9;
   make(256, {.think_end = {end}, .wait_tokens = {wait}});
   EngineRequest r{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 12,
@@ -210,7 +220,7 @@ TEST_F(EngineTest, ThinkingBudgetCapsExactlyAndBudgetForcingExtends) {
 // Qwen3 writes <think> itself (its prompt leaves no block open): an output that opens with the
 // start delimiter is thinking from there — counted, and under its budget — and one that does not
 // never is, whatever it draws later.
-TEST_F(EngineTest, AnOutputThatOpensWithTheStartDelimiterIsThinking) {
+TEST_P(EngineTest, AnOutputThatOpensWithTheStartDelimiterIsThinking) {
   const int32_t start = 6, end = 7;
   make(256, {.think_end = {end}, .think_start = {start}});
   EngineRequest r{.prompt = {1, 2, 3}, .sampling = {.temperature = 0.0f}, .max_tokens = 6,
@@ -231,7 +241,7 @@ TEST_F(EngineTest, AnOutputThatOpensWithTheStartDelimiterIsThinking) {
 
 // A constrained answer: whatever the (random) model prefers, every sample is a prefix of the
 // shape while it runs and, when it ends by itself, the whole shape — then end of sequence.
-TEST_F(EngineTest, AConstrainedAnswerTakesTheShape) {
+TEST_P(EngineTest, AConstrainedAnswerTakesTheShape) {
   const int32_t eos = 300;
   // Bytes per token: ASCII for ids below 128, "t<id>" above.
   auto bytes = [](int32_t t) {
@@ -305,7 +315,7 @@ TEST_F(EngineTest, AConstrainedAnswerTakesTheShape) {
   EXPECT_FALSE(engine_->enqueue(r, [](const EngineOutput&) {}).has_value());
 }
 
-TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
+TEST_P(EngineTest, StopTokensMinTokensAndStopStrings) {
   const int32_t x = 42;
   EngineRequest r{.prompt = {4, 5}, .sampling = {.temperature = 0.0f}, .max_tokens = 10,
                   .stop_token_ids = {x}};
@@ -329,7 +339,7 @@ TEST_F(EngineTest, StopTokensMinTokensAndStopStrings) {
   EXPECT_EQ(by_string.stop_string, "2><42");
 }
 
-TEST_F(EngineTest, CancelFreesBlocksAtOnce) {
+TEST_P(EngineTest, CancelFreesBlocksAtOnce) {
   results_.clear();
   int64_t id = submit({.prompt = std::vector<int32_t>(40, 3), .max_tokens = 100, .ignore_eos = true});
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(engine_->step().has_value());
@@ -342,7 +352,7 @@ TEST_F(EngineTest, CancelFreesBlocksAtOnce) {
   EXPECT_TRUE(engine_->idle());
 }
 
-TEST_F(EngineTest, ScoringReturnsTheLogprobsGenerationWouldHave) {
+TEST_P(EngineTest, ScoringReturnsTheLogprobsGenerationWouldHave) {
   EngineRequest g{.prompt = {10, 20, 30, 40}, .sampling = {.temperature = 0.0f}, .max_tokens = 8,
                   .ignore_eos = true};
   Collected gen = alone(g);
@@ -354,7 +364,7 @@ TEST_F(EngineTest, ScoringReturnsTheLogprobsGenerationWouldHave) {
   EXPECT_TRUE(scored.tokens.empty());
 }
 
-TEST_F(EngineTest, TopLogprobsComeWithEverySampledTokenAndNotWithInsertedOnes) {
+TEST_P(EngineTest, TopLogprobsComeWithEverySampledTokenAndNotWithInsertedOnes) {
   EngineRequest r{.prompt = {10, 20, 30, 40},
                   .sampling = {.temperature = 0.7f, .seed = 5, .top_logprobs = 3},
                   .max_tokens = 12,
@@ -388,7 +398,7 @@ TEST_F(EngineTest, TopLogprobsComeWithEverySampledTokenAndNotWithInsertedOnes) {
   EXPECT_EQ(t.top[2].size(), 2u);
 }
 
-TEST_F(EngineTest, AccountingAndValidation) {
+TEST_P(EngineTest, AccountingAndValidation) {
   Collected c = alone({.prompt = {1, 2, 3, 4}, .max_tokens = 5, .ignore_eos = true});
   EXPECT_EQ(c.usage.prompt_tokens, 4);
   EXPECT_EQ(c.usage.completion_tokens, 5);
@@ -398,7 +408,7 @@ TEST_F(EngineTest, AccountingAndValidation) {
   const double lm = double(cfg.vocab_size) * cfg.hidden_size;
   double want = 0;
   for (int p = 0; p < 8; ++p)
-    want += 2 * (double(cfg.matmul_params()) - lm) + 4.0 * cfg.n_layers * cfg.q_dim() * (p + 1);
+    want += 2 * (double(cfg.matmul_params()) - lm) + attention_flops_per_key(cfg) * (p + 1);
   want += 5 * 2 * lm;
   EXPECT_NEAR(c.usage.flops, want, want * 1e-9);
 
@@ -415,11 +425,11 @@ double flops_of(const ModelConfig& cfg, int n_run, int logits) {
   const double lm = double(cfg.vocab_size) * cfg.hidden_size;
   double f = 0;
   for (int p = 0; p < n_run; ++p)
-    f += 2 * (double(cfg.matmul_params()) - lm) + 4.0 * cfg.n_layers * cfg.q_dim() * (p + 1);
+    f += 2 * (double(cfg.matmul_params()) - lm) + attention_flops_per_key(cfg) * (p + 1);
   return f + logits * 2 * lm;
 }
 
-TEST_F(EngineTest, NominalFlopsAreWhatEachSampleCostsAlone) {
+TEST_P(EngineTest, NominalFlopsAreWhatEachSampleCostsAlone) {
   std::mt19937 gen(21);
   const auto& cfg = model_->config();
   EngineRequest r{.prompt = random_prompt(gen, 40, 300), .n = 4,
@@ -463,7 +473,7 @@ TEST_F(EngineTest, NominalFlopsAreWhatEachSampleCostsAlone) {
   EXPECT_EQ(cached.usage.nominal_flops, alone_k[0].usage.nominal_flops);
 }
 
-TEST_F(EngineTest, NominalFlopsOfInsertedAndScoredTokens) {
+TEST_P(EngineTest, NominalFlopsOfInsertedAndScoredTokens) {
   const auto& cfg = model_->config();
   // A two-token "Wait" runs as one step with logits at its end. The model closes its thinking
   // at once (bias), twice replaced: 9 10 9 10 then four delimiters; 3 + 8 tokens, 10 of them
@@ -485,7 +495,7 @@ TEST_F(EngineTest, NominalFlopsOfInsertedAndScoredTokens) {
   EXPECT_NEAR(scored.usage.flops, want_scored, want_scored * 1e-12);
 }
 
-TEST_F(EngineTest, PrefillsCountPromptsThatRanAndNotWhatTheCacheOrAForkServed) {
+TEST_P(EngineTest, PrefillsCountPromptsThatRanAndNotWhatTheCacheOrAForkServed) {
   std::mt19937 gen(8);
   EngineRequest r{.prompt = random_prompt(gen, 40, 300), .n = 4,
                   .sampling = {.temperature = 1.0f, .seed = 3}, .max_tokens = 5,
@@ -507,7 +517,7 @@ TEST_F(EngineTest, PrefillsCountPromptsThatRanAndNotWhatTheCacheOrAForkServed) {
   EXPECT_EQ(engine_->stats().prompt_tokens_computed, 40 + 33 + 8);
 }
 
-TEST_F(EngineTest, RandomizedBlockAccountingNeverLeaks) {
+TEST_P(EngineTest, RandomizedBlockAccountingNeverLeaks) {
   std::mt19937 gen(99);
   make(/*blocks=*/24, {.token_budget = 20});
   results_.clear();
@@ -549,7 +559,7 @@ TEST_F(EngineTest, RandomizedBlockAccountingNeverLeaks) {
 namespace ponder::worker {
 namespace {
 
-TEST_F(EngineTest, BeamStyleForkAndPruneOfARunningSample) {
+TEST_P(EngineTest, BeamStyleForkAndPruneOfARunningSample) {
   EngineRequest r{.prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3},
                   .sampling = {.temperature = 0.0f}, .max_tokens = 12, .ignore_eos = true};
   Collected whole = alone(r);
@@ -573,6 +583,9 @@ TEST_F(EngineTest, BeamStyleForkAndPruneOfARunningSample) {
   EXPECT_EQ(cache_->pool().blocks_used(), 0);
   EXPECT_EQ(engine_->fork(id, 0, 1).error().code(), StatusCode::kNotFound);  // finished
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, EngineTest,
+                         ::testing::Values("qwen3_f32", "qwen3_moe_f32", "deepseek_v3_f32"));
 
 }  // namespace
 }  // namespace ponder::worker
