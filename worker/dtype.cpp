@@ -14,7 +14,7 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kF32, "F32", 4}, {DType::kF16, "F16", 2}, {DType::kBF16, "BF16", 2},
     {DType::kF64, "F64", 8}, {DType::kI64, "I64", 8}, {DType::kI32, "I32", 4},
     {DType::kI16, "I16", 2}, {DType::kI8, "I8", 1},   {DType::kU8, "U8", 1},
-    {DType::kBool, "BOOL", 1},
+    {DType::kBool, "BOOL", 1}, {DType::kF8E4M3, "F8_E4M3", 1},
 };
 }  // namespace
 
@@ -35,6 +35,27 @@ Expected<DType> parse_torch_dtype(std::string_view text) {
   if (text == "float16") return DType::kF16;
   return error(StatusCode::kInvalidArgument, "unsupported torch_dtype '%.*s'",
                static_cast<int>(text.size()), text.data());
+}
+
+float f8e4m3_to_f32(uint8_t v) {
+  struct Table {
+    float value[256];
+    Table() {
+      for (int i = 0; i < 256; ++i) {
+        const float sign = (i & 0x80) ? -1.0f : 1.0f;
+        const int exp = (i >> 3) & 0xf, mant = i & 0x7;
+        if (exp == 0xf && mant == 0x7) {
+          value[i] = std::nanf("");
+        } else if (exp == 0) {  // subnormal: m · 2^-9
+          value[i] = sign * std::ldexp(static_cast<float>(mant), -9);
+        } else {
+          value[i] = sign * std::ldexp(1.0f + static_cast<float>(mant) / 8.0f, exp - 7);
+        }
+      }
+    }
+  };
+  static const Table table;
+  return table.value[v];
 }
 
 float f16_to_f32(uint16_t h) {

@@ -9,7 +9,7 @@
 
 namespace ponder::worker {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
+enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kF8E4M3 };
 
 size_t dtype_size(DType dtype);
 std::string_view dtype_name(DType dtype);  // safetensors spelling: "F32", "BF16", ...
@@ -35,6 +35,9 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 float f16_to_f32(uint16_t h);
+// FP8 E4M3 (the "fn" variant: no infinities, S.1111.111 is NaN), as DeepSeek's checkpoints store
+// weights: exactly representable in f32.
+float f8e4m3_to_f32(uint8_t v);
 uint16_t f32_to_f16(float f);
 
 }  // namespace ponder::worker

@@ -1,5 +1,6 @@
 // Corrupt and mismatched checkpoints must produce clear errors that name the file and the problem,
 // never a crash: every case below is a file a user could really have on disk.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -147,6 +148,43 @@ TEST_F(CheckpointErrors, MoeCheckpointMissingAnExpert) {
   copy_model("qwen3_moe_f32");
   drop_tensor("model.layers.0.mlp.gate.weight");
   expect_error(load_model(), StatusCode::kNotFound, {"missing tensor 'model.layers.0.mlp.gate.weight'"});
+}
+
+TEST_F(CheckpointErrors, Fp8ScalesMissingMisshapenOrBadAreNamed) {
+  const std::string w = "model.layers.1.self_attn.kv_b_proj.weight";
+  copy_model("deepseek_v3_fp8");
+  drop_tensor(w + "_scale_inv");
+  expect_error(load_model(), StatusCode::kNotFound, {w.c_str(), "no block scales", "_scale_inv"});
+  // Blocks of 32 rows need a [2, 4] scale grid for q_a_proj [48, 64]; the file has [3, 4].
+  copy_model("deepseek_v3_fp8");
+  json config = read_json("config.json");
+  config["quantization_config"]["weight_block_size"] = {32, 16};
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"model.layers.0.self_attn.q_a_proj.weight_scale_inv", "[3, 4]", "need F32 [2, 4]"});
+  config["quantization_config"]["weight_block_size"] = 128;
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"weight_block_size", "per-tensor"});
+  // A NaN block scale.
+  copy_model("deepseek_v3_fp8");
+  auto file = SafetensorsFile::open((dir_ / "model.safetensors").string(), 0);
+  ASSERT_TRUE(file.has_value());
+  for (const TensorInfo& t : (*file)->tensors()) {
+    if (t.name != w + "_scale_inv") continue;
+    std::fstream f(dir_ / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(t.offset + 4 * 3));  // block [1, 1] of a [8, 2] grid
+    const float nan = std::nanf("");
+    f.write(reinterpret_cast<const char*>(&nan), 4);
+  }
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {(w + "_scale_inv").c_str(), "block [1, 1]", "finite and positive"});
+  // FP8 tensors without a quantization_config.
+  copy_model("deepseek_v3_fp8");
+  config = read_json("config.json");
+  config.erase("quantization_config");
+  write_json("config.json", config);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"F8_E4M3", "quantization_config", "weight_block_size"});
 }
 
 TEST_F(CheckpointErrors, UnsupportedRoutingIsNamed) {

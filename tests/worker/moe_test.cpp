@@ -1,10 +1,15 @@
-// Mixture-of-experts and MLA pieces that the parity fixtures cannot pin down one by one: the
+// Mixture-of-experts, MLA and FP8 pieces that the parity fixtures cannot pin down one by one: the
 // routing rules on hand-made scores (group limits, the correction bias, ties, normalisation),
-// parameter counts against the checkpoints, and the latent KV cache's size.
+// parameter counts against the checkpoints, the latent KV cache's size, and FP8 checkpoints.
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "worker/backend/cpu/cpu_backend.h"
+#include "worker/batch_runner.h"
 #include "worker/model/architecture.h"
 #include "worker/model/decoder_model.h"
 #include "worker/model/moe_router.h"
@@ -137,6 +142,72 @@ TEST(Mla, TheKvCacheHoldsTheLatentOnly) {
   const ModelConfig& d = (*dense)->config();
   EXPECT_EQ(KvCache::block_bytes((*dense)->kv_cache_config(1)) / 16,
             2 * d.n_layers * d.n_kv_heads * d.head_dim * 4);
+}
+
+}  // namespace
+}  // namespace ponder::worker
+
+namespace ponder::worker {
+namespace {
+
+// An FP8 block-quantized checkpoint (DeepSeek's format) loads into exactly the bf16 weights of
+// its dequantized twin (tools/reference/make_fp8_fixture.py), whole and as a tp shard whose
+// column slices start inside a block; so both give the same logits and greedy tokens.
+std::vector<std::vector<char>> weight_bytes(const ModelWeights& w) {
+  std::vector<std::vector<char>> out;
+  for (Tensor* t : const_cast<ModelWeights&>(w).tensors()) {
+    const char* p = static_cast<const char*>(t->data);
+    out.emplace_back(p, p + t->nbytes());
+  }
+  return out;
+}
+
+TEST(Fp8Checkpoint, DequantizesToTheBf16TwinBitForBit) {
+  for (const ShardSpec& shard : {ShardSpec{}, ShardSpec{.tp_rank = 1, .tp_size = 2}}) {
+    auto fp8 = DecoderModel::load(fixture("deepseek_v3_fp8"), {}, shard);
+    ASSERT_TRUE(fp8.has_value()) << fp8.error().to_string();
+    auto bf16 = DecoderModel::load(fixture("deepseek_v3_fp8_dequant"), {}, shard);
+    ASSERT_TRUE(bf16.has_value()) << bf16.error().to_string();
+    EXPECT_EQ((*fp8)->config().fp8.block_rows, 16);
+    EXPECT_EQ((*fp8)->weights().layers[0].wq.dtype, DType::kBF16);
+    EXPECT_TRUE(weight_bytes((*fp8)->weights()) == weight_bytes((*bf16)->weights()))
+        << "tp rank " << shard.tp_rank << " of " << shard.tp_size;
+    // FP8 reads about half the bytes of bf16 for the quantized matrices.
+    EXPECT_LT((*fp8)->weights().bytes_read, (*bf16)->weights().bytes_read * 3 / 4);
+  }
+}
+
+TEST(Fp8Checkpoint, GivesTheSameGreedyTokensAsTheBf16Twin) {
+  std::vector<std::vector<int32_t>> outputs[2];
+  const char* names[] = {"deepseek_v3_fp8", "deepseek_v3_fp8_dequant"};
+  const auto prompts =
+      nlohmann::json::parse(std::ifstream(fixture(names[0]) + "/prompts.json"))["prompts"];
+  for (int m = 0; m < 2; ++m) {
+    auto model = DecoderModel::load(fixture(names[m]));
+    ASSERT_TRUE(model.has_value()) << model.error().to_string();
+    auto backend = CpuBackend::create({.n_threads = 1});
+    ASSERT_TRUE(backend.has_value());
+    auto cache = KvCache::create((*model)->kv_cache_config(64));
+    ASSERT_TRUE(cache.has_value());
+    BatchRunner runner(**model, **backend, *cache);
+    std::vector<SequenceState> seqs(prompts.size());
+    std::vector<SequenceState*> ptrs;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      seqs[i].tokens = prompts[i].get<std::vector<int32_t>>();
+      ptrs.push_back(&seqs[i]);
+    }
+    const int64_t vocab = (*model)->config().vocab_size;
+    std::vector<float> logits;
+    for (int step = 0; step < 32; ++step) {
+      ASSERT_TRUE(runner.step(ptrs, logits).ok());
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        const float* row = logits.data() + i * vocab;
+        seqs[i].tokens.push_back(int32_t(std::max_element(row, row + vocab) - row));
+      }
+    }
+    for (SequenceState& s : seqs) outputs[m].push_back(s.tokens);
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
 }
 
 }  // namespace

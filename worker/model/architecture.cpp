@@ -110,6 +110,34 @@ Status parse_rope(const json& j, ModelConfig& config) {
   return error(StatusCode::kInvalidArgument, "%s: unsupported rope type '%s'", key, type.c_str());
 }
 
+// quantization_config: only FP8 with block scales (DeepSeek-V3/R1, Qwen3 "-FP8").
+Status parse_quantization(const json& j, ModelConfig& config) {
+  auto it = j.find("quantization_config");
+  if (it == j.end() || it->is_null()) return {};
+  const json& q = *it;
+  const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
+                                 ? q["quant_method"].get<std::string>()
+                                 : q.dump();
+  if (method != "fp8")
+    return error(StatusCode::kInvalidArgument,
+                 "key 'quantization_config': quant_method '%s' is not supported (fp8 with block "
+                 "scales is)",
+                 method.c_str());
+  if (q.contains("fmt") && q["fmt"] != "e4m3")
+    return error(StatusCode::kInvalidArgument,
+                 "key 'quantization_config': fmt %s is not supported (e4m3)", q["fmt"].dump().c_str());
+  auto block = q.find("weight_block_size");
+  if (block == q.end() || !block->is_array() || block->size() != 2 || !(*block)[0].is_number_integer() ||
+      !(*block)[1].is_number_integer() || (*block)[0].get<int64_t>() < 1 || (*block)[1].get<int64_t>() < 1)
+    return error(StatusCode::kInvalidArgument,
+                 "key 'quantization_config': weight_block_size must be [rows, cols] (per-tensor "
+                 "FP8 scales are not supported), got %s",
+                 block == q.end() ? "nothing" : block->dump().c_str());
+  config.fp8.block_rows = (*block)[0].get<int64_t>();
+  config.fp8.block_cols = (*block)[1].get<int64_t>();
+  return {};
+}
+
 }  // namespace
 
 Status config_int(const json& j, const char* key, int64_t& out, bool required, int64_t min_value) {
@@ -218,6 +246,7 @@ Status parse_decoder_fields(const json& j, ModelConfig& c) {
       break;
     }
   }
+  PONDER_RETURN_IF_ERROR(parse_quantization(j, c));
   int64_t bos = -1;
   PONDER_RETURN_IF_ERROR(get_int(j, "bos_token_id", bos, false, 0));
   c.bos_token_id = static_cast<int32_t>(bos);

@@ -44,11 +44,6 @@ Status configure_deepseek_v3(const nlohmann::json& json, ModelConfig& config) {
   if (attention_bias)
     return error(StatusCode::kInvalidArgument,
                  "key 'attention_bias': true is not supported for DeepseekV3ForCausalLM");
-  if (json.contains("quantization_config") && !json["quantization_config"].is_null())
-    return error(StatusCode::kInvalidArgument,
-                 "key 'quantization_config': quantized DeepSeek checkpoints (%s) are not supported "
-                 "yet; use a bf16 checkpoint",
-                 json["quantization_config"].dump().c_str());
 
   MoeConfig& m = config.moe;
   PONDER_RETURN_IF_ERROR(require_string(json, "scoring_func", "sigmoid", "scores experts with"));

@@ -39,6 +39,14 @@ struct MlaConfig {
   bool rope_interleave = false;  // the rotary dims are stored as interleaved pairs
 };
 
+// FP8 block-quantized weights (quantization_config.quant_method "fp8", DeepSeek's format): an
+// F8_E4M3 matrix W comes with W_scale_inv [ceil(rows / block_rows), ceil(cols / block_cols)], and
+// W[i, j] = fp8(W[i, j]) · scale_inv[i / block_rows, j / block_cols].
+struct Fp8Config {
+  int64_t block_rows = 0;  // 0: not an FP8 checkpoint
+  int64_t block_cols = 0;
+};
+
 enum class MoeScoring { kSoftmax, kSigmoid };
 
 // A mixture of experts replacing the dense MLP in some layers: a router scores n_experts, each
@@ -78,6 +86,7 @@ struct ModelConfig {
   bool qk_norm = false;   // per-head RMSNorm on q and k before RoPE (Qwen3)
   MlaConfig mla;          // kv_lora_rank > 0: MLA attention (head_dim is then nope + rope)
   MoeConfig moe;          // n_experts > 0: MoE layers where moe.layer_is_moe says
+  Fp8Config fp8;          // FP8 checkpoints: dequantized to bf16 while loading
   DType dtype = DType::kBF16;  // torch_dtype of the checkpoint
   std::vector<int32_t> eos_token_ids;
   int32_t bos_token_id = -1;

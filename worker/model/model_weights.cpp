@@ -2,6 +2,7 @@
 // validate shapes and dtypes against config.json, then read exactly the bytes of each slice.
 #include "worker/model/model_weights.h"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -24,6 +25,7 @@ struct Slice {
 struct Part {
   const TensorInfo* info;
   int64_t row0, rows;
+  const TensorInfo* scale = nullptr;  // an FP8 part's <name>_scale_inv
 };
 
 // One destination tensor: slices of checkpoint tensors stacked by rows, each cut to the columns
@@ -42,20 +44,31 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// The dtype a placement has in memory: vectors become f32, FP8 matrices bf16.
+DType placed_dtype(const Placement& p) {
+  if (p.to_f32) return DType::kF32;
+  return p.parts[0].scale ? DType::kBF16 : p.parts[0].info->dtype;
+}
+
 class Planner {
  public:
-  explicit Planner(const Checkpoint& ckpt) : ckpt_(ckpt) {}
+  Planner(const Checkpoint& ckpt, const Fp8Config& fp8) : ckpt_(ckpt), fp8_(fp8) {}
 
   Status matrix(Tensor* dst, const std::vector<Slice>& slices, int64_t full_cols, int64_t col0 = 0,
                 int64_t cols = -1) {
     Placement p{.dst = dst, .full_cols = full_cols, .col0 = col0,
                 .cols = cols < 0 ? full_cols : cols};
     for (const Slice& s : slices) {
-      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(s.name, {s.full_rows, full_cols}));
+      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info,
+                              expect(s.name, {s.full_rows, full_cols}, /*fp8=*/true));
       if (!p.parts.empty() && info->dtype != p.parts[0].info->dtype)
         return error(StatusCode::kInvalidArgument, "%s: tensors '%s' and '%s' have different dtypes",
                      ckpt_.dir().c_str(), p.parts[0].info->name.c_str(), s.name.c_str());
-      p.parts.push_back({info, s.row0, s.rows});
+      const TensorInfo* scale = nullptr;
+      if (info->dtype == DType::kF8E4M3) {
+        PONDER_ASSIGN_OR_RETURN(scale, fp8_scale(*info));
+      }
+      p.parts.push_back({info, s.row0, s.rows, scale});
       p.rows += s.rows;
     }
     add(std::move(p));
@@ -65,7 +78,7 @@ class Planner {
   Status vector(Tensor* dst, const std::vector<Slice>& slices) {
     Placement p{.dst = dst, .to_f32 = true};
     for (const Slice& s : slices) {
-      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(s.name, {s.full_rows}));
+      PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, expect(s.name, {s.full_rows}, /*fp8=*/false));
       p.parts.push_back({info, s.row0, s.rows});
       p.rows += s.rows;
     }
@@ -79,13 +92,16 @@ class Planner {
     const auto& k = cpu::kernels();
     for (Placement& p : placements_) {
       char* dst = region.data() + p.offset;
-      const DType dt = p.to_f32 ? DType::kF32 : p.parts[0].info->dtype;
+      const DType dt = placed_dtype(p);
       const int64_t width = p.cols ? p.cols : 1;
       int64_t row = 0;
       for (const Part& part : p.parts) {
         const size_t es = dtype_size(part.info->dtype);
         const int64_t full = p.full_cols ? p.full_cols : 1;
-        if (p.to_f32 && part.info->dtype != DType::kF32) {
+        if (part.scale) {
+          PONDER_RETURN_IF_ERROR(dequantize_fp8(p, part, reinterpret_cast<uint16_t*>(dst) + row * width,
+                                                staging, bytes_read));
+        } else if (p.to_f32 && part.info->dtype != DType::kF32) {
           staging.resize(part.rows * es);
           PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * es, part.rows * es, staging.data()));
           k.to_f32(staging.data(), part.info->dtype, part.rows, reinterpret_cast<float*>(dst) + row);
@@ -112,22 +128,91 @@ class Planner {
   }
 
  private:
-  Expected<const TensorInfo*> expect(const std::string& name, const std::vector<int64_t>& shape) {
+  Expected<const TensorInfo*> expect(const std::string& name, const std::vector<int64_t>& shape,
+                                     bool fp8) {
     PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, ckpt_.require(name));
     const std::string& path = ckpt_.files()[info->file]->path();
     if (info->shape != shape)
       return error(StatusCode::kInvalidArgument,
                    "%s: tensor '%s' has shape %s but config.json implies %s", path.c_str(),
                    name.c_str(), info->shape_string().c_str(), shape_text(shape).c_str());
+    if (info->dtype == DType::kF8E4M3 && fp8 && fp8_.block_rows > 0) return info;
     if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16)
       return error(StatusCode::kInvalidArgument,
-                   "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path.c_str(),
-                   name.c_str(), std::string(dtype_name(info->dtype)).c_str());
+                   "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16%s", path.c_str(),
+                   name.c_str(), std::string(dtype_name(info->dtype)).c_str(),
+                   info->dtype != DType::kF8E4M3 ? ""
+                   : !fp8 ? " (an FP8 vector)"
+                          : " (F8_E4M3 needs a quantization_config with weight_block_size)");
     return info;
   }
 
+  // An FP8 matrix's block scales: `<name>_scale_inv`, one per weight_block_size block.
+  Expected<const TensorInfo*> fp8_scale(const TensorInfo& weight) {
+    const std::string name = weight.name + "_scale_inv";
+    const TensorInfo* scale = ckpt_.find(name);
+    const std::string& path = ckpt_.files()[weight.file]->path();
+    if (scale == nullptr)
+      return error(StatusCode::kNotFound, "%s: FP8 tensor '%s' has no block scales '%s'",
+                   path.c_str(), weight.name.c_str(), name.c_str());
+    const std::vector<int64_t> want = {
+        (weight.shape[0] + fp8_.block_rows - 1) / fp8_.block_rows,
+        (weight.shape[1] + fp8_.block_cols - 1) / fp8_.block_cols};
+    if (scale->shape != want || (scale->dtype != DType::kF32 && scale->dtype != DType::kBF16))
+      return error(StatusCode::kInvalidArgument,
+                   "%s: '%s' is %s %s; blocks of %lldx%lld over %s need F32 %s",
+                   ckpt_.files()[scale->file]->path().c_str(), name.c_str(),
+                   std::string(dtype_name(scale->dtype)).c_str(), scale->shape_string().c_str(),
+                   (long long)fp8_.block_rows, (long long)fp8_.block_cols,
+                   weight.shape_string().c_str(), shape_text(want).c_str());
+    return scale;
+  }
+
+  // Rows [row0, row0 + rows) × columns [col0, col0 + width) of an FP8 part, times their block
+  // scales, rounded to bf16 into dst [rows, width].
+  Status dequantize_fp8(const Placement& p, const Part& part, uint16_t* dst,
+                        std::vector<char>& staging, size_t* bytes_read) {
+    const int64_t full = p.full_cols, width = p.cols;
+    const int64_t br = fp8_.block_rows, bc = fp8_.block_cols;
+    const int64_t scale_cols = part.scale->shape[1];
+    const int64_t s0 = part.row0 / br, s1 = (part.row0 + part.rows - 1) / br + 1;
+    const size_t ses = dtype_size(part.scale->dtype);
+    std::vector<char> raw(static_cast<size_t>((s1 - s0) * scale_cols) * ses);
+    PONDER_RETURN_IF_ERROR(ckpt_.read(*part.scale, s0 * scale_cols * ses, raw.size(), raw.data()));
+    std::vector<float> scales(static_cast<size_t>((s1 - s0) * scale_cols));
+    for (size_t i = 0; i < scales.size(); ++i) {
+      scales[i] = part.scale->dtype == DType::kF32
+                      ? reinterpret_cast<const float*>(raw.data())[i]
+                      : bf16_to_f32(reinterpret_cast<const uint16_t*>(raw.data())[i]);
+      if (!std::isfinite(scales[i]) || scales[i] <= 0.0f)
+        return error(StatusCode::kInvalidArgument,
+                     "%s: '%s' block [%lld, %lld] is %g; a block scale must be finite and positive",
+                     ckpt_.files()[part.scale->file]->path().c_str(), part.scale->name.c_str(),
+                     (long long)(s0 + static_cast<int64_t>(i) / scale_cols),
+                     (long long)(static_cast<int64_t>(i) % scale_cols), scales[i]);
+    }
+    *bytes_read += raw.size();
+    // Whole rows come in one read; a column slice row by row.
+    const bool whole = width == full;
+    staging.resize(static_cast<size_t>(whole ? part.rows * full : width));
+    if (whole)
+      PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * full, staging.size(), staging.data()));
+    for (int64_t r = 0; r < part.rows; ++r) {
+      const int64_t src_row = part.row0 + r;
+      if (!whole)
+        PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, src_row * full + p.col0, width, staging.data()));
+      const uint8_t* in = reinterpret_cast<const uint8_t*>(staging.data()) + (whole ? r * full : 0);
+      const float* srow = scales.data() + (src_row / br - s0) * scale_cols;
+      uint16_t* out = dst + r * width;
+      for (int64_t c = 0; c < width; ++c)
+        out[c] = f32_to_bf16(f8e4m3_to_f32(in[c]) * srow[(p.col0 + c) / bc]);
+    }
+    *bytes_read += static_cast<size_t>(part.rows * width);
+    return {};
+  }
+
   void add(Placement p) {
-    const DType dt = p.to_f32 ? DType::kF32 : p.parts[0].info->dtype;
+    const DType dt = placed_dtype(p);
     const size_t bytes = static_cast<size_t>(p.rows * (p.cols ? p.cols : 1)) * dtype_size(dt);
     p.offset = total_;
     total_ += (bytes + kAlign - 1) / kAlign * kAlign;
@@ -135,6 +220,7 @@ class Planner {
   }
 
   const Checkpoint& ckpt_;
+  const Fp8Config fp8_;
   std::vector<Placement> placements_;
   size_t total_ = 0;
 };
@@ -195,7 +281,7 @@ void transpose_heads(Tensor& t, int64_t heads) {
 Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& c,
                                           const ShardSpec& shard, const LoadOptions& options) {
   ModelWeights w;
-  Planner plan(ckpt);
+  Planner plan(ckpt, c.fp8);
   const ShardDims d = ShardDims::of(c, shard);
   const int64_t h = c.hidden_size, hd = c.head_dim, ffn = c.intermediate_size;
   const int64_t q_rows = d.n_heads * hd, q0 = d.q_head_begin * hd;
