@@ -46,6 +46,8 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
                          default)
   --tp N --pp N          benchmark a tensor/pipeline-parallel replica on tp × pp ranks (started
                          with mpirun) and report the bytes each rank communicated per token
+  --ep N                 with expert parallelism too (MoE models: tp × pp × ep ranks); the
+                         all-to-all bytes per token per rank beside their expected count
   --offline              serving throughput instead: --requests N (256) with lengths drawn from
                          --prompt-range LO,HI (128,512) and --output-range LO,HI (64,256),
                          all at once through the engine (--token-budget 512, --kv-gib 4); then
@@ -247,7 +249,7 @@ Status bench(const Args& args) {
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory", "offline"},
                           {"model", "prompt-lengths", "batches", "decode-steps", "threads",
-                           "precision", "tp", "pp", "requests", "prompt-range", "output-range",
+                           "precision", "tp", "pp", "ep", "requests", "prompt-range", "output-range",
                            "token-budget", "kv-gib"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
@@ -259,14 +261,15 @@ int run_bench(int argc, char** argv) {
   } else {
     auto tp = args->get_int("tp", 1);
     auto pp = args->get_int("pp", 1);
-    if (!tp || !pp) {
-      st = !tp ? tp.error() : pp.error();
+    auto ep = args->get_int("ep", 1);
+    if (!tp || !pp || !ep) {
+      st = !tp ? tp.error() : !pp ? pp.error() : ep.error();
     } else if (ProcessEnv::read().ompi_world_size) {
       st = bench_distributed(*args, &argc, &argv);
     } else if (args->has("offline")) {
       st = bench_offline(*args);
-    } else if (*tp * *pp > 1) {
-      st = exec_mpirun(static_cast<int>(*tp * *pp), "bench", argc, argv);
+    } else if (*tp * *pp * *ep > 1) {
+      st = exec_mpirun(static_cast<int>(*tp * *pp * *ep), "bench", argc, argv);
     } else {
       st = bench(*args);
     }

@@ -5,7 +5,12 @@
 //       embedding on the first stage), the stage input all-gather (hidden × 4) on later stages,
 //       and the lm_head all-gather (tp × ceil(vocab / tp) × 4) per sampled row on the last stage;
 //   PP: hidden / tp × 4 bytes per token sent by every stage but the last, received by every stage
-//       but the first.
+//       but the first;
+//   EP (counted apart, since it depends on where the router sends tokens): per MoE layer, each
+//       rank routes 1/ep of the tokens and sends the pairs that belong to other ranks' experts
+//       ((hidden + 1) × 4 bytes each) and gets their outputs back (hidden × 4); with the router
+//       spreading pairs evenly that is top_k × (ep − 1) / ep² pairs per token each way. Measured
+//       all-to-all bytes also hold the pair counts (8 bytes per peer per layer and step).
 #include "apps/bench_distributed.h"
 
 #include <chrono>
@@ -49,12 +54,23 @@ uint64_t analytical_bytes(const worker::ModelConfig& c, const collective::RankRo
   return per_token * n.tokens + per_row * n.sampled_rows;
 }
 
+// All-to-all bytes one rank sends per token when the router spreads pairs evenly over ranks.
+double expected_all_to_all_per_token(const worker::ModelConfig& c,
+                                     const collective::RankRole& role, int ep) {
+  if (ep == 1) return 0.0;
+  int64_t moe_layers = 0;
+  for (int64_t l = role.layer_begin; l < role.layer_end; ++l) moe_layers += c.layer_is_moe(l);
+  const double pairs = static_cast<double>(c.moe.top_k) * (ep - 1) / (double(ep) * ep);
+  return moe_layers * pairs * ((c.hidden_size + 1) * 4.0 + c.hidden_size * 4.0);
+}
+
 }  // namespace
 
 Status bench_distributed(const Args& args, int* argc, char*** argv) {
   PONDER_ASSIGN_OR_RETURN(std::string dir, args.require("model"));
   PONDER_ASSIGN_OR_RETURN(int64_t tp, args.get_int("tp", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t pp, args.get_int("pp", 1));
+  PONDER_ASSIGN_OR_RETURN(int64_t ep, args.get_int("ep", 1));
   PONDER_ASSIGN_OR_RETURN(auto prompt_lengths, args.get_int_list("prompt-lengths"));
   if (prompt_lengths.empty()) prompt_lengths = {128, 512};
   PONDER_ASSIGN_OR_RETURN(auto batches, args.get_int_list("batches"));
@@ -74,7 +90,7 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   for (int32_t b : batches) max_batch = std::max<int64_t>(max_batch, b);
   worker::ReplicaOptions options{
       .model_dir = dir, .tp = static_cast<int>(tp), .pp = static_cast<int>(pp),
-      .kv_blocks = max_batch * (max_len / 16 + 2),
+      .ep = static_cast<int>(ep), .kv_blocks = max_batch * (max_len / 16 + 2),
       .backend = {.cpu = {.n_threads = static_cast<int>(threads), .precision = precision}}};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   const auto& c = replica->model().config();
@@ -126,10 +142,12 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
     PONDER_RETURN_IF_ERROR(replica->serve());
   }
   // Every rank's byte counts to the leader (world rank 0 leads replica 0).
-  const collective::CommStats mine = replica->model_comm_stats();
-  std::vector<uint64_t> all(world->size() * 2);
-  uint64_t pair[2] = {mine.total(), mine.calls};
-  PONDER_RETURN_IF_ERROR(world->all_gather(pair, all.data(), sizeof(pair),
+  const collective::CommStats mine = replica->model_comm_stats(), ep_part = replica->ep_comm_stats();
+  constexpr int kFields = 4;
+  std::vector<uint64_t> all(world->size() * kFields);
+  uint64_t fields[kFields] = {mine.total() - ep_part.total(), mine.calls, ep_part.all_to_all_bytes,
+                              ep_part.all_gather_bytes};
+  PONDER_RETURN_IF_ERROR(world->all_gather(fields, all.data(), sizeof(fields),
                                            collective::deadline_in(std::chrono::seconds(60))));
   int64_t shared[2] = {counts.tokens, counts.sampled_rows};
   PONDER_RETURN_IF_ERROR(world->broadcast(shared, sizeof(shared), 0,
@@ -137,22 +155,33 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   counts = {shared[0], shared[1]};
   if (world->rank() != 0) return {};
 
-  auto layout = worker::model_layout(c, world->size(), int(tp), int(pp));
+  auto layout = worker::model_layout(c, world->size(), int(tp), int(pp), {}, int(ep));
   json ranks = json::array();
   for (int r = 0; r < world->size(); ++r) {
     collective::RankRole role = layout->role(r);
+    const uint64_t* f = all.data() + kFields * r;
     const uint64_t predicted = analytical_bytes(c, role, int(tp), int(pp), counts);
-    ranks.push_back({{"rank", r},
-                     {"stage", role.stage},
-                     {"tp_rank", role.tp_rank},
-                     {"bytes", all[2 * r]},
-                     {"collective_calls", all[2 * r + 1]},
-                     {"bytes_per_token", double(all[2 * r]) / counts.tokens},
-                     {"analytical_bytes", predicted},
-                     {"analytical_bytes_per_token", double(predicted) / counts.tokens}});
+    json entry = {{"rank", r},
+                  {"stage", role.stage},
+                  {"tp_rank", role.tp_rank},
+                  {"bytes", f[0]},
+                  {"collective_calls", f[1]},
+                  {"bytes_per_token", double(f[0]) / counts.tokens},
+                  {"analytical_bytes", predicted},
+                  {"analytical_bytes_per_token", double(predicted) / counts.tokens}};
+    if (ep > 1) {
+      entry["ep_rank"] = role.ep_rank;
+      entry["all_to_all_bytes_per_token"] = double(f[2]) / counts.tokens;
+      entry["all_to_all_bytes_per_token_if_evenly_routed"] =
+          expected_all_to_all_per_token(c, role, int(ep));
+      entry["ep_all_gather_bytes_per_token"] = double(f[3]) / counts.tokens;
+    }
+    ranks.push_back(entry);
   }
   json out = {{"model", dir},
-              {"layout", strformat("tp%lldpp%lld", (long long)tp, (long long)pp)},
+              {"layout", ep > 1 ? strformat("tp%lldpp%lldep%lld", (long long)tp, (long long)pp,
+                                            (long long)ep)
+                                : strformat("tp%lldpp%lld", (long long)tp, (long long)pp)},
               {"ranks", world->size()},
               {"threads_per_rank", threads},
               {"precision", worker::matmul_precision_name(precision)},

@@ -42,7 +42,8 @@ Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_subm
     return error(StatusCode::kInvalidArgument, "%sbackend cuda needs slurm.gpus_per_node (one GPU per rank)",
                  where.c_str());
   auto layout = slurm::plan_job_layout(
-      d.slurm, {.replicas = d.serve.replicas, .tp = d.serve.tp, .pp = d.serve.pp, .cuda = d.serve.backend == "cuda"});
+      d.slurm, {.replicas = d.serve.replicas, .tp = d.serve.tp, .pp = d.serve.pp, .ep = d.serve.ep,
+                .cuda = d.serve.backend == "cuda"});
   if (!layout) return tl::unexpected(layout.error().with_context(path));
   d.layout = *layout;
   if (d.slurm.tasks_per_node == 0) d.slurm.tasks_per_node = d.layout.tasks_per_node;
@@ -57,8 +58,9 @@ Expected<DeployConfig> load_deploy_config(const std::string& path, bool for_subm
     // The model must split into this layout; the job would fail on every rank otherwise.
     auto model_config = worker::load_model_config(d.serve.model);
     if (!model_config) return tl::unexpected(model_config.error().with_context(path));
-    PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(*model_config, d.serve.tp * d.serve.pp, d.serve.tp,
-                                                          d.serve.pp, d.serve.stage_layers))
+    PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(*model_config, d.serve.ranks_per_replica(),
+                                                          d.serve.tp, d.serve.pp, d.serve.stage_layers,
+                                                          d.serve.ep))
                                .with_context(path));
   } else if (!for_submit && d.slurm.ponder.empty()) {
     return error(StatusCode::kInvalidArgument, "%sslurm.ponder is not set (the job's copy is resolved at submit)",

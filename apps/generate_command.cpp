@@ -50,8 +50,9 @@ Status generate(const GenerateOptions& o) {
 // then start the ranks.
 Status launch_ranks(const GenerateOptions& o, int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(auto config, worker::load_model_config(o.model_dir));
-  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, o.tp * o.pp, o.tp, o.pp, o.stage_layers)));
-  return exec_mpirun(o.tp * o.pp, "worker", argc, argv);
+  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, o.ranks_per_replica(), o.tp, o.pp,
+                                                        o.stage_layers, o.ep)));
+  return exec_mpirun(o.ranks_per_replica(), "worker", argc, argv);
 }
 
 }  // namespace
@@ -59,7 +60,7 @@ Status launch_ranks(const GenerateOptions& o, int argc, char** argv) {
 int run_generate(int argc, char** argv) {
   auto options = parse_generate_options(argc, argv);
   if (!options) return report_failure("generate", options.error());
-  Status st = options->tp * options->pp > 1 ? launch_ranks(*options, argc, argv) : generate(*options);
+  Status st = options->ranks_per_replica() > 1 ? launch_ranks(*options, argc, argv) : generate(*options);
   return st.ok() ? 0 : report_failure("generate", st);
 }
 

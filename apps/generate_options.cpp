@@ -41,8 +41,10 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prom
   --threads N          CPU threads per rank (default: all cores; 1 per rank under mpirun)
   --precision P        bf16 (default: bf16 weights meet bf16-rounded activations in bf16 dot
                        products, f32 accumulation) or exact (f32 activations; the reference)
-  --tp N  --pp N       tensor- and pipeline-parallel ranks (generate starts N = tp × pp ranks
-                       with mpirun itself; worker runs inside an mpirun you started)
+  --tp N  --pp N       tensor- and pipeline-parallel ranks (generate starts N = tp × pp × ep
+                       ranks with mpirun itself; worker runs inside an mpirun you started)
+  --ep N               expert parallelism (MoE models): the routed experts of each layer over N
+                       columns of tp ranks per stage, tokens to them by all-to-all
   --stage-layers LIST  layers per pipeline stage, e.g. 2,1,1 (default: even split)
   --timeout-ms MS      deadline of every collective between ranks (default 60000)
   --json               print one JSON object (token ids, timings) instead of streaming
@@ -104,7 +106,7 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
                              with_sampling_options({"model", "prompt", "prompt-ids", "max-tokens", "system",
                                            "chat-template-kwargs", "max-thinking-tokens",
                                            "min-thinking-tokens", "extend-thinking", "backend", "threads",
-                                           "precision", "tp", "pp", "stage-layers",
+                                           "precision", "tp", "pp", "ep", "stage-layers",
                                            "timeout-ms"})));
   if (args.has("help")) {
     std::fputs(kGenerateUsage, stdout);
@@ -143,9 +145,12 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   PONDER_ASSIGN_OR_RETURN(int64_t tp, args.get_int("tp", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t pp, args.get_int("pp", 1));
-  if (tp < 1 || pp < 1) return error(StatusCode::kInvalidArgument, "--tp and --pp must be >= 1");
+  PONDER_ASSIGN_OR_RETURN(int64_t ep, args.get_int("ep", 1));
+  if (tp < 1 || pp < 1 || ep < 1)
+    return error(StatusCode::kInvalidArgument, "--tp, --pp and --ep must be >= 1");
   o.tp = static_cast<int>(tp);
   o.pp = static_cast<int>(pp);
+  o.ep = static_cast<int>(ep);
   PONDER_ASSIGN_OR_RETURN(auto stages, args.get_int_list("stage-layers"));
   o.stage_layers.assign(stages.begin(), stages.end());
   PONDER_ASSIGN_OR_RETURN(int64_t timeout, args.get_int("timeout-ms", 60000));

@@ -46,8 +46,10 @@ struct GenerateOptions {
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int tp = 1;
   int pp = 1;
+  int ep = 1;  // expert-parallel columns per stage (MoE models)
   std::vector<int64_t> stage_layers;
   std::chrono::milliseconds timeout{60'000};
+  int ranks_per_replica() const { return tp * pp * ep; }
 };
 
 class Args;

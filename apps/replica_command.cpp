@@ -26,12 +26,13 @@ namespace ponder::apps {
 namespace {
 
 constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT --model DIR [options]
-  (under mpirun -np tp×pp×R, or started by `ponder serve`)
+  (under mpirun -np tp×pp×ep×R, or started by `ponder serve`)
 
   --coordinator E      the coordinator's replica endpoint, e.g. tcp://127.0.0.1:5555
   --model DIR          Hugging Face model directory
   --served-model-name  the name the coordinator serves (default: the directory's base name)
   --tp N, --pp N       tensor / pipeline parallel degree of each replica (default 1, 1)
+  --ep N               expert parallelism (MoE models): routed experts over N columns of tp ranks
   --stage-layers L     comma-separated layers per pipeline stage (default: even)
   --backend B          cpu (default) or cuda (one GPU per rank, picked by SLURM_LOCALID or the
                        MPI local rank; TP/PP collectives over NCCL)
@@ -55,7 +56,7 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
 struct ReplicaCommandOptions {
   coordinator::ReplicaServerOptions server;
   std::string model_dir;
-  int tp = 1, pp = 1;
+  int tp = 1, pp = 1, ep = 1;
   std::vector<int64_t> stage_layers;
   worker::BackendKind backend = worker::BackendKind::kCpu;
   int threads = 0;
@@ -69,7 +70,7 @@ struct ReplicaCommandOptions {
 Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
       Args args, Args::parse(argc, argv, {"help"},
-                             {"coordinator", "model", "served-model-name", "tp", "pp", "stage-layers",
+                             {"coordinator", "model", "served-model-name", "tp", "pp", "ep", "stage-layers",
                               "backend", "threads", "precision", "kv-cache-bytes", "token-budget",
                               "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index",
                               "curve-server-key", "curve-key"}));
@@ -86,7 +87,10 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
     o.server.model = std::filesystem::path(o.model_dir).lexically_normal().parent_path().filename().string();
   PONDER_ASSIGN_OR_RETURN(int64_t tp, args.get_int("tp", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t pp, args.get_int("pp", 1));
-  if (tp < 1 || pp < 1) return error(StatusCode::kInvalidArgument, "--tp and --pp must be at least 1");
+  PONDER_ASSIGN_OR_RETURN(int64_t ep, args.get_int("ep", 1));
+  if (tp < 1 || pp < 1 || ep < 1)
+    return error(StatusCode::kInvalidArgument, "--tp, --pp and --ep must be at least 1");
+  o.ep = static_cast<int>(ep);
   o.tp = static_cast<int>(tp);
   o.pp = static_cast<int>(pp);
   PONDER_ASSIGN_OR_RETURN(auto stages, args.get_int_list("stage-layers"));
@@ -133,7 +137,8 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   PONDER_ASSIGN_OR_RETURN(auto mpi, collective::MpiRuntime::init(argc, argv));
   PONDER_ASSIGN_OR_RETURN(auto world, collective::MpiCommunicator::world());
   PONDER_ASSIGN_OR_RETURN(auto config, worker::load_model_config(o.model_dir));
-  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(config, world->size(), o.tp, o.pp, o.stage_layers)));
+  PONDER_RETURN_IF_ERROR(
+      status_of(worker::model_layout(config, world->size(), o.tp, o.pp, o.stage_layers, o.ep)));
   // The budget holds whole-model blocks; each rank's share of every block is smaller.
   const worker::KvCacheConfig kv_layout =
       worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads);
@@ -148,6 +153,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   worker::ReplicaOptions options{.model_dir = o.model_dir,
                                  .tp = o.tp,
                                  .pp = o.pp,
+                                 .ep = o.ep,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = kv_blocks,
                                  .backend = {.kind = o.backend,
@@ -174,7 +180,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   o.server.name = strformat("replica-%d on %s", o.server.replica_index, host);
   o.server.kv_blocks = kv_blocks;
   o.server.kv_bytes_per_token = block_bytes / kv_layout.block_size;
-  const bool alone = o.tp * o.pp == 1;
+  const bool alone = o.tp * o.pp * o.ep == 1;
   Status st = coordinator::serve_replica(engine, o.server,
                                          alone ? std::function<Status()>() : [&] { return replica->ping(); });
   Status shutdown = replica->shutdown();

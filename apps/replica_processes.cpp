@@ -96,6 +96,7 @@ std::vector<std::string> replica_args(const ServeConfig& c, const std::string& e
   std::vector<std::string> a = {"--coordinator", endpoint, "--model", c.model,
                                 "--served-model-name", c.served_model_name,
                                 "--tp", std::to_string(c.tp), "--pp", std::to_string(c.pp),
+                                "--ep", std::to_string(c.ep),
                                 "--backend", c.backend, "--threads", std::to_string(threads),
                                 "--precision", c.dtype == "float32" ? "exact" : "bf16",
                                 "--kv-cache-bytes", std::to_string(c.kv_cache_bytes),

@@ -73,7 +73,8 @@ Expected<ServeConfig> parse(int argc, char** argv) {
 
 Status serve(const ServeConfig& c) {
   PONDER_ASSIGN_OR_RETURN(auto model_config, worker::load_model_config(c.model));
-  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(model_config, c.tp * c.pp, c.tp, c.pp, c.stage_layers)));
+  PONDER_RETURN_IF_ERROR(status_of(worker::model_layout(model_config, c.ranks_per_replica(), c.tp,
+                                                        c.pp, c.stage_layers, c.ep)));
   PONDER_ASSIGN_OR_RETURN(coordinator::ModelText text, load_served_model_text(c));
   // The key stays in this process: the replicas' command lines (replica_args) never carry it.
   PONDER_ASSIGN_OR_RETURN(const std::string api_key, serve_api_key(c));
@@ -126,7 +127,7 @@ Status serve(const ServeConfig& c) {
                                                .curve = link_keys->server()}));
     pool = started.get();
     dispatcher = std::move(started);
-    const int ranks = c.replicas * c.tp * c.pp;
+    const int ranks = c.replicas * c.ranks_per_replica();
     const int threads = c.threads > 0 ? c.threads : std::max(1, worker::available_cores() / ranks);
     std::vector<std::vector<std::string>> commands;
     for (int r = 0; r < c.replicas; ++r) {
@@ -135,7 +136,7 @@ Status serve(const ServeConfig& c) {
       args.insert(args.end(), {"--replica-index", std::to_string(r)});
       const std::vector<std::string> curve = link_keys->replica_args(r);  // key files, never keys
       args.insert(args.end(), curve.begin(), curve.end());
-      PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.tp * c.pp, "replica", args));
+      PONDER_ASSIGN_OR_RETURN(auto words, mpirun_command(c.ranks_per_replica(), "replica", args));
       PONDER_ASSIGN_OR_RETURN(Child child, spawn(strformat("replica %d (mpirun)", r), words, original_mask));
       children.push_back(child);
       commands.push_back(std::move(words));

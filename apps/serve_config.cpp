@@ -27,6 +27,9 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   dtype D                bf16 (default) or float32
   backend B              cpu (default) or cuda (one GPU per rank; a build with the CUDA backend)
   tp N, pp N             tensor / pipeline parallel degree of each replica (default 1)
+  ep N                   expert parallelism (MoE models): routed experts over N columns of tp
+                         ranks per stage, tokens to them by all-to-all (default 1); a replica
+                         has tp × pp × ep ranks
   stage_layers L         layers per pipeline stage, e.g. [3, 1] or "3,1" (default: even)
   replicas N             model replicas (default 1; 1 replica of tp = pp = 1 runs in-process)
   threads N              CPU threads per rank (default: the cores divided among the ranks)
@@ -144,6 +147,8 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.tp, 1, 1024);
   } else if (key == "pp") {
     return integer(&c.pp, 1, 1024);
+  } else if (key == "ep") {
+    return integer(&c.ep, 1, 1024);
   } else if (key == "stage_layers") {
     c.stage_layers.clear();
     if (trim(value).empty()) return {};  // an empty list: the even split
@@ -281,6 +286,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("backend", c.backend);
   kv("tp", c.tp);
   kv("pp", c.pp);
+  kv("ep", c.ep);
   kv("stage_layers", c.stage_layers);
   kv("replicas", c.replicas);
   kv("threads", c.threads);

@@ -30,6 +30,7 @@ struct ServeConfig {
   std::string backend = "cpu";
   int tp = 1;
   int pp = 1;
+  int ep = 1;                         // expert-parallel columns per stage (MoE models)
   std::vector<int64_t> stage_layers;  // empty: even split
   int replicas = 1;
   int threads = 0;                    // per rank; 0: the cores divided among the ranks
@@ -62,7 +63,8 @@ struct ServeConfig {
   bool replica_curve = true;          // CURVE on the replica links (encrypted, allow-listed keys)
   std::string curve_keys_dir;         // `ponder keys generate`'s keys; empty: made for each run
 
-  bool in_process() const { return replicas == 1 && tp * pp == 1; }
+  int ranks_per_replica() const { return tp * pp * ep; }
+  bool in_process() const { return replicas == 1 && ranks_per_replica() == 1; }
 };
 
 // The keys, for --help.

@@ -19,9 +19,10 @@ namespace {
 Status work(const GenerateOptions& o, int* argc, char*** argv) {
   PONDER_ASSIGN_OR_RETURN(auto mpi, collective::MpiRuntime::init(argc, argv));
   PONDER_ASSIGN_OR_RETURN(auto world, collective::MpiCommunicator::world());
-  if (world->size() % (o.tp * o.pp) != 0)
-    return error(StatusCode::kInvalidArgument, "%d ranks do not divide into replicas of tp × pp = %d",
-                 world->size(), o.tp * o.pp);
+  if (world->size() % o.ranks_per_replica() != 0)
+    return error(StatusCode::kInvalidArgument,
+                 "%d ranks do not divide into replicas of tp × pp × ep = %d", world->size(),
+                 o.ranks_per_replica());
   // Every rank tokenizes (cheap) so that all size their KV cache alike.
   PONDER_ASSIGN_OR_RETURN(PreparedPrompt prompt, prepare_prompt(o));
   // Ranks on one machine share its cores unless told otherwise.
@@ -31,21 +32,24 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
   worker::ReplicaOptions options{.model_dir = o.model_dir,
                                  .tp = o.tp,
                                  .pp = o.pp,
+                                 .ep = o.ep,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + prompt.max_tokens) / 16 + 2,
                                  .backend = {.kind = o.backend,
                                              .cpu = {.n_threads = threads, .precision = o.precision}},
                                  .timeout = o.timeout};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
-  if (world->size() != o.tp * o.pp)
+  if (world->size() != o.ranks_per_replica())
     PONDER_LOG(kWarn, "worker", "%d ranks make %d replicas; only the first runs the prompt",
-               world->size(), world->size() / (o.tp * o.pp));
+               world->size(), world->size() / o.ranks_per_replica());
   if (!replica->is_leader()) return replica->serve();
 
   // Replica 0's leader runs the prompt; other replicas' leaders only release their ranks.
   worker::Engine engine(*replica, engine_options(prompt));
   Status st = replica->role().replica == 0
-                  ? run_generation(engine, o, prompt, strformat("tp%dpp%d", o.tp, o.pp))
+                  ? run_generation(engine, o, prompt,
+                                   o.ep > 1 ? strformat("tp%dpp%dep%d", o.tp, o.pp, o.ep)
+                                            : strformat("tp%dpp%d", o.tp, o.pp))
                   : Status();
   Status shutdown = replica->shutdown();
   PONDER_RETURN_IF_ERROR(st);

@@ -1,5 +1,5 @@
 // Communicator: the collectives a sharded model needs (all-reduce, all-gather, reduce-scatter,
-// broadcast, send/recv, barrier) over one group of ranks. Every call has a deadline; a missed
+// broadcast, send/recv, barrier, all-to-all) over one group of ranks. Every call has a deadline; a missed
 // deadline is kTimeout and a failed or vanished peer is kRemote, never a hang. After either the
 // communicator is broken: later calls fail with kFailedPrecondition. Not thread-safe: one thread
 // (the engine thread of a rank) issues calls, in the same order on every rank.
@@ -31,10 +31,11 @@ struct CommStats {
   uint64_t broadcast_bytes = 0;
   uint64_t send_bytes = 0;
   uint64_t recv_bytes = 0;
+  uint64_t all_to_all_bytes = 0;  // bytes sent to other ranks (this rank's own share excluded)
   uint64_t calls = 0;
   uint64_t total() const {
     return all_reduce_bytes + all_gather_bytes + reduce_scatter_bytes + broadcast_bytes +
-           send_bytes + recv_bytes;
+           send_bytes + recv_bytes + all_to_all_bytes;
   }
 };
 
@@ -56,6 +57,12 @@ class Communicator {
   virtual Status send(const void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
   virtual Status recv(void* data, size_t bytes, int peer, int tag, Deadline deadline) = 0;
   virtual Status barrier(Deadline deadline) = 0;
+  // Personalised exchange: this rank sends send_bytes[q] bytes to each rank q — the blocks lie
+  // one after another in `send`, in rank order — and receives recv_bytes[q] bytes from each q into
+  // `recv`, likewise. send_bytes/recv_bytes have size() entries; what q sends to r must be what
+  // r expects from q (exchange the counts first).
+  virtual Status all_to_all(const void* send, const size_t* send_bytes, void* recv,
+                            const size_t* recv_bytes, Deadline deadline) = 0;
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }

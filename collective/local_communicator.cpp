@@ -15,6 +15,15 @@ Status LocalCommunicator::reduce_scatter_sum(const float* send, float* recv, siz
   return {};
 }
 
+Status LocalCommunicator::all_to_all(const void* send, const size_t* send_bytes, void* recv,
+                                     const size_t* recv_bytes, Deadline) {
+  if (send_bytes[0] != recv_bytes[0])
+    return error(StatusCode::kInvalidArgument, "all_to_all sends %zu bytes to itself, expects %zu",
+                 send_bytes[0], recv_bytes[0]);
+  if (send != recv && send_bytes[0] > 0) std::memmove(recv, send, send_bytes[0]);
+  return {};
+}
+
 Status LocalCommunicator::broadcast(void*, size_t, int root, Deadline) {
   if (root != 0) return error(StatusCode::kInvalidArgument, "broadcast root %d in a group of 1", root);
   return {};

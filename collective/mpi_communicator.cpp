@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -187,6 +188,32 @@ Status MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag, Deadli
   int rc = MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_, &req);
   if (rc != MPI_SUCCESS) return error(StatusCode::kRemote, "MPI_Irecv: %s", mpi_error_text(rc).c_str());
   return wait(&req, "recv", deadline);
+}
+
+Status MpiCommunicator::all_to_all(const void* send, const size_t* send_bytes, void* recv,
+                                   const size_t* recv_bytes, Deadline deadline) {
+  PONDER_RETURN_IF_ERROR(check_usable("all_to_all"));
+  std::vector<int> counts[2], displs[2];
+  for (int k = 0; k < 2; ++k) {
+    const size_t* bytes = k == 0 ? send_bytes : recv_bytes;
+    size_t offset = 0;
+    for (int q = 0; q < size_; ++q) {
+      PONDER_RETURN_IF_ERROR(check_count(bytes[q], "all_to_all block"));
+      PONDER_RETURN_IF_ERROR(check_count(offset, "all_to_all buffer"));
+      counts[k].push_back(static_cast<int>(bytes[q]));
+      displs[k].push_back(static_cast<int>(offset));
+      offset += bytes[q];
+    }
+  }
+  for (int q = 0; q < size_; ++q)
+    if (q != rank_) stats_.all_to_all_bytes += send_bytes[q];
+  ++stats_.calls;
+  MPI_Request req;
+  int rc = MPI_Ialltoallv(send, counts[0].data(), displs[0].data(), MPI_BYTE, recv,
+                          counts[1].data(), displs[1].data(), MPI_BYTE, comm_, &req);
+  if (rc != MPI_SUCCESS)
+    return error(StatusCode::kRemote, "MPI_Ialltoallv: %s", mpi_error_text(rc).c_str());
+  return wait(&req, "all_to_all", deadline);
 }
 
 Status MpiCommunicator::barrier(Deadline deadline) {

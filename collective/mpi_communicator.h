@@ -47,6 +47,8 @@ class MpiCommunicator final : public Communicator {
   Status send(const void* data, size_t bytes, int peer, int tag, Deadline deadline) override;
   Status recv(void* data, size_t bytes, int peer, int tag, Deadline deadline) override;
   Status barrier(Deadline deadline) override;
+  Status all_to_all(const void* send, const size_t* send_bytes, void* recv,
+                    const size_t* recv_bytes, Deadline deadline) override;
 
  private:
   explicit MpiCommunicator(MPI_Comm comm);

@@ -174,6 +174,26 @@ Status NcclCommunicator::recv(void* data, size_t bytes, int peer, int /*tag*/, D
   return finish(ncclRecv(data, bytes, ncclInt8, peer, comm_, stream_), "recv", deadline);
 }
 
+// ncclSend/ncclRecv pairs in one group (NCCL has no all-to-all of its own).
+Status NcclCommunicator::all_to_all(const void* send, const size_t* send_bytes, void* recv,
+                                    const size_t* recv_bytes, Deadline deadline) {
+  PONDER_RETURN_IF_ERROR(check_usable("all_to_all"));
+  ++stats_.calls;
+  ncclResult_t rc = ncclGroupStart();
+  size_t sent = 0, received = 0;
+  for (int q = 0; q < size_ && rc == ncclSuccess; ++q) {
+    if (send_bytes[q] > 0)
+      rc = ncclSend(static_cast<const char*>(send) + sent, send_bytes[q], ncclInt8, q, comm_, stream_);
+    if (rc == ncclSuccess && recv_bytes[q] > 0)
+      rc = ncclRecv(static_cast<char*>(recv) + received, recv_bytes[q], ncclInt8, q, comm_, stream_);
+    if (q != rank_) stats_.all_to_all_bytes += send_bytes[q];
+    sent += send_bytes[q];
+    received += recv_bytes[q];
+  }
+  const ncclResult_t end = ncclGroupEnd();
+  return finish(rc == ncclSuccess ? end : rc, "all_to_all", deadline);
+}
+
 Status NcclCommunicator::barrier(Deadline deadline) {
   PONDER_RETURN_IF_ERROR(check_usable("barrier"));
   ++stats_.calls;

@@ -6,12 +6,19 @@
 namespace ponder::collective {
 
 Expected<WorldLayout> WorldLayout::create(const LayoutSpec& s) {
-  if (s.tp < 1 || s.pp < 1)
-    return error(StatusCode::kInvalidArgument, "tp (%d) and pp (%d) must be >= 1", s.tp, s.pp);
-  if (s.world_size % (s.tp * s.pp) != 0)
+  if (s.tp < 1 || s.pp < 1 || s.ep < 1)
+    return error(StatusCode::kInvalidArgument, "tp (%d), pp (%d) and ep (%d) must be >= 1", s.tp,
+                 s.pp, s.ep);
+  if (s.world_size % (s.tp * s.ep * s.pp) != 0)
     return error(StatusCode::kInvalidArgument,
-                 "world size %d is not a multiple of tp × pp = %d × %d = %d", s.world_size, s.tp,
-                 s.pp, s.tp * s.pp);
+                 "world size %d is not a multiple of tp × ep × pp = %d × %d × %d = %d",
+                 s.world_size, s.tp, s.ep, s.pp, s.tp * s.ep * s.pp);
+  if (s.ep > 1 && s.n_experts == 0)
+    return error(StatusCode::kInvalidArgument,
+                 "ep=%d: expert parallelism needs a mixture-of-experts model", s.ep);
+  if (s.ep > 1 && s.n_experts % s.ep != 0)
+    return error(StatusCode::kInvalidArgument, "ep=%d does not divide the model's %lld experts",
+                 s.ep, (long long)s.n_experts);
   if (s.n_heads % s.tp != 0)
     return error(StatusCode::kInvalidArgument,
                  "tp=%d does not divide the model's %lld attention heads", s.tp, (long long)s.n_heads);
@@ -30,7 +37,7 @@ Expected<WorldLayout> WorldLayout::create(const LayoutSpec& s) {
                  s.pp, (long long)s.n_layers);
   WorldLayout layout;
   layout.spec_ = s;
-  layout.replicas_ = s.world_size / (s.tp * s.pp);
+  layout.replicas_ = s.world_size / (s.tp * s.ep * s.pp);
   if (!s.stage_layers.empty()) {
     if (static_cast<int>(s.stage_layers.size()) != s.pp)
       return error(StatusCode::kInvalidArgument, "%zu stage sizes given for pp=%d",
@@ -52,16 +59,19 @@ Expected<WorldLayout> WorldLayout::create(const LayoutSpec& s) {
 }
 
 RankRole WorldLayout::role(int rank) const {
-  const int per_replica = spec_.tp * spec_.pp;
+  const int tp = spec_.tp, per_stage = tp * spec_.ep, per_replica = per_stage * spec_.pp;
   RankRole r;
   r.rank = rank;
   r.replica = rank / per_replica;
-  r.stage = (rank % per_replica) / spec_.tp;
-  r.tp_rank = rank % spec_.tp;
-  const int base = r.replica * per_replica;
+  r.stage = (rank % per_replica) / per_stage;
+  r.ep_rank = (rank % per_stage) / tp;
+  r.tp_rank = rank % tp;
+  const int base = r.replica * per_replica, stage_base = base + r.stage * per_stage;
   r.leader = base;
-  for (int t = 0; t < spec_.tp; ++t) r.tp_group.push_back(base + r.stage * spec_.tp + t);
-  for (int st = 0; st < spec_.pp; ++st) r.pp_group.push_back(base + st * spec_.tp + r.tp_rank);
+  for (int t = 0; t < tp; ++t) r.tp_group.push_back(stage_base + r.ep_rank * tp + t);
+  for (int e = 0; e < spec_.ep; ++e) r.ep_group.push_back(stage_base + e * tp + r.tp_rank);
+  for (int st = 0; st < spec_.pp; ++st)
+    r.pp_group.push_back(base + st * per_stage + r.ep_rank * tp + r.tp_rank);
   for (int st = 0; st < r.stage; ++st) r.layer_begin += stage_layers_[st];
   r.layer_end = r.layer_begin + stage_layers_[r.stage];
   return r;

@@ -17,32 +17,38 @@ std::string JobLayout::describe(const std::vector<std::string>& node_names) cons
     return i < static_cast<int>(node_names.size()) ? node_names[i] : strformat("node %d", i + 1);
   };
   auto span = [](int a, int b) { return a == b ? std::to_string(a) : strformat("%d-%d", a, b); };
-  std::string out = strformat("%d rank%s = %d replica%s x tp %d x pp %d on %d node%s x %d task%s, blocks of "
+  const std::string ep = shape.ep > 1 ? strformat(" x ep %d", shape.ep) : "";
+  std::string out = strformat("%d rank%s = %d replica%s x tp %d x pp %d%s on %d node%s x %d task%s, blocks of "
                               "consecutive ranks per node\n",
                               ranks(), ranks() == 1 ? "" : "s", shape.replicas, shape.replicas == 1 ? "" : "s",
-                              shape.tp, shape.pp, nodes, nodes == 1 ? "" : "s", tasks_per_node,
+                              shape.tp, shape.pp, ep.c_str(), nodes, nodes == 1 ? "" : "s", tasks_per_node,
                               tasks_per_node == 1 ? "" : "s");
+  const int width = shape.tp * shape.ep;  // a stage: ep columns of tp ranks
   for (int rep = 0; rep < shape.replicas; ++rep)
     for (int stage = 0; stage < shape.pp; ++stage) {
-      const int first = rep * ranks_per_replica() + stage * shape.tp;
-      const int last = first + shape.tp - 1;
+      const int first = rep * ranks_per_replica() + stage * width;
+      const int last = first + width - 1;
       // The nodes of this TP group; more than one (joined by '+') means TP over the network.
       std::vector<std::string> on;
       for (int r = first; r <= last; ++r)
         if (on.empty() || on.back() != node_name(node_of(r))) on.push_back(node_name(node_of(r)));
       const std::string where = join(on, " + ");
-      out += strformat("  replica %d stage %d: rank%s %s (tp %s) on %s\n", rep, stage, first == last ? "" : "s",
-                       span(first, last).c_str(),
-                       span(0, shape.tp - 1).c_str(), where.c_str());
+      out += strformat("  replica %d stage %d: rank%s %s (tp %s%s) on %s\n", rep, stage, first == last ? "" : "s",
+                       span(first, last).c_str(), span(0, shape.tp - 1).c_str(),
+                       shape.ep > 1 ? strformat(" x ep %s", span(0, shape.ep - 1).c_str()).c_str() : "",
+                       where.c_str());
     }
   return out;
 }
 
 Expected<JobLayout> plan_job_layout(const SlurmOptions& slurm, const JobShape& shape) {
   JobLayout layout{.shape = shape, .nodes = slurm.nodes};
-  const int ranks = shape.replicas * shape.tp * shape.pp;
-  const std::string product = strformat("replicas x tp x pp = %d x %d x %d = %d rank%s", shape.replicas, shape.tp,
-                                        shape.pp, ranks, ranks == 1 ? "" : "s");
+  const int ranks = shape.replicas * shape.tp * shape.pp * shape.ep;
+  const std::string product =
+      shape.ep > 1 ? strformat("replicas x tp x pp x ep = %d x %d x %d x %d = %d ranks", shape.replicas,
+                               shape.tp, shape.pp, shape.ep, ranks)
+                   : strformat("replicas x tp x pp = %d x %d x %d = %d rank%s", shape.replicas, shape.tp,
+                               shape.pp, ranks, ranks == 1 ? "" : "s");
   if (slurm.tasks_per_node > 0) {
     if (slurm.tasks_per_node * slurm.nodes != ranks)
       return error(StatusCode::kInvalidArgument,
@@ -60,10 +66,10 @@ Expected<JobLayout> plan_job_layout(const SlurmOptions& slurm, const JobShape& s
                    product.c_str(), slurm.nodes);
     layout.tasks_per_node = ranks / slurm.nodes;
   }
-  const int per_replica = shape.tp * shape.pp;
+  const int per_replica = layout.ranks_per_replica();
   if (per_replica % layout.tasks_per_node != 0 && layout.tasks_per_node % per_replica != 0)
     return error(StatusCode::kInvalidArgument,
-                 "%s give %d ranks per node, and a replica of tp x pp = %d ranks would straddle nodes "
+                 "%s give %d ranks per node, and a replica of %d ranks would straddle nodes "
                  "unevenly: each replica runs as a job step of its own, so it must fill whole nodes or "
                  "share a node with whole replicas",
                  product.c_str(), layout.tasks_per_node, per_replica);

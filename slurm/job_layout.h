@@ -19,6 +19,7 @@ struct JobShape {
   int replicas = 1;
   int tp = 1;
   int pp = 1;
+  int ep = 1;  // expert-parallel columns of tp ranks per stage
   bool cuda = false;  // one GPU per rank
 };
 
@@ -28,7 +29,7 @@ struct JobLayout {
   int tasks_per_node = 1;
   int ranks() const { return nodes * tasks_per_node; }
   int node_of(int rank) const { return rank / tasks_per_node; }
-  int ranks_per_replica() const { return shape.tp * shape.pp; }
+  int ranks_per_replica() const { return shape.tp * shape.pp * shape.ep; }
   // Indices of the nodes that replica `r`'s ranks run on, in order.
   std::vector<int> nodes_of_replica(int replica) const;
   // Replica r's srun step: its first node (srun --relative), its node count and ranks per node.

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-# Writes a random-weight Llama- or Qwen3-shaped model from a fixed seed in Hugging Face layout
+# Writes a random-weight Llama-, Qwen3- or DeepSeek-V3-shaped model from a fixed seed in Hugging Face layout
 # (config.json, model.safetensors, generation_config.json); numpy only, for CI and the demo.
 #
 #   /usr/bin/python3 tools/make_random_model.py --preset default --dtype bf16 --out models/random-default
 #   /usr/bin/python3 tools/make_random_model.py --preset default --tokenizer /work/shared/tokenizers/qwen3 \
 #       --out models/random-default
 #   /usr/bin/python3 tools/make_random_model.py --preset 0.85b --out /tmp/m   # 1.7 GB bf16, ~20 s
+#   /usr/bin/python3 tools/make_random_model.py --preset moe --out /tmp/moe   # DeepSeek-V3 shape, 0.54 GB
 #
 # Weights: every linear (and lm_head) ~ N(0, 1/fan_in), embeddings ~ N(0, 1/hidden), RMSNorm weights
 # (incl. qwen3 q_norm/k_norm) = 1. Each tensor has its own generator seeded from (--seed, tensor
@@ -30,6 +31,14 @@ PRESETS = {
                   tie=False),
     "default": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=32, ffn=384, arch="qwen3",
                     tie=True),
+    # DeepSeek-V3's shape at 0.27 B (0.54 GB bf16): MLA, one dense layer, then 32 routed experts
+    # (top 4 of 8 groups' best 4) and a shared one; ~90 M parameters active per token.
+    "moe": dict(hidden=1024, layers=8, heads=16, kv_heads=16, head_dim=None, ffn=2816,
+                arch="deepseek_v3", tie=False,
+                mla=dict(q_lora_rank=384, kv_lora_rank=256, qk_nope_head_dim=64,
+                         qk_rope_head_dim=32, v_head_dim=64),
+                moe=dict(n_routed_experts=32, num_experts_per_tok=4, moe_intermediate_size=256,
+                         n_shared_experts=1, n_group=8, topk_group=4, first_k_dense_replace=1)),
 }
 DEFAULT_VOCAB = 32000
 DTYPES = {"bf16": ("BF16", 2, "bfloat16"), "f16": ("F16", 2, "float16"), "f32": ("F32", 4, "float32")}
@@ -40,8 +49,48 @@ CHUNK_ELEMENTS = 1 << 20  # generate/convert/write this many values at a time (c
 # Shapes and config
 
 
+def deepseek_specs(shape):
+    """DeepseekV3ForCausalLM tensors in the Hub's per-expert layout."""
+    h, a, m = shape["hidden"], shape["mla"], shape["moe"]
+    heads, qk = shape["heads"], a["qk_nope_head_dim"] + a["qk_rope_head_dim"]
+    specs = [("model.embed_tokens.weight", [shape["vocab"], h], "embed"),
+             ("model.norm.weight", [h], "norm"), ("lm_head.weight", [shape["vocab"], h], "linear")]
+
+    def mlp(prefix, ffn):
+        return [(prefix + "gate_proj.weight", [ffn, h], "linear"),
+                (prefix + "up_proj.weight", [ffn, h], "linear"),
+                (prefix + "down_proj.weight", [h, ffn], "linear")]
+
+    for i in range(shape["layers"]):
+        p = f"model.layers.{i}."
+        at = p + "self_attn."
+        specs += [
+            (p + "input_layernorm.weight", [h], "norm"),
+            (p + "post_attention_layernorm.weight", [h], "norm"),
+            (at + "q_a_proj.weight", [a["q_lora_rank"], h], "linear"),
+            (at + "q_a_layernorm.weight", [a["q_lora_rank"]], "norm"),
+            (at + "q_b_proj.weight", [heads * qk, a["q_lora_rank"]], "linear"),
+            (at + "kv_a_proj_with_mqa.weight", [a["kv_lora_rank"] + a["qk_rope_head_dim"], h], "linear"),
+            (at + "kv_a_layernorm.weight", [a["kv_lora_rank"]], "norm"),
+            (at + "kv_b_proj.weight", [heads * (a["qk_nope_head_dim"] + a["v_head_dim"]),
+                                       a["kv_lora_rank"]], "linear"),
+            (at + "o_proj.weight", [h, heads * a["v_head_dim"]], "linear"),
+        ]
+        if i < m["first_k_dense_replace"]:
+            specs += mlp(p + "mlp.", shape["ffn"])
+            continue
+        specs += [(p + "mlp.gate.weight", [m["n_routed_experts"], h], "linear"),
+                  (p + "mlp.gate.e_score_correction_bias", [m["n_routed_experts"]], "norm")]
+        specs += mlp(p + "mlp.shared_experts.", m["moe_intermediate_size"] * m["n_shared_experts"])
+        for e in range(m["n_routed_experts"]):
+            specs += mlp(p + f"mlp.experts.{e}.", m["moe_intermediate_size"])
+    return sorted(specs)
+
+
 def tensor_specs(shape, arch):
     """[(name, [rows, cols] or [n], kind)] in HF naming; kind picks the init."""
+    if arch == "deepseek_v3":
+        return deepseek_specs(shape)
     h, d = shape["hidden"], shape["head_dim"]
     q_dim, kv_dim, ffn, vocab = shape["heads"] * d, shape["kv_heads"] * d, shape["ffn"], shape["vocab"]
     specs = [("model.embed_tokens.weight", [vocab, h], "embed"), ("model.norm.weight", [h], "norm")]
@@ -94,6 +143,14 @@ def make_config(shape, arch, dtype_name, bos, eos):
     }
     if arch == "llama":
         cfg.update({"mlp_bias": False, "pretraining_tp": 1})
+    elif arch == "deepseek_v3":
+        cfg["architectures"] = ["DeepseekV3ForCausalLM"]
+        cfg.update(shape["mla"])
+        cfg.update(shape["moe"])
+        cfg.update({"rope_interleave": True, "scoring_func": "sigmoid", "topk_method": "noaux_tc",
+                    "norm_topk_prob": True, "routed_scaling_factor": 2.5, "rope_theta": 10000.0,
+                    "num_nextn_predict_layers": 0, "rms_norm_eps": 1e-6})
+        del cfg["head_dim"]
     else:
         cfg.update({"use_sliding_window": False, "sliding_window": None,
                     "max_window_layers": shape["layers"]})
@@ -173,7 +230,7 @@ def write_safetensors(path, specs, shape, st_dtype, itemsize, seed):
 def main():
     ap = argparse.ArgumentParser(description="Write a random-weight Llama/Qwen3-shaped HF model.")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    ap.add_argument("--arch", choices=["llama", "qwen3"], help="default: the preset's")
+    ap.add_argument("--arch", choices=["llama", "qwen3", "deepseek_v3"], help="default: the preset's")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output directory")

@@ -13,7 +13,7 @@ constexpr int kTagResultSize = 12, kTagSampled = 13, kTagScores = 14, kTagTop = 
 }  // namespace
 
 Expected<collective::WorldLayout> model_layout(const ModelConfig& c, int world_size, int tp, int pp,
-                                               const std::vector<int64_t>& stage_layers) {
+                                               const std::vector<int64_t>& stage_layers, int ep) {
   if (c.is_moe() && tp > 0 && (c.moe.ffn % tp != 0 || c.moe.shared_ffn % tp != 0))
     return error(StatusCode::kInvalidArgument,
                  "tp %d does not divide moe_intermediate_size %lld (shared experts: %lld rows)", tp,
@@ -21,6 +21,8 @@ Expected<collective::WorldLayout> model_layout(const ModelConfig& c, int world_s
   return collective::WorldLayout::create({.world_size = world_size,
                                           .tp = tp,
                                           .pp = pp,
+                                          .ep = ep,
+                                          .n_experts = c.moe.n_experts,
                                           .n_heads = c.n_heads,
                                           .n_kv_heads = c.n_kv_heads,
                                           .n_layers = c.n_layers,
@@ -33,21 +35,26 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
                                                    const ReplicaOptions& options) {
   PONDER_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(options.model_dir));
   PONDER_ASSIGN_OR_RETURN(auto layout, model_layout(config, world.size(), options.tp, options.pp,
-                                                    options.stage_layers));
+                                                    options.stage_layers, options.ep));
   std::unique_ptr<Replica> r(new Replica());
   r->options_ = options;
   r->role_ = layout.role(world.rank());
   const auto& role = r->role_;
   auto deadline = collective::deadline_in(options.timeout);
   PONDER_ASSIGN_OR_RETURN(r->replica_, world.split(role.replica, world.rank(), deadline));
+  const int tp = options.tp, ep = options.ep, pp = options.pp;
   PONDER_ASSIGN_OR_RETURN(
-      r->tp_, world.split(role.replica * options.pp + role.stage, role.tp_rank, deadline));
+      r->tp_, world.split((role.replica * pp + role.stage) * ep + role.ep_rank, role.tp_rank, deadline));
   PONDER_ASSIGN_OR_RETURN(
-      r->pp_, world.split(role.replica * options.tp + role.tp_rank, role.stage, deadline));
-  r->sampler_rank_ = (options.pp - 1) * options.tp;  // last stage, tp rank 0
+      r->ep_, world.split((role.replica * pp + role.stage) * tp + role.tp_rank, role.ep_rank, deadline));
+  PONDER_ASSIGN_OR_RETURN(
+      r->pp_, world.split((role.replica * ep + role.ep_rank) * tp + role.tp_rank, role.stage, deadline));
+  r->sampler_rank_ = (pp - 1) * tp * ep;  // last stage, ep column 0, tp rank 0
 
   ShardSpec shard{.tp_rank = role.tp_rank,
                   .tp_size = options.tp,
+                  .ep_rank = role.ep_rank,
+                  .ep_size = options.ep,
                   .layer_begin = role.layer_begin,
                   .layer_end = role.layer_end,
                   .first_stage = role.stage == 0,
@@ -66,15 +73,19 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
   auto group = [](int size, auto& device, auto& host) -> collective::Communicator* {
     return size == 1 ? nullptr : device ? device.get() : host.get();
   };
+  // MoE layers run on the CPU backend only (supports()): the EP group stays a host communicator.
+  std::unique_ptr<collective::Communicator> no_device;
   r->comms_ = {.tp = group(options.tp, r->tp_device_, r->tp_),
                .pp = group(options.pp, r->pp_device_, r->pp_),
+               .ep = group(options.ep, no_device, r->ep_),
                .timeout = options.timeout};
   r->cache_ = std::make_unique<KvCache>(std::move(cache));
   r->runner_ = std::make_unique<PlanRunner>(*r->model_, *r->backend_, *r->cache_, r->comms_,
                                             r->replica_->rank() == r->sampler_rank_);
   PONDER_LOG(kInfo, "replica",
-             "replica %d stage %d tp %d/%d: layers [%lld, %lld), %zu weight bytes read, %s backend (%s)",
-             role.replica, role.stage, role.tp_rank, options.tp, (long long)role.layer_begin,
+             "replica %d stage %d ep %d/%d tp %d/%d: layers [%lld, %lld), %zu weight bytes read, %s backend (%s)",
+             role.replica, role.stage, role.ep_rank, options.ep, role.tp_rank, options.tp,
+             (long long)role.layer_begin,
              (long long)role.layer_end, r->model_->weights().bytes_read,
              std::string(r->backend_->name()).c_str(), r->backend_->description().c_str());
   // Nobody starts serving before every shard is loaded.
@@ -84,7 +95,7 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
 
 collective::CommStats Replica::model_comm_stats() const {
   collective::CommStats total;
-  for (const auto* c : {comms_.tp, comms_.pp}) {
+  for (const auto* c : {comms_.tp, comms_.pp, comms_.ep}) {
     if (c == nullptr) continue;
     const collective::CommStats& s = c->stats();
     total.all_reduce_bytes += s.all_reduce_bytes;
@@ -93,6 +104,7 @@ collective::CommStats Replica::model_comm_stats() const {
     total.broadcast_bytes += s.broadcast_bytes;
     total.send_bytes += s.send_bytes;
     total.recv_bytes += s.recv_bytes;
+    total.all_to_all_bytes += s.all_to_all_bytes;
     total.calls += s.calls;
   }
   return total;

@@ -1,4 +1,4 @@
-// Replica: one model replica spread over tp × pp MPI ranks, as a StepExecutor for the engine.
+// Replica: one model replica spread over tp × ep × pp MPI ranks, as a StepExecutor for the engine.
 // Every rank holds its shard (ShardSpec from the WorldLayout) and executes StepPlans; the leader
 // (stage 0, tp rank 0) runs the Engine, which decides the plans and owns the sequences; the
 // sampling rank (last stage, tp rank 0) samples and sends the tokens back to the leader. Created collectively by every rank of the world.
@@ -25,12 +25,14 @@ namespace ponder::worker {
 // The WorldLayout of `world_size` ranks in replicas of tp × pp for this model (clear errors when
 // the layout does not fit it).
 Expected<collective::WorldLayout> model_layout(const ModelConfig& config, int world_size, int tp,
-                                               int pp, const std::vector<int64_t>& stage_layers = {});
+                                               int pp, const std::vector<int64_t>& stage_layers = {},
+                                               int ep = 1);
 
 struct ReplicaOptions {
   std::string model_dir;
   int tp = 1;
   int pp = 1;
+  int ep = 1;  // expert parallelism: each stage is ep columns of tp ranks
   std::vector<int64_t> stage_layers;  // empty: even split
   int64_t kv_blocks = 1024;           // per rank, 16 tokens each
   BackendChoice backend;  // CUDA: the device from the process environment, NCCL for TP/PP
@@ -49,6 +51,10 @@ class Replica final : public StepExecutor {
   const DecoderModel& model() const { return *model_; }
   // Bytes this rank moved for the model (TP and PP collectives; plan broadcasts excluded).
   collective::CommStats model_comm_stats() const;
+  // Of those, the expert-parallel group's (all-to-all and the all-gather of combined rows).
+  collective::CommStats ep_comm_stats() const {
+    return comms_.ep ? comms_.ep->stats() : collective::CommStats{};
+  }
 
   // StepExecutor, on the leader: broadcasts the plan, runs its own part, and collects what the
   // sampling rank drew.
@@ -77,7 +83,7 @@ class Replica final : public StepExecutor {
 
   ReplicaOptions options_;
   collective::RankRole role_;
-  std::unique_ptr<collective::MpiCommunicator> replica_, tp_, pp_;
+  std::unique_ptr<collective::MpiCommunicator> replica_, tp_, pp_, ep_;
   ShardComms comms_;
   int sampler_rank_ = 0;  // in the replica communicator
   std::unique_ptr<DecoderModel> model_;

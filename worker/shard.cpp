@@ -24,6 +24,9 @@ ShardDims ShardDims::of(const ModelConfig& c, const ShardSpec& s) {
   d.moe_ffn_begin = s.tp_rank * d.moe_ffn;
   d.shared_ffn = c.moe.shared_ffn / tp;
   d.shared_ffn_begin = s.tp_rank * d.shared_ffn;
+  const int64_t per_rank = c.moe.n_experts / s.ep_size;
+  d.expert_begin = s.ep_rank * per_rank;
+  d.expert_end = d.expert_begin + per_rank;
   d.vocab_stride = (c.vocab_size + tp - 1) / tp;
   d.vocab_begin = std::min(c.vocab_size, s.tp_rank * d.vocab_stride);
   d.vocab_end = std::min(c.vocab_size, d.vocab_begin + d.vocab_stride);

@@ -13,6 +13,8 @@ namespace ponder::worker {
 struct ShardSpec {
   int tp_rank = 0;
   int tp_size = 1;
+  int ep_rank = 0;  // expert parallelism: this rank holds routed experts
+  int ep_size = 1;  // [ep_rank × n_experts / ep_size, (ep_rank + 1) × n_experts / ep_size)
   int64_t layer_begin = 0;
   int64_t layer_end = -1;  // -1: through the last layer
   bool first_stage = true;  // runs the embedding
@@ -30,6 +32,8 @@ struct ShardDims {
   int64_t moe_ffn_begin = 0;
   int64_t shared_ffn = 0;   // the shared experts' intermediate rows on this rank
   int64_t shared_ffn_begin = 0;
+  int64_t expert_begin = 0; // [expert_begin, expert_end): the routed experts on this rank
+  int64_t expert_end = 0;
   int64_t vocab_begin = 0;  // [vocab_begin, vocab_end) of embedding and lm_head rows
   int64_t vocab_end = 0;
   int64_t vocab_stride = 0; // ceil(vocab / tp): the padded per-rank slice for gathers

@@ -91,6 +91,27 @@ void test_collectives(Communicator& c) {
     EXPECT(s1.ok() && s2.ok(), "ring: %s / %s", s1.to_string().c_str(), s2.to_string().c_str());
     EXPECT(in == data_of(prev, 333), "ring payload from %d", prev);
   }
+  // All-to-all with a different block size for every (sender, receiver) pair, empty ones too.
+  {
+    auto block = [](int from, int to) { return size_t((from * 7 + to * 3) % 5) * 13; };
+    std::vector<size_t> send_bytes(p), recv_bytes(p);
+    std::vector<char> out, in;
+    for (int q = 0; q < p; ++q) {
+      send_bytes[q] = block(r, q);
+      recv_bytes[q] = block(q, r);
+      for (size_t i = 0; i < send_bytes[q]; ++i) out.push_back(char(r * 31 + q * 5 + i));
+    }
+    in.assign(out.size() + 1000, 0);
+    const uint64_t before = c.stats().all_to_all_bytes;
+    Status st = c.all_to_all(out.data(), send_bytes.data(), in.data(), recv_bytes.data(), dl());
+    EXPECT(st.ok(), "all_to_all: %s", st.to_string().c_str());
+    size_t at = 0;
+    for (int q = 0; q < p; ++q)
+      for (size_t i = 0; i < recv_bytes[q]; ++i, ++at)
+        EXPECT(in[at] == char(q * 31 + r * 5 + i), "all_to_all byte %zu from %d", i, q);
+    EXPECT(c.stats().all_to_all_bytes - before == out.size() - send_bytes[r],
+           "all_to_all counted %llu bytes", (unsigned long long)(c.stats().all_to_all_bytes - before));
+  }
   Status st = c.barrier(dl());
   EXPECT(st.ok(), "barrier: %s", st.to_string().c_str());
   EXPECT(c.broadcast(nullptr, 0, p, dl()).code() == StatusCode::kInvalidArgument, "bad root accepted");
@@ -98,7 +119,7 @@ void test_collectives(Communicator& c) {
 
 // The last rank is killed (SIGKILL) in the middle of the job; every other rank's next collective must come
 // back with a named error before its deadline, not hang.
-int test_killed_peer(Communicator& c) {
+int test_killed_peer(Communicator& c, bool all_to_all) {
   const int r = c.rank(), p = c.size();
   std::vector<float> v(1024, 1.0f);
   Status st = c.all_reduce_sum(v.data(), v.size(), deadline_in(std::chrono::seconds(20)));
@@ -111,10 +132,18 @@ int test_killed_peer(Communicator& c) {
     raise(SIGKILL);
   }
   auto t0 = std::chrono::steady_clock::now();
-  st = c.all_reduce_sum(v.data(), v.size(), deadline_in(std::chrono::seconds(3)));
+  if (all_to_all) {  // what expert parallelism does with every MoE layer
+    std::vector<size_t> bytes(p, 64);
+    std::vector<char> out(64 * p, 1), in(64 * p);
+    st = c.all_to_all(out.data(), bytes.data(), in.data(), bytes.data(),
+                      deadline_in(std::chrono::seconds(3)));
+  } else {
+    st = c.all_reduce_sum(v.data(), v.size(), deadline_in(std::chrono::seconds(3)));
+  }
   double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "rank %d: all_reduce without the dead peer returned after %.2f s: %s\n", r,
-               waited, st.to_string().c_str());
+  std::fprintf(stderr, "rank %d: %s without the dead peer returned after %.2f s: %s\n", r,
+               all_to_all ? "all_to_all" : "all_reduce", waited, st.to_string().c_str());
+  if (all_to_all && st.message().find("all_to_all") == std::string::npos) return 1;
   if (st.ok()) return 1;
   if (st.code() != StatusCode::kTimeout && st.code() != StatusCode::kRemote) return 1;
   if (waited > 10.0) return 1;
@@ -135,7 +164,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto world = MpiCommunicator::world();
-  if (argc > 1 && std::strcmp(argv[1], "kill-peer") == 0) return test_killed_peer(**world);
+  if (argc > 1 && std::strcmp(argv[1], "kill-peer") == 0)
+    return test_killed_peer(**world, argc > 2 && std::strcmp(argv[2], "all_to_all") == 0);
   test_collectives(**world);
   // The same on a split: odd and even ranks.
   auto half = (*world)->split((*world)->rank() % 2, (*world)->rank(), deadline_in(std::chrono::seconds(20)));

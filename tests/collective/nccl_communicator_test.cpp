@@ -134,6 +134,9 @@ class LonelyRankZero final : public Communicator {
   Status send(const void*, size_t, int, int, Deadline) override { return unavailable(); }
   Status recv(void*, size_t, int, int, Deadline) override { return unavailable(); }
   Status barrier(Deadline) override { return unavailable(); }
+  Status all_to_all(const void*, const size_t*, void*, const size_t*, Deadline) override {
+    return unavailable();
+  }
 
  private:
   static Status unavailable() { return Status(StatusCode::kUnavailable, "not in this test"); }

@@ -31,6 +31,34 @@ TEST(WorldLayout, RanksMapToReplicaStageAndTpRank) {
   EXPECT_TRUE(r0.first_stage());
 }
 
+TEST(WorldLayout, ExpertParallelColumnsSitBetweenTpAndStages) {
+  LayoutSpec s = spec(16, 2, 2);
+  s.ep = 2;
+  s.n_experts = 8;
+  auto layout = WorldLayout::create(s);
+  ASSERT_TRUE(layout.has_value()) << layout.error().to_string();
+  EXPECT_EQ(layout->replicas(), 2);
+  // Rank 13 = replica 1 (8..15), stage 1 (12..15), ep column 0 (12, 13), tp rank 1.
+  RankRole r = layout->role(13);
+  EXPECT_EQ(r.replica, 1);
+  EXPECT_EQ(r.stage, 1);
+  EXPECT_EQ(r.ep_rank, 0);
+  EXPECT_EQ(r.tp_rank, 1);
+  EXPECT_EQ(r.leader, 8);
+  EXPECT_EQ(r.tp_group, (std::vector<int>{12, 13}));
+  EXPECT_EQ(r.ep_group, (std::vector<int>{13, 15}));
+  EXPECT_EQ(r.pp_group, (std::vector<int>{9, 13}));
+  EXPECT_EQ(layout->role(10).ep_rank, 1);
+  auto msg = [](LayoutSpec bad) { return WorldLayout::create(bad).error().message(); };
+  s.n_experts = 6;
+  s.ep = 4;
+  s.world_size = 16;
+  s.pp = 1;
+  EXPECT_NE(msg(s).find("ep=4 does not divide the model's 6 experts"), std::string::npos);
+  s.n_experts = 0;
+  EXPECT_NE(msg(s).find("needs a mixture-of-experts model"), std::string::npos);
+}
+
 TEST(WorldLayout, StageSizesCanBeGiven) {
   LayoutSpec s = spec(3, 1, 3);
   s.stage_layers = {1, 3, 1};
@@ -45,7 +73,7 @@ TEST(WorldLayout, StageSizesCanBeGiven) {
 
 TEST(WorldLayout, InvalidLayoutsAreClearErrors) {
   auto msg = [](LayoutSpec s) { return WorldLayout::create(s).error().message(); };
-  EXPECT_NE(msg(spec(6, 4, 1)).find("world size 6 is not a multiple of tp × pp"), std::string::npos);
+  EXPECT_NE(msg(spec(6, 4, 1)).find("world size 6 is not a multiple of tp × ep × pp"), std::string::npos);
   EXPECT_NE(msg(spec(3, 3, 1)).find("tp=3 does not divide the model's 8 attention heads"), std::string::npos);
   EXPECT_NE(msg(spec(6, 1, 6)).find("pp=6 stages but the model has only 5 layers"), std::string::npos);
   LayoutSpec kv = spec(8, 8, 1);

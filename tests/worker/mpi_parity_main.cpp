@@ -2,10 +2,12 @@
 // prompt of a reference fixture as one batch (different lengths, split into micro-batches across
 // stages) and must produce the fixture's 32-token greedy continuations exactly, with end-of-prompt
 // logits matching both transformers and a single-rank run of the same model.
-// Usage: mpi_parity FIXTURE TP PP [STAGE_LAYERS e.g. 2,1,1]. Exit 77 (skip) when the layout does
-// not fit the model, 0 when every rank passes.
+// Usage: mpi_parity FIXTURE TP PP [ep=N] [STAGE_LAYERS e.g. 2,1,1]. Exit 77 (skip) when the layout
+// does not fit the model, 0 when every rank passes. With ep=N (MoE models) each stage is N
+// columns of TP ranks that split the routed experts and exchange tokens by all-to-all.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -69,15 +71,18 @@ int main(int argc, char** argv) {
                          .kv_blocks = 256,
                          .backend = {.cpu = {.n_threads = 1, .precision = MatmulPrecision::kExact}},
                          .timeout = std::chrono::seconds(60)};
-  if (argc > 4)
-    for (const std::string& n : split(argv[4], ',')) options.stage_layers.push_back(std::stoll(n));
+  int arg = 4;
+  if (argc > arg && std::strncmp(argv[arg], "ep=", 3) == 0) options.ep = std::atoi(argv[arg++] + 3);
+  if (argc > arg)
+    for (const std::string& n : split(argv[arg], ',')) options.stage_layers.push_back(std::stoll(n));
   auto world = collective::MpiCommunicator::world();
 
   auto config = load_model_config(dir);
-  auto layout = model_layout(*config, (*world)->size(), options.tp, options.pp, options.stage_layers);
+  auto layout = model_layout(*config, (*world)->size(), options.tp, options.pp, options.stage_layers,
+                             options.ep);
   if (!layout) {
     if ((*world)->rank() == 0)
-      std::printf("SKIP %s tp%d pp%d: %s\n", name.c_str(), options.tp, options.pp,
+      std::printf("SKIP %s tp%d pp%d ep%d: %s\n", name.c_str(), options.tp, options.pp, options.ep,
                   layout.error().message().c_str());
     return 77;
   }
@@ -140,8 +145,8 @@ int main(int argc, char** argv) {
         if (!engine.step()) break;
       for (size_t i = 0; i < prompts.size(); ++i) {
         if (greedy[ids[i]] != meta["greedy"][i].get<std::vector<int32_t>>()) {
-          std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: greedy continuation differs\n",
-                       name.c_str(), options.tp, options.pp, i);
+          std::fprintf(stderr, "FAIL %s tp%d pp%d ep%d prompt %zu: greedy continuation differs\n",
+                       name.c_str(), options.tp, options.pp, options.ep, i);
           ++failures;
         }
       }
@@ -153,8 +158,8 @@ int main(int argc, char** argv) {
     LocalExecutor local(**model1, **backend1, *cache1);
     auto single = engine_outputs(local);
     if (distributed != single || distributed.size() != prompts.size() * 2) {
-      std::fprintf(stderr, "FAIL %s tp%d pp%d: engine outputs differ from one process\n",
-                   name.c_str(), options.tp, options.pp);
+      std::fprintf(stderr, "FAIL %s tp%d pp%d ep%d: engine outputs differ from one process\n",
+                   name.c_str(), options.tp, options.pp, options.ep);
       ++failures;
     }
     Status st = r.shutdown();
@@ -176,12 +181,14 @@ int main(int argc, char** argv) {
       double vs_hf = nmse(got.data(), hf.data(), vocab);
       double vs_single = nmse(got.data(), single[i].data(), vocab);
       if (!(vs_hf < 1e-10) || !(vs_single < 1e-10)) {
-        std::fprintf(stderr, "FAIL %s tp%d pp%d prompt %zu: logits NMSE %g vs transformers, %g vs single rank\n",
-                     name.c_str(), options.tp, options.pp, i, vs_hf, vs_single);
+        std::fprintf(stderr, "FAIL %s tp%d pp%d ep%d prompt %zu: logits NMSE %g vs transformers, %g vs single rank\n",
+                     name.c_str(), options.tp, options.pp, options.ep, i, vs_hf, vs_single);
         ++failures;
       }
     }
   }
-  if (failures == 0) std::printf("rank %d: %s tp%d pp%d PASS\n", (*world)->rank(), name.c_str(), options.tp, options.pp);
+  if (failures == 0)
+    std::printf("rank %d: %s tp%d pp%d ep%d PASS\n", (*world)->rank(), name.c_str(), options.tp,
+                options.pp, options.ep);
   return failures == 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "common/check.h"
 #include "worker/model/architecture.h"
@@ -356,7 +357,7 @@ Status DecoderModel::forward_layers(Backend& be, KvCache& cache, const BatchLayo
     if (w.experts.empty()) {
       mlp(be, w.w_gate_up, w.b_gate_up, w.w_down, w.b_down, norm, delta);
     } else {
-      PONDER_RETURN_IF_ERROR(moe(be, w, n));
+      PONDER_RETURN_IF_ERROR(moe(be, w, n, comms));
     }
     if (comms.tp) PONDER_RETURN_IF_ERROR(all_reduce(be, *comms.tp, delta, comms));
   }
@@ -445,10 +446,13 @@ void DecoderModel::mlp(Backend& be, const Tensor& w_gate_up, const Tensor& b_gat
   be.matmul(act, w_down, b_down, out);
 }
 
-// A mixture-of-experts layer over norm_ into delta_: route every row on the host, then each
+// A mixture-of-experts layer over norm_ into delta_: route the rows on the host, then each
 // expert that got rows runs its MLP on just those rows and adds them back with their weights
-// (experts in index order, as transformers sums them), then the shared experts on every row.
-Status DecoderModel::moe(Backend& be, const LayerWeights& w, int64_t n) {
+// (experts in index order, as transformers sums them), then the shared experts. Under expert
+// parallelism every rank of the EP group holds the same rows; each routes a contiguous 1/ep of
+// them, sends their pairs to the experts' ranks and back (moe_exchange), and the EP group
+// all-gathers the blocks of delta_.
+Status DecoderModel::moe(Backend& be, const LayerWeights& w, int64_t n, const ShardComms& comms) {
   const MoeConfig& m = config_.moe;
   const int64_t h = config_.hidden_size, e_count = m.n_experts, k = m.top_k;
   Tensor norm = f32_view(norm_, {n, h}), delta = f32_view(delta_, {n, h});
@@ -460,40 +464,172 @@ Status DecoderModel::moe(Backend& be, const LayerWeights& w, int64_t n) {
   route_bias_.resize(w.router_bias.empty() ? 0 : e_count);
   if (!route_bias_.empty())
     be.memory().copy(route_bias_.data(), w.router_bias.data, e_count * sizeof(float));
-  route_experts_.resize(n * k);
-  route_weights_.resize(n * k);
-  route_tokens(m, route_logits_.data(), n, route_bias_, route_experts_.data(),
+  const int ep = comms.ep ? comms.ep->size() : 1;
+  const int64_t per = (n + ep - 1) / ep;
+  const int64_t row0 = std::min<int64_t>(n, (comms.ep ? comms.ep->rank() : 0) * per);
+  const int64_t rows = std::min(n, row0 + per) - row0;
+  route_experts_.resize(rows * k);
+  route_weights_.resize(rows * k);
+  route_tokens(m, route_logits_.data() + row0 * e_count, rows, route_bias_, route_experts_.data(),
                route_weights_.data());
-  // Rows per expert, in row order (a counting sort of the (row, expert) pairs).
-  expert_begin_.assign(e_count + 1, 0);
-  for (int32_t e : route_experts_) ++expert_begin_[e + 1];
-  for (int64_t e = 0; e < e_count; ++e) expert_begin_[e + 1] += expert_begin_[e];
-  expert_rows_.resize(n * k);
-  expert_scales_.resize(n * k);
-  std::vector<int32_t> fill(expert_begin_.begin(), expert_begin_.end() - 1);
-  for (int64_t i = 0; i < n * k; ++i) {
-    const int32_t e = route_experts_[i];
-    expert_rows_[fill[e]] = static_cast<int32_t>(i / k);
-    expert_scales_[fill[e]++] = route_weights_[i];
-  }
   be.zero(delta);
-  for (int64_t e = 0; e < e_count; ++e) {
-    const int32_t begin = expert_begin_[e], rows = expert_begin_[e + 1] - begin;
-    if (rows == 0) continue;
-    const std::span<const int32_t> which(expert_rows_.data() + begin, rows);
-    const ExpertWeights& x = w.experts[e];
-    Tensor in = f32_view(expert_in_, {rows, h}), out = f32_view(expert_out_, {rows, h});
-    be.gather_rows(norm, which, in);
-    mlp(be, x.w_gate_up, Tensor{}, x.w_down, Tensor{}, in, out);
-    be.scatter_add_rows(out, which, std::span<const float>(expert_scales_.data() + begin, rows),
-                        delta);
+  if (ep == 1) {
+    // Rows per expert, in row order (a counting sort of the (row, expert) pairs).
+    expert_begin_.assign(e_count + 1, 0);
+    for (int32_t e : route_experts_) ++expert_begin_[e + 1];
+    for (int64_t e = 0; e < e_count; ++e) expert_begin_[e + 1] += expert_begin_[e];
+    expert_rows_.resize(n * k);
+    expert_scales_.resize(n * k);
+    std::vector<int32_t> fill(expert_begin_.begin(), expert_begin_.end() - 1);
+    for (int64_t i = 0; i < n * k; ++i) {
+      const int32_t e = route_experts_[i];
+      expert_rows_[fill[e]] = static_cast<int32_t>(i / k);
+      expert_scales_[fill[e]++] = route_weights_[i];
+    }
+    for (int64_t e = 0; e < e_count; ++e) {
+      const int32_t begin = expert_begin_[e], count = expert_begin_[e + 1] - begin;
+      if (count == 0) continue;
+      const std::span<const int32_t> which(expert_rows_.data() + begin, count);
+      const ExpertWeights& x = w.experts[e];
+      Tensor in = f32_view(expert_in_, {count, h}), out = f32_view(expert_out_, {count, h});
+      be.gather_rows(norm, which, in);
+      mlp(be, x.w_gate_up, Tensor{}, x.w_down, Tensor{}, in, out);
+      be.scatter_add_rows(out, which, std::span<const float>(expert_scales_.data() + begin, count),
+                          delta);
+    }
+  } else {
+    PONDER_RETURN_IF_ERROR(moe_exchange(be, w, row0, rows, comms));
   }
-  if (!w.w_gate_up.empty()) {
-    Tensor shared = f32_view(expert_out_, {n, h});
-    mlp(be, w.w_gate_up, Tensor{}, w.w_down, Tensor{}, norm, shared);
-    be.add(delta, shared);
+  if (!w.w_gate_up.empty() && rows > 0) {
+    Tensor shared = f32_view(expert_out_, {rows, h});
+    mlp(be, w.w_gate_up, Tensor{}, w.w_down, Tensor{}, f32_view(norm_, {rows, h}, row0 * h),
+        shared);
+    be.add(f32_view(delta_, {rows, h}, row0 * h), shared);
+  }
+  if (ep == 1) return {};
+  // Every rank's block of rows (the last ones padded) back to all of the EP group.
+  const size_t block = static_cast<size_t>(per * h) * sizeof(float);
+  PONDER_RETURN_IF_ERROR(fit(slice_, block, be.memory()));
+  PONDER_RETURN_IF_ERROR(fit(gathered_, block * ep, be.memory()));
+  be.zero(f32_view(slice_, {per, h}));
+  if (rows > 0)
+    be.memory().copy(slice_.data(), delta_.as<float>() + row0 * h, rows * h * sizeof(float));
+  PONDER_RETURN_IF_ERROR(all_gather(be, *comms.ep, slice_.data(), gathered_.data(), block, comms));
+  be.memory().copy(delta_.data(), gathered_.data(), static_cast<size_t>(n * h) * sizeof(float));
+  return {};
+}
+
+Status DecoderModel::moe_exchange(Backend& be, const LayerWeights& w, int64_t row0, int64_t rows,
+                                  const ShardComms& comms) {
+  collective::Communicator& ep = *comms.ep;
+  const int ranks = ep.size();
+  const int64_t h = config_.hidden_size, k = config_.moe.top_k;
+  const int64_t per_rank = dims_.expert_end - dims_.expert_begin, pairs = rows * k;
+  const int64_t stride = h + 1;  // a pair on the wire: [its expert on the receiver | the row]
+  ep_rows_.resize(rows * h);
+  if (rows > 0)
+    be.memory().copy(ep_rows_.data(), norm_.as<float>() + row0 * h, rows * h * sizeof(float));
+  // Pairs by destination rank, in pair order; ep_pair_of_[slot] is the pair sent in that slot.
+  std::vector<uint64_t> send_n(ranks, 0), recv_n(ranks, 0);
+  for (int32_t e : route_experts_) ++send_n[e / per_rank];
+  std::vector<int64_t> fill(ranks, 0);
+  for (int q = 1; q < ranks; ++q) fill[q] = fill[q - 1] + static_cast<int64_t>(send_n[q - 1]);
+  ep_pair_of_.resize(pairs);
+  ep_send_.resize(pairs * stride);
+  for (int64_t i = 0; i < pairs; ++i) {
+    const int32_t e = route_experts_[i], dest = static_cast<int32_t>(e / per_rank);
+    const int64_t slot = fill[dest]++;
+    ep_pair_of_[slot] = static_cast<int32_t>(i);
+    const int32_t local = static_cast<int32_t>(e - dest * per_rank);
+    std::memcpy(ep_send_.data() + slot * stride, &local, sizeof(local));
+    std::memcpy(ep_send_.data() + slot * stride + 1, ep_rows_.data() + (i / k) * h, h * sizeof(float));
+  }
+  const auto deadline = [&] { return collective::deadline_in(comms.timeout); };
+  std::vector<size_t> count_bytes(ranks, sizeof(uint64_t));
+  PONDER_RETURN_IF_ERROR(
+      ep.all_to_all(send_n.data(), count_bytes.data(), recv_n.data(), count_bytes.data(), deadline()));
+  std::vector<size_t> send_bytes(ranks), recv_bytes(ranks);
+  int64_t received = 0;
+  for (int q = 0; q < ranks; ++q) {
+    send_bytes[q] = send_n[q] * stride * sizeof(float);
+    recv_bytes[q] = recv_n[q] * stride * sizeof(float);
+    received += static_cast<int64_t>(recv_n[q]);
+  }
+  ep_recv_.resize(received * stride);
+  PONDER_RETURN_IF_ERROR(ep.all_to_all(ep_send_.data(), send_bytes.data(), ep_recv_.data(),
+                                       recv_bytes.data(), deadline()));
+  // This rank's experts over what came in.
+  ep_expert_of_.resize(received);
+  for (int64_t j = 0; j < received; ++j) {
+    int32_t local = 0;
+    std::memcpy(&local, ep_recv_.data() + j * stride, sizeof(local));
+    if (local < 0 || local >= per_rank)
+      return error(StatusCode::kInternal, "expert-parallel pair names local expert %d of %lld",
+                   local, (long long)per_rank);
+    ep_expert_of_[j] = local;
+  }
+  ep_out_.resize(received * h);
+  run_local_experts(be, w, ep_expert_of_, ep_recv_.data() + 1, stride, ep_out_.data());
+  // Outputs back to where the pairs came from, in the order they came.
+  for (int q = 0; q < ranks; ++q) {
+    std::swap(send_bytes[q], recv_bytes[q]);
+    send_bytes[q] = send_bytes[q] / stride * h;
+    recv_bytes[q] = recv_bytes[q] / stride * h;
+  }
+  ep_send_.resize(pairs * h);
+  PONDER_RETURN_IF_ERROR(ep.all_to_all(ep_out_.data(), send_bytes.data(), ep_send_.data(),
+                                       recv_bytes.data(), deadline()));
+  // Weighted sums, each row's experts in index order (as the single-rank path adds them): the
+  // j-th smallest expert of every row in one scatter-add.
+  std::vector<int64_t> slot_of(pairs);
+  for (int64_t slot = 0; slot < pairs; ++slot) slot_of[ep_pair_of_[slot]] = slot;
+  std::vector<int32_t> which(rows);
+  std::vector<float> scales(rows);
+  ep_rows_.resize(rows * h);
+  std::vector<std::vector<int32_t>> sorted(rows);
+  for (int64_t t = 0; t < rows; ++t) {
+    sorted[t].resize(k);
+    std::iota(sorted[t].begin(), sorted[t].end(), 0);
+    std::sort(sorted[t].begin(), sorted[t].end(), [&](int32_t a, int32_t b) {
+      return route_experts_[t * k + a] < route_experts_[t * k + b];
+    });
+    which[t] = static_cast<int32_t>(row0 + t);
+  }
+  for (int64_t j = 0; j < k && rows > 0; ++j) {
+    for (int64_t t = 0; t < rows; ++t) {
+      const int64_t pair = t * k + sorted[t][j];
+      scales[t] = route_weights_[pair];
+      std::memcpy(ep_rows_.data() + t * h, ep_send_.data() + slot_of[pair] * h, h * sizeof(float));
+    }
+    Tensor out = f32_view(expert_out_, {rows, h});
+    be.memory().copy(out.data, ep_rows_.data(), rows * h * sizeof(float));
+    be.scatter_add_rows(out, which, scales, f32_view(delta_, {capacity_, h}));
   }
   return {};
+}
+
+void DecoderModel::run_local_experts(Backend& be, const LayerWeights& w,
+                                     std::span<const int32_t> expert_of, const float* in,
+                                     int64_t in_stride, float* out) {
+  const int64_t h = config_.hidden_size, n_local = static_cast<int64_t>(w.experts.size());
+  const int64_t count = static_cast<int64_t>(expert_of.size());
+  std::vector<std::vector<int64_t>> by_expert(n_local);
+  for (int64_t j = 0; j < count; ++j) by_expert[expert_of[j]].push_back(j);
+  std::vector<float> rows;
+  for (int64_t e = 0; e < n_local; ++e) {
+    const std::vector<int64_t>& js = by_expert[e];
+    const int64_t m = static_cast<int64_t>(js.size());
+    if (m == 0) continue;
+    rows.resize(m * h);
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(rows.data() + i * h, in + js[i] * in_stride, h * sizeof(float));
+    Tensor x = f32_view(expert_in_, {m, h}), y = f32_view(expert_out_, {m, h});
+    be.memory().copy(x.data, rows.data(), rows.size() * sizeof(float));
+    mlp(be, w.experts[e].w_gate_up, Tensor{}, w.experts[e].w_down, Tensor{}, x, y);
+    be.memory().copy(rows.data(), y.data, rows.size() * sizeof(float));
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(out + js[i] * h, rows.data() + i * h, h * sizeof(float));
+  }
 }
 
 Status DecoderModel::forward(Backend& be, KvCache& cache, std::span<const int32_t> tokens,

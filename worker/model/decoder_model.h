@@ -36,6 +36,9 @@ KvCacheConfig kv_cache_layout(const ModelConfig& config, int64_t n_layers, int64
 struct ShardComms {
   collective::Communicator* tp = nullptr;
   collective::Communicator* pp = nullptr;
+  // ep: the ranks of this stage with this tp rank, by ep rank (null without expert parallelism).
+  // Each holds 1/ep of the routed experts; MoE layers exchange tokens with all-to-all on it.
+  collective::Communicator* ep = nullptr;
   std::chrono::milliseconds timeout{60'000};
 };
 
@@ -96,7 +99,16 @@ class DecoderModel {
   void mla_attention(Backend& be, KvCache& cache, int layer, const BatchLayout& batch, int64_t n);
   void mlp(Backend& be, const Tensor& w_gate_up, const Tensor& b_gate_up, const Tensor& w_down,
            const Tensor& b_down, Tensor x, Tensor out);
-  Status moe(Backend& be, const LayerWeights& w, int64_t n);
+  Status moe(Backend& be, const LayerWeights& w, int64_t n, const ShardComms& comms);
+  // The routed experts of rows [row0, row0 + rows) under expert parallelism: each (row, expert)
+  // pair goes to the expert's rank and its output comes back (two all-to-alls), then is added
+  // into delta_ with its weight.
+  Status moe_exchange(Backend& be, const LayerWeights& w, int64_t row0, int64_t rows,
+                      const ShardComms& comms);
+  // This rank's experts over the rows of host `in` (row j at j × in_stride, for local expert
+  // expert_of[j]) into host `out` [rows, hidden].
+  void run_local_experts(Backend& be, const LayerWeights& w, std::span<const int32_t> expert_of,
+                         const float* in, int64_t in_stride, float* out);
 
   Status receive_input(Backend& be, int64_t n, const ShardComms& comms);
   Status send_output(Backend& be, int64_t n, const ShardComms& comms);
@@ -132,6 +144,9 @@ class DecoderModel {
   // the rows grouped by expert ([expert_begin_[e], expert_begin_[e + 1]) of expert_rows_).
   std::vector<float> route_logits_, route_bias_, route_weights_, expert_scales_;
   std::vector<int32_t> route_experts_, expert_begin_, expert_rows_;
+  // Expert parallelism: host staging of rows and pair payloads for the all-to-alls.
+  std::vector<float> ep_rows_, ep_send_, ep_recv_, ep_out_;
+  std::vector<int32_t> ep_pair_of_, ep_expert_of_;
 };
 
 }  // namespace ponder::worker

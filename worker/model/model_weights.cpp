@@ -341,9 +341,9 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
         PONDER_RETURN_IF_ERROR(plan.vector(
             &l.router_bias,
             {{m + "gate.e_score_correction_bias", moe.n_experts, 0, moe.n_experts}}));
-      l.experts.resize(moe.n_experts);
-      for (int64_t e = 0; e < moe.n_experts; ++e) {
-        ExpertWeights& x = l.experts[e];
+      l.experts.resize(d.expert_end - d.expert_begin);  // only this rank's (expert parallelism)
+      for (int64_t e = d.expert_begin; e < d.expert_end; ++e) {
+        ExpertWeights& x = l.experts[e - d.expert_begin];
         PONDER_RETURN_IF_ERROR(mlp(m + "experts." + std::to_string(e) + ".", &x.w_gate_up,
                                    &x.w_down, moe.ffn, d.moe_ffn_begin, d.moe_ffn));
       }
@@ -490,7 +490,7 @@ Expected<ModelWeights> ModelWeights::allocate(const ModelConfig& c, const ShardS
     if (c.layer_is_moe(i)) {
       add(&l.router, dtype, c.moe.n_experts, h);
       if (c.moe.score_bias) add(&l.router_bias, DType::kF32, c.moe.n_experts, 0);
-      l.experts.resize(c.moe.n_experts);
+      l.experts.resize(d.expert_end - d.expert_begin);
       for (ExpertWeights& e : l.experts) {
         add(&e.w_gate_up, dtype, 2 * d.moe_ffn, h);
         add(&e.w_down, dtype, h, d.moe_ffn);

@@ -51,7 +51,7 @@ struct LayerWeights {
   // MoE layers (config.layer_is_moe): the router and every routed expert.
   Tensor router;       // [n_experts, hidden]
   Tensor router_bias;  // [n_experts] f32 (DeepSeek's e_score_correction_bias), or empty
-  std::vector<ExpertWeights> experts;
+  std::vector<ExpertWeights> experts;  // this rank's: ShardDims [expert_begin, expert_end)
 };
 
 struct LoadOptions {
