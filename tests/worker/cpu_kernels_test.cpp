@@ -169,6 +169,106 @@ TEST_F(CpuBackendOps, PagedGqaAttentionMatchesDirectSoftmax) {
   }
 }
 
+TEST_F(CpuBackendOps, InterleavedRopeOnTheTailOfEachHead) {
+  // MLA: heads of 10 dims, the last 4 rotated, stored as pairs (x0, x1), (x2, x3); the rotated
+  // pairs come back de-interleaved (first the pairs' first halves' results, then the seconds').
+  const int64_t n = 2, heads = 3, hd = 10, skip = 6;
+  std::vector<float> x = random_vec(n * heads * hd, 17), orig = x;
+  RopeTable table{.inv_freq = {0.9f, 0.05f}, .attention_factor = 1.25f, .interleaved = true};
+  std::vector<int32_t> pos = {3, 70};
+  backend_->rope(Tensor::view(x.data(), DType::kF32, {n, heads, hd}), pos, table);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* o = orig.data() + (t * heads + h) * hd;
+      const float* got = x.data() + (t * heads + h) * hd;
+      for (int64_t i = 0; i < skip; ++i) EXPECT_EQ(got[i], o[i]);
+      for (int64_t i = 0; i < 2; ++i) {
+        const double a = pos[t] * double(table.inv_freq[i]);
+        const double c = std::cos(a) * 1.25, sn = std::sin(a) * 1.25;
+        const float even = o[skip + 2 * i], odd = o[skip + 2 * i + 1];
+        EXPECT_NEAR(got[skip + i], even * c - odd * sn, 1e-5);
+        EXPECT_NEAR(got[skip + 2 + i], odd * c + even * sn, 1e-5);
+      }
+    }
+}
+
+TEST_F(CpuBackendOps, HeadMatmulAndScatterAddMatchDirectSums) {
+  // Per head h: y[:, h*ys + j] = Σ_i w[h*m + j, i] · x[:, h*xs + i], from strided columns.
+  const int64_t n = 5, heads = 3, k = 4, m = 6, xs = 7, ys = 9;
+  std::vector<float> x = random_vec(n * heads * xs, 21), w = random_vec(heads * m * k, 22);
+  std::vector<uint16_t> w16(w.size());
+  for (size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_bf16(w[i]);
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    std::vector<float> y(n * heads * ys, -7.0f);
+    const void* wd = dt == DType::kF32 ? static_cast<const void*>(w.data()) : w16.data();
+    backend_->head_matmul(Tensor::view(x.data(), DType::kF32, {n, heads * xs}), xs,
+                          Tensor::view(const_cast<void*>(wd), dt, {heads * m, k}), heads,
+                          Tensor::view(y.data(), DType::kF32, {n, heads * ys}), ys);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        for (int64_t j = 0; j < m; ++j) {
+          double want = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            const float wv = dt == DType::kF32 ? w[(h * m + j) * k + i] : bf16_to_f32(w16[(h * m + j) * k + i]);
+            want += wv * x[t * heads * xs + h * xs + i];
+          }
+          EXPECT_NEAR(y[t * heads * ys + h * ys + j], want, 1e-5);
+        }
+        for (int64_t j = m; j < ys && h * ys + j < heads * ys; ++j)
+          EXPECT_EQ(y[t * heads * ys + h * ys + j], -7.0f);  // columns between heads untouched
+      }
+  }
+  // dst[rows[i]] += scales[i] · src[i]; other rows stay.
+  std::vector<float> src = random_vec(3 * 4, 23), dst = random_vec(6 * 4, 24), before = dst;
+  const std::vector<int32_t> rows = {4, 0, 2};
+  const std::vector<float> scales = {0.5f, -2.0f, 3.0f};
+  backend_->scatter_add_rows(Tensor::view(src.data(), DType::kF32, {3, 4}), rows, scales,
+                             Tensor::view(dst.data(), DType::kF32, {6, 4}));
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t c = 0; c < 4; ++c) {
+      double want = before[r * 4 + c];
+      for (size_t i = 0; i < rows.size(); ++i)
+        if (rows[i] == r) want += scales[i] * src[i * 4 + c];
+      EXPECT_NEAR(dst[r * 4 + c], want, 1e-6);
+    }
+  backend_->zero(Tensor::view(dst.data(), DType::kF32, {6, 4}));
+  EXPECT_EQ(dst, std::vector<float>(24, 0.0f));
+}
+
+TEST_F(CpuBackendOps, LatentAttentionReadsValuesFromTheKeysHead) {
+  // One latent row per position (d = 6 wide); a value is its first 4 columns; 3 query heads.
+  const int64_t heads = 3, d = 6, lat = 4, n = 4;
+  auto cache = std::move(*KvCache::create({.n_layers = 1, .n_kv_heads = 1, .head_dim = d,
+                                            .block_size = 4, .n_blocks = 4, .latent_dim = lat}));
+  EXPECT_EQ(KvCache::block_bytes(cache.config()), 4 * d * 4);  // keys only
+  std::vector<int32_t> blocks;
+  ASSERT_TRUE(cache.reserve(blocks, n).ok());
+  BatchLayout batch;
+  batch.seqs.push_back({.token_begin = 0, .n_tokens = int32_t(n), .start_pos = 0, .block_table = blocks});
+  batch.positions = {0, 1, 2, 3};
+  std::vector<float> keys = random_vec(n * d, 31), q = random_vec(n * heads * d, 32);
+  std::vector<float> out(n * heads * lat, NAN);
+  backend_->kv_store(cache, 0, Tensor::view(keys.data(), DType::kF32, {n, 1, d}), Tensor{}, batch);
+  backend_->attention(Tensor::view(q.data(), DType::kF32, {n, heads, d}), cache, 0, batch, 0.5f,
+                      Tensor::view(out.data(), DType::kF32, {n, heads, lat}));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> s(t + 1);
+      double mx = -1e30, sum = 0;
+      for (int64_t j = 0; j <= t; ++j) {
+        double dot = 0;
+        for (int64_t i = 0; i < d; ++i) dot += q[(t * heads + h) * d + i] * keys[j * d + i];
+        mx = std::max(mx, s[j] = dot * 0.5);
+      }
+      for (auto& v : s) sum += v = std::exp(v - mx);
+      for (int64_t i = 0; i < lat; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j <= t; ++j) o += s[j] / sum * keys[j * d + i];
+        EXPECT_NEAR(out[(t * heads + h) * lat + i], o, 1e-5);
+      }
+    }
+}
+
 TEST_F(CpuBackendOps, KvCacheRunsOutCleanly) {
   auto cache = std::move(*KvCache::create({.n_layers = 1, .n_kv_heads = 1, .head_dim = 2,
                                             .block_size = 4, .n_blocks = 2}));
