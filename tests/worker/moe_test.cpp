@@ -78,6 +78,27 @@ TEST(MoeRouter, SigmoidGroupsAreChosenByTheirTwoBestAndTheBiasOnlySteers) {
   EXPECT_NEAR(weights[1], 0.6f, 1e-6);
 }
 
+TEST(MoeRouter, DeepSeekV2GroupsAreChosenByTheirBestExpert) {
+  // Softmax over 6 experts in 3 groups; keep 1 group. Group 0 holds the best expert (by its best
+  // one, group 0 wins though group 1 has the better pair), top 2 within it, unnormalised.
+  MoeConfig c{.n_experts = 6, .top_k = 2, .scoring = MoeScoring::kSoftmax, .n_group = 3,
+              .topk_group = 1, .group_by_max = true, .routed_scaling_factor = 1.5};
+  const float logits[] = {3.0f, -2.0f, 2.5f, 2.4f, 0.0f, 0.1f};
+  float z = 0;
+  for (float l : logits) z += std::exp(l);
+  int32_t experts[2];
+  float weights[2];
+  route_tokens(c, logits, 1, {}, experts, weights);
+  EXPECT_EQ(experts[0], 0);
+  EXPECT_EQ(experts[1], 1);
+  EXPECT_NEAR(weights[0], 1.5f * std::exp(3.0f) / z, 1e-6);
+  EXPECT_NEAR(weights[1], 1.5f * std::exp(-2.0f) / z, 1e-6);
+  c.group_by_max = false;  // V3's rule: the best two per group → group 1 (2.5 + 2.4)
+  route_tokens(c, logits, 1, {}, experts, weights);
+  EXPECT_EQ(experts[0], 2);
+  EXPECT_EQ(experts[1], 3);
+}
+
 TEST(MoeRouter, EveryTokenOfABatchIsRoutedOnItsOwn) {
   MoeConfig c{.n_experts = 3, .top_k = 1, .scoring = MoeScoring::kSoftmax};
   const float logits[] = {0, 0, 1, 5, 0, 0, 0, 2, 0};
@@ -121,7 +142,7 @@ TEST_P(MoeModels, ActiveParamsCountTopKExpertsOfEachMoeLayer) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MoeModels,
                          ::testing::Values("qwen3_moe_f32", "qwen3_moe_bf16", "deepseek_v3_f32",
-                                           "deepseek_v3_bf16"));
+                                           "deepseek_v3_bf16", "deepseek_v2_f32"));
 
 TEST(Mla, TheKvCacheHoldsTheLatentOnly) {
   auto model = DecoderModel::load(fixture("deepseek_v3_f32"));

@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(Models, Parity,
                          ::testing::Values("llama_f32", "llama3_bf16", "llama_f16", "qwen2_f32",
                                            "qwen2_bf16", "qwen3_f32", "qwen3_bf16_sharded",
                                            "qwen3_moe_f32", "qwen3_moe_bf16", "deepseek_v3_f32",
-                                           "deepseek_v3_bf16"));
+                                           "deepseek_v3_bf16", "deepseek_v2_f32"));
 
 }  // namespace
 }  // namespace ponder::worker

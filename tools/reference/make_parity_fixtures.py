@@ -24,7 +24,8 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging as hf_logging
-from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, LlamaConfig, LlamaForCausalLM,
+from transformers import (DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV3Config,
+                          DeepseekV3ForCausalLM, LlamaConfig, LlamaForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM,
                           Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
@@ -58,6 +59,7 @@ FAMILIES = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "qwen3_moe": (Qwen3MoeConfig, Qwen3MoeForCausalLM),
     "deepseek_v3": (DeepseekV3Config, DeepseekV3ForCausalLM),
+    "deepseek_v2": (DeepseekV2Config, DeepseekV2ForCausalLM),
 }
 MIN_ROUTE_MARGIN = 2e-5  # MoE: smallest gap at the top-k (and top-group) boundary of any routing (f32 error ~1e-7)
 SCORE_BIAS_STD = 0.05  # DeepSeek e_score_correction_bias
@@ -150,6 +152,19 @@ CASES = [
         rope_interleave=False,
         rope_scaling={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 32,
                       "mscale": 1.0, "mscale_all_dim": 0.5})),
+    # DeepSeek-V2: softmax scores, group_limited_greedy (a group's score is its best expert),
+    # pairs rotated as complex numbers, V2's YaRN (mscale = mscale_all_dim = 0.707).
+    Case("deepseek_v2_f32", "deepseek_v2", "float32", 1012, dict(
+        vocab_size=367, hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+        q_lora_rank=32, kv_lora_rank=24, qk_nope_head_dim=12, qk_rope_head_dim=8, v_head_dim=16,
+        intermediate_size=96, moe_intermediate_size=20, n_routed_experts=8, num_experts_per_tok=3,
+        n_group=4, topk_group=2, topk_method="group_limited_greedy", n_shared_experts=2,
+        routed_scaling_factor=1.5, first_k_dense_replace=1, num_hidden_layers=3,
+        rope_theta=10000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=False,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                      "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707}),
+        config_style="legacy"),
 ]
 
 
@@ -190,6 +205,8 @@ def rewrite_config(path, case):
     if case.config_style == "legacy" and case.family == "deepseek_v3":
         # The keys DeepSeek's own config.json carries that transformers 5 does not write.
         cfg.update(scoring_func="sigmoid", topk_method="noaux_tc", moe_layer_freq=1)
+    if case.config_style == "legacy" and case.family == "deepseek_v2":
+        cfg.update(scoring_func="softmax", moe_layer_freq=1, norm_topk_prob=False)
     if case.config_style == "legacy":
         rope = dict(cfg.pop("rope_parameters"))
         cfg["rope_theta"] = rope.pop("rope_theta")
@@ -212,7 +229,17 @@ def route_margins(model):
         x = args[0].reshape(-1, module.hidden_dim).double()
         logits = x @ module.weight.double().t()
         k = module.top_k
-        if hasattr(module, "e_score_correction_bias"):  # DeepSeek-V3: sigmoid, groups, bias
+        if type(module).__name__ == "DeepseekV2TopkRouter":  # softmax; a group scores its best
+            scores = logits.softmax(-1)
+            if module.topk_method == "group_limited_greedy" and module.topk_group < module.num_group:
+                grouped = scores.view(-1, module.num_group, scores.shape[-1] // module.num_group)
+                group_scores = grouped.max(-1).values
+                gs = group_scores.sort(dim=-1, descending=True).values
+                margins.extend((gs[:, module.topk_group - 1] - gs[:, module.topk_group]).tolist())
+                keep = group_scores.topk(module.topk_group, dim=-1).indices
+                mask = torch.zeros_like(group_scores, dtype=torch.bool).scatter_(1, keep, True)
+                scores = scores.masked_fill(~mask.repeat_interleave(grouped.shape[-1], dim=1), 0.0)
+        elif hasattr(module, "e_score_correction_bias"):  # DeepSeek-V3: sigmoid, groups, bias
             scores = logits.sigmoid() + module.e_score_correction_bias.double()
             n_group, topk_group = module.num_group, module.topk_group
             grouped = scores.view(-1, n_group, scores.shape[-1] // n_group)
@@ -230,7 +257,8 @@ def route_margins(model):
             margins.extend((top[:, k - 1] - top[:, k]).tolist())
 
     for module in model.modules():
-        if type(module).__name__ in ("Qwen3MoeTopKRouter", "DeepseekV3TopkRouter"):
+        if type(module).__name__ in ("Qwen3MoeTopKRouter", "DeepseekV3TopkRouter",
+                                     "DeepseekV2TopkRouter"):
             module.register_forward_hook(hook)
     return margins
 

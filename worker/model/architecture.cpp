@@ -212,6 +212,7 @@ const std::vector<Architecture>& architectures() {
       {"Qwen3ForCausalLM", &configure_qwen3},
       {"Qwen3MoeForCausalLM", &configure_qwen3_moe},
       {"DeepseekV3ForCausalLM", &configure_deepseek_v3},
+      {"DeepseekV2ForCausalLM", &configure_deepseek_v2},
   };
   return kArchitectures;
 }

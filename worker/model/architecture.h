@@ -37,6 +37,9 @@ Status configure_qwen2(const nlohmann::json& json, ModelConfig& config);
 Status configure_qwen3(const nlohmann::json& json, ModelConfig& config);
 Status configure_qwen3_moe(const nlohmann::json& json, ModelConfig& config);
 Status configure_deepseek_v3(const nlohmann::json& json, ModelConfig& config);
+Status configure_deepseek_v2(const nlohmann::json& json, ModelConfig& config);
+// DeepSeek's MLA + MoE fields, V2's rules or V3's (deepseek_v3.cpp).
+Status configure_deepseek(const nlohmann::json& json, ModelConfig& config, bool v3);
 
 // Config readers the architecture files share (errors name the key).
 Status config_int(const nlohmann::json& json, const char* key, int64_t& out, bool required,

@@ -61,6 +61,7 @@ struct MoeConfig {
   bool score_bias = false;  // e_score_correction_bias shifts the choice, not the weights
   int64_t n_group = 1;
   int64_t topk_group = 1;
+  bool group_by_max = false;  // a group's score: its best expert (DeepSeek-V2), else its best two
   bool norm_topk_prob = false;
   double routed_scaling_factor = 1.0;
   std::vector<bool> layer_is_moe;  // [n_layers]

@@ -1,7 +1,8 @@
 // MoE routing: from a token's router logits to its top_k experts and their weights, as
-// transformers computes them (f32): Qwen3-MoE's softmax top-k, and DeepSeek-V3's sigmoid scores
-// with the correction bias deciding the choice (not the weights) among the topk_group best
-// groups (a group's score is the sum of its two best). Host code: the router's logits are small.
+// transformers computes them (f32): Qwen3-MoE's softmax top-k, DeepSeek-V2's softmax within the
+// topk_group groups with the best single experts, and DeepSeek-V3's sigmoid scores with the
+// correction bias deciding the choice (not the weights) among the topk_group groups whose two best
+// sum highest. Host code: the router's logits are small.
 #pragma once
 
 #include <cstdint>
