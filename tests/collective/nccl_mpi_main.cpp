@@ -107,6 +107,24 @@ void test_collectives(Communicator& c) {
     EXPECT(s1.ok() && s2.ok(), "ring: %s / %s", s1.to_string().c_str(), s2.to_string().c_str());
     EXPECT(in.host() == data_of(prev, 333), "ring payload from %d", prev);
   }
+  // All-to-all (expert parallelism): rank r sends (r + q) % 3 + 1 floats of data_of(10r + q) to q.
+  {
+    auto count = [](int from, int to) { return size_t((from + to) % 3 + 1); };
+    std::vector<float> out_host, want;
+    std::vector<size_t> send_bytes(p), recv_bytes(p);
+    for (int q = 0; q < p; ++q) {
+      const std::vector<float> block = data_of(10 * r + q, count(r, q));
+      out_host.insert(out_host.end(), block.begin(), block.end());
+      const std::vector<float> from = data_of(10 * q + r, count(q, r));
+      want.insert(want.end(), from.begin(), from.end());
+      send_bytes[q] = count(r, q) * sizeof(float);
+      recv_bytes[q] = count(q, r) * sizeof(float);
+    }
+    DeviceVec out(out_host), in(std::vector<float>(want.size(), 0.0f));
+    Status a2a = c.all_to_all(out.p, send_bytes.data(), in.p, recv_bytes.data(), dl());
+    EXPECT(a2a.ok(), "all_to_all: %s", a2a.to_string().c_str());
+    EXPECT(in.host() == want, "all_to_all payload");
+  }
   Status st = c.barrier(dl());
   EXPECT(st.ok(), "barrier: %s", st.to_string().c_str());
 }
