@@ -53,6 +53,7 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
                          all at once through the engine (--token-budget 512, --kv-gib 4); then
                          n=16 samples of one prompt against 16 separate requests
   --compare-memory       also load the weights on 4 KiB pages and time decode at batch 1
+  --kv-dtype D           f32 (default) or bf16: the KV cache's element type (bf16: half the bytes)
 Prints one JSON object on stdout.
 )";
 
@@ -69,10 +70,12 @@ int64_t peak_rss_bytes() {
 struct Bench {
   worker::DecoderModel& model;
   worker::Backend& backend;
+  worker::DType kv_dtype = worker::DType::kF32;
 
   // Seconds to prefill one prompt of n tokens (best of 2 after a warm-up).
   Expected<double> prefill_seconds(int64_t n) {
-    PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model.kv_cache_config(n / 16 + 2)));
+    PONDER_ASSIGN_OR_RETURN(auto cache,
+                            worker::KvCache::create(model.kv_cache_config(n / 16 + 2, 16, kv_dtype)));
     worker::BatchRunner runner(model, backend, cache);
     std::vector<float> logits;
     double best = 1e30;
@@ -90,7 +93,8 @@ struct Bench {
   // Seconds per decode step for `batch` sequences with 16-token prompts.
   Expected<double> decode_step_seconds(int64_t batch, int64_t steps) {
     const int64_t prompt = 16, per_seq = (prompt + steps + 2 + 15) / 16;
-    PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model.kv_cache_config(batch * per_seq)));
+    PONDER_ASSIGN_OR_RETURN(
+        auto cache, worker::KvCache::create(model.kv_cache_config(batch * per_seq, 16, kv_dtype)));
     worker::BatchRunner runner(model, backend, cache);
     std::vector<worker::SequenceState> seqs(batch);
     std::vector<worker::SequenceState*> ptrs;
@@ -130,6 +134,10 @@ Status bench(const Args& args) {
   if (steps < 1) return error(StatusCode::kInvalidArgument, "--decode-steps must be >= 1");
 
   PONDER_ASSIGN_OR_RETURN(auto precision, worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
+  const std::string kv_name = args.get("kv-dtype").value_or("f32");
+  if (kv_name != "f32" && kv_name != "bf16")
+    return error(StatusCode::kInvalidArgument, "--kv-dtype: '%s' is not f32 or bf16", kv_name.c_str());
+  const worker::DType kv_dtype = kv_name == "bf16" ? worker::DType::kBF16 : worker::DType::kF32;
   PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
                                             {.n_threads = int(threads_arg), .precision = precision}));
   const int threads = backend->n_threads();
@@ -171,7 +179,7 @@ Status bench(const Args& args) {
   probes["fma_peak_f32_GFLOPs"] = fma_peak / 1e9;
   probes["bf16_dot_peak_GFLOPs"] = bf16_peak / 1e9;
 
-  Bench b{*model, *backend};
+  Bench b{*model, *backend, kv_dtype};
   const double matmul_flops_per_token = 2.0 * static_cast<double>(c.matmul_params());
   json prefill = json::array();
   for (int32_t n : prompt_lengths) {
@@ -222,9 +230,9 @@ Status bench(const Args& args) {
               {"dtype", std::string(worker::dtype_name(c.dtype))},
               {"params", c.total_params()},
               {"active_params_per_token", c.matmul_params()},
+              {"kv_cache_dtype", kv_name},
               {"kv_cache_bytes_per_token",
-               worker::KvCache::block_bytes(model->kv_cache_config(1)) /
-                   model->kv_cache_config(1).block_size},
+               worker::KvCache::block_bytes(model->kv_cache_config(1, 16, kv_dtype)) / 16},
               {"isa", backend->isa()},
               {"precision", worker::matmul_precision_name(backend->precision())},
               {"threads", threads},
@@ -249,7 +257,7 @@ Status bench(const Args& args) {
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory", "offline"},
                           {"model", "prompt-lengths", "batches", "decode-steps", "threads",
-                           "precision", "tp", "pp", "ep", "requests", "prompt-range", "output-range",
+                           "precision", "kv-dtype", "tp", "pp", "ep", "requests", "prompt-range", "output-range",
                            "token-budget", "kv-gib"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);

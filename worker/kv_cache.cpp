@@ -20,9 +20,6 @@ Expected<KvCache> KvCache::create(const KvCacheConfig& config, MemorySpace& memo
   if (config.dtype != DType::kF32 && config.dtype != DType::kBF16)
     return error(StatusCode::kInvalidArgument, "KV cache dtype %s is not F32 or BF16",
                  std::string(dtype_name(config.dtype)).c_str());
-  if (config.dtype != DType::kF32 && memory.device() == Device::kHost)
-    return error(StatusCode::kInvalidArgument, "a host KV cache holds F32 only (got %s)",
-                 std::string(dtype_name(config.dtype)).c_str());
   if (config.latent_dim < 0 || config.latent_dim > config.head_dim ||
       (config.latent_dim > 0 && config.n_kv_heads != 1))
     return error(StatusCode::kInvalidArgument,
@@ -83,8 +80,8 @@ void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
   }
   for (int layer = 0; layer < config_.n_layers; ++layer) {
     for (int64_t h = 0; h < config_.n_kv_heads; ++h) {
-      std::memcpy(k(layer, dst, h), k(layer, src, h), bytes);
-      if (!latent()) std::memcpy(v(layer, dst, h), v(layer, src, h), bytes);
+      std::memcpy(k_at(layer, dst, h), k_at(layer, src, h), bytes);
+      if (!latent()) std::memcpy(v_at(layer, dst, h), v_at(layer, src, h), bytes);
     }
   }
 }

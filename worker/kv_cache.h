@@ -24,7 +24,7 @@ struct KvCacheConfig {
   int64_t head_dim = 0;
   int64_t block_size = 16;
   int64_t n_blocks = 0;
-  DType dtype = DType::kF32;  // kF32 (every backend) or kBF16 (CUDA)
+  DType dtype = DType::kF32;  // kF32 or kBF16 (half the bytes; the CPU backend rounds on store)
   int64_t latent_dim = 0;     // > 0: a latent cache (no V storage; V = K's first latent_dim)
 };
 
@@ -54,19 +54,22 @@ class KvCache {
   Status reserve(std::vector<int32_t>& table, int64_t n_tokens);
   void release(std::vector<int32_t>& table);
 
-  // Start of (block, kv_head) in a layer: [block_size, head_dim] contiguous. Host f32 caches only.
-  float* k(int layer, int32_t block, int64_t kv_head) const { return at(k_base_, layer, block, kv_head); }
-  float* v(int layer, int32_t block, int64_t kv_head) const { return at(v_base_, layer, block, kv_head); }
+  // Start of (block, kv_head) in a layer: [block_size, head_dim] contiguous, of dtype. Host caches.
+  void* k_at(int layer, int32_t block, int64_t kv_head) const { return at(k_base_, layer, block, kv_head); }
+  void* v_at(int layer, int32_t block, int64_t kv_head) const { return at(v_base_, layer, block, kv_head); }
+  // The same as f32 (host f32 caches only).
+  float* k(int layer, int32_t block, int64_t kv_head) const { return static_cast<float*>(k_at(layer, block, kv_head)); }
+  float* v(int layer, int32_t block, int64_t kv_head) const { return static_cast<float*>(v_at(layer, block, kv_head)); }
   // Start of a layer's K (V) blocks, [n_blocks, n_kv_heads, block_size, head_dim] of dtype, in
   // the cache's memory (what device kernels index).
   void* k_layer(int layer) const { return layer_at(k_base_, layer); }
   void* v_layer(int layer) const { return layer_at(v_base_, layer); }
 
  private:
-  float* at(void* base, int layer, int32_t block, int64_t kv_head) const {
-    return static_cast<float*>(base) +
+  void* at(void* base, int layer, int32_t block, int64_t kv_head) const {
+    return static_cast<char*>(base) +
            ((layer * config_.n_blocks + block) * config_.n_kv_heads + kv_head) *
-               config_.block_size * config_.head_dim;
+               config_.block_size * config_.head_dim * static_cast<int64_t>(dtype_size(config_.dtype));
   }
   void* layer_at(void* base, int layer) const {
     return static_cast<char*>(base) + layer * config_.n_blocks * config_.n_kv_heads *

@@ -71,6 +71,12 @@ TEST_P(KernelIsa, VectorKernelsMatchReference) {
     for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(a[i]);
     k_->to_f32(h.data(), DType::kBF16, n, o1.data());
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(o1[i], bf16_to_f32(h[i]));
+    // bf16 second operands (a bf16 KV cache) against the f32 kernels on the widened values.
+    EXPECT_NEAR(k_->dot_bf16(b.data(), h.data(), n), ref_.dot(b.data(), o1.data(), n), 1e-4);
+    std::vector<float> z1 = b, z2 = b;
+    k_->axpy_bf16(-1.5f, h.data(), z1.data(), n);
+    ref_.axpy(-1.5f, o1.data(), z2.data(), n);
+    EXPECT_LT(nmse(z1.data(), z2.data(), n), 1e-12);
   }
 }
 

@@ -138,19 +138,37 @@ void CpuBackend::rope(Tensor x, std::span<const int32_t> positions, const RopeTa
   });
 }
 
+namespace {
+
+// Writes one row of hd f32 values into a cache row of the cache's dtype (bf16: rounded).
+void store_row(void* dst, const float* src, int64_t hd, DType dtype) {
+  if (dtype == DType::kF32) {
+    std::memcpy(dst, src, hd * sizeof(float));
+    return;
+  }
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < hd; ++i) d[i] = f32_to_bf16(src[i]);
+}
+
+}  // namespace
+
 void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const BatchLayout& batch) {
-  PONDER_CHECK(cache.device() == Device::kHost && cache.config().dtype == DType::kF32,
-               "the CPU backend needs a host f32 KV cache");
+  const DType dt = cache.config().dtype;
+  PONDER_CHECK(cache.device() == Device::kHost && (dt == DType::kF32 || dt == DType::kBF16),
+               "the CPU backend needs a host f32 or bf16 KV cache");
   const int64_t n_kv = k.dim(1), hd = k.dim(2), bs = cache.block_size();
+  const int64_t es = static_cast<int64_t>(dtype_size(dt));
   for (const SeqSlice& s : batch.seqs) {
     for (int32_t i = 0; i < s.n_tokens; ++i) {
       int64_t t = s.token_begin + i, pos = s.start_pos + i;
       int32_t block = s.block_table[pos / bs];
-      int64_t off = (pos % bs) * hd;
+      const int64_t off = (pos % bs) * hd * es;
       for (int64_t h = 0; h < n_kv; ++h) {
-        std::memcpy(cache.k(layer, block, h) + off, k.as<float>() + (t * n_kv + h) * hd, hd * 4);
+        store_row(static_cast<char*>(cache.k_at(layer, block, h)) + off,
+                  k.as<float>() + (t * n_kv + h) * hd, hd, dt);
         if (!cache.latent())
-          std::memcpy(cache.v(layer, block, h) + off, v.as<float>() + (t * n_kv + h) * hd, hd * 4);
+          store_row(static_cast<char*>(cache.v_at(layer, block, h)) + off,
+                    v.as<float>() + (t * n_kv + h) * hd, hd, dt);
       }
     }
   }
@@ -158,8 +176,10 @@ void CpuBackend::kv_store(KvCache& cache, int layer, Tensor k, Tensor v, const B
 
 void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const BatchLayout& batch,
                            float scale, Tensor out) {
-  PONDER_CHECK(cache.device() == Device::kHost && cache.config().dtype == DType::kF32,
-               "the CPU backend needs a host f32 KV cache");
+  const DType dt = cache.config().dtype;
+  PONDER_CHECK(cache.device() == Device::kHost && (dt == DType::kF32 || dt == DType::kBF16),
+               "the CPU backend needs a host f32 or bf16 KV cache");
+  const bool bf16 = dt == DType::kBF16;
   const int64_t n_heads = q.dim(1), hd = q.dim(2), vd = out.dim(2);
   const int64_t n_kv = cache.config().n_kv_heads, group = n_heads / n_kv;
   const int64_t bs = cache.block_size();
@@ -185,8 +205,10 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
         float* sc = scores.data() + g * len;
         float max_score = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
-          const float* kv = cache.k(layer, s.block_table[j / bs], kvh) + (j % bs) * hd;
-          sc[j] = k_->dot(qv, kv, hd) * scale;
+          const void* kv = cache.k_at(layer, s.block_table[j / bs], kvh);
+          sc[j] = (bf16 ? k_->dot_bf16(qv, static_cast<const uint16_t*>(kv) + (j % bs) * hd, hd)
+                        : k_->dot(qv, static_cast<const float*>(kv) + (j % bs) * hd, hd)) *
+                  scale;
           max_score = std::max(max_score, sc[j]);
         }
         float sum = 0.0f;
@@ -198,8 +220,12 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
         std::memset(o, 0, vd * sizeof(float));
         const float inv = 1.0f / sum;
         for (int64_t j = 0; j < len; ++j) {
-          const float* vv = cache.v(layer, s.block_table[j / bs], kvh) + (j % bs) * hd;
-          k_->axpy(sc[j] * inv, vv, o, vd);
+          const void* vv = cache.v_at(layer, s.block_table[j / bs], kvh);
+          if (bf16) {
+            k_->axpy_bf16(sc[j] * inv, static_cast<const uint16_t*>(vv) + (j % bs) * hd, o, vd);
+          } else {
+            k_->axpy(sc[j] * inv, static_cast<const float*>(vv) + (j % bs) * hd, o, vd);
+          }
         }
       }
     }

@@ -27,6 +27,9 @@ struct Kernels {
   // accumulating in f32. nullptr where the CPU lacks it.
   void (*matmul_bf16)(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w,
                       const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1);
+  // dot / axpy with the second operand in bf16 (a bf16 KV cache).
+  float (*dot_bf16)(const float* a, const uint16_t* b, int64_t n);
+  void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);
 };
 
 const Kernels& kernels();

@@ -85,8 +85,10 @@ void matmul_bf16(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, con
 }  // namespace avx512
 
 const Kernels kKernelsAvx512 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
-                                avx512::rms_norm_row, avx512::to_f32, nullptr};
+                                avx512::rms_norm_row, avx512::to_f32, nullptr,
+                                avx512::dot_bf16, avx512::axpy_bf16};
 const Kernels kKernelsAvx512Bf16 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
-                                    avx512::rms_norm_row, avx512::to_f32, avx512::matmul_bf16};
+                                    avx512::rms_norm_row, avx512::to_f32, avx512::matmul_bf16,
+                                    avx512::dot_bf16, avx512::axpy_bf16};
 
 }  // namespace ponder::worker::cpu

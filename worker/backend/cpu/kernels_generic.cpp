@@ -27,6 +27,7 @@ struct V {
 }  // namespace generic
 
 const Kernels kKernelsGeneric = {"generic", generic::matmul, generic::dot, generic::axpy,
-                                 generic::rms_norm_row, generic::to_f32, nullptr};
+                                 generic::rms_norm_row, generic::to_f32, nullptr,
+                                 generic::dot_bf16, generic::axpy_bf16};
 
 }  // namespace ponder::worker::cpu
