@@ -39,6 +39,7 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
   --threads N          CPU threads per rank (default: the cores divided among local ranks)
   --precision P        bf16 (default) or exact
   --kv-cache-bytes B   KV cache of each replica, in bytes (default 268435456)
+  --kv-cache-dtype D   f32 (default) or bf16
   --token-budget N     tokens per engine step (default 512)
   --max-running N      sequences running at once (default 256)
   --max-n N            largest n a request may ask for (default 64)
@@ -62,6 +63,7 @@ struct ReplicaCommandOptions {
   int threads = 0;
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
+  worker::DType kv_dtype = worker::DType::kF32;
   int32_t token_budget = 512;
   std::chrono::milliseconds timeout{60'000};
   int replica_index = -1;  // -1: the replica's index in the MPI world
@@ -71,7 +73,7 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
       Args args, Args::parse(argc, argv, {"help"},
                              {"coordinator", "model", "served-model-name", "tp", "pp", "ep", "stage-layers",
-                              "backend", "threads", "precision", "kv-cache-bytes", "token-budget",
+                              "backend", "threads", "precision", "kv-cache-bytes", "kv-cache-dtype", "token-budget",
                               "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index",
                               "curve-server-key", "curve-key"}));
   if (args.has("help")) {
@@ -101,6 +103,11 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(o.precision,
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   PONDER_ASSIGN_OR_RETURN(o.kv_cache_bytes, args.get_int("kv-cache-bytes", o.kv_cache_bytes));
+  const std::string kv_dtype = args.get("kv-cache-dtype").value_or("f32");
+  if (kv_dtype != "f32" && kv_dtype != "bf16")
+    return error(StatusCode::kInvalidArgument, "--kv-cache-dtype: '%s' is not f32 or bf16",
+                 kv_dtype.c_str());
+  o.kv_dtype = kv_dtype == "bf16" ? worker::DType::kBF16 : worker::DType::kF32;
   PONDER_ASSIGN_OR_RETURN(int64_t budget, args.get_int("token-budget", 512));
   PONDER_ASSIGN_OR_RETURN(int64_t running, args.get_int("max-running", 256));
   PONDER_ASSIGN_OR_RETURN(int64_t max_n, args.get_int("max-n", 64));
@@ -140,8 +147,8 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
   PONDER_RETURN_IF_ERROR(
       status_of(worker::model_layout(config, world->size(), o.tp, o.pp, o.stage_layers, o.ep)));
   // The budget holds whole-model blocks; each rank's share of every block is smaller.
-  const worker::KvCacheConfig kv_layout =
-      worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads);
+  worker::KvCacheConfig kv_layout = worker::kv_cache_layout(config, config.n_layers, config.n_kv_heads);
+  kv_layout.dtype = o.kv_dtype;
   const int64_t block_bytes = worker::KvCache::block_bytes(kv_layout);
   const int64_t kv_blocks = o.kv_cache_bytes / block_bytes;
   if (kv_blocks < 2)
@@ -156,6 +163,7 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
                                  .ep = o.ep,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = kv_blocks,
+                                 .kv_dtype = o.kv_dtype,
                                  .backend = {.kind = o.backend,
                                              .cpu = {.n_threads = threads, .precision = o.precision}},
                                  .timeout = o.timeout};

@@ -34,6 +34,8 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   replicas N             model replicas (default 1; 1 replica of tp = pp = 1 runs in-process)
   threads N              CPU threads per rank (default: the cores divided among the ranks)
   kv_cache_bytes B       KV cache per replica: bytes, or with KiB/MiB/GiB (default 256MiB)
+  kv_cache_dtype D       f32 (default) or bf16: the KV cache's element type (bf16 holds twice the
+                         tokens in the same bytes; logits move by ~1e-5 NMSE)
   host H, port P         listener (default 127.0.0.1:8000; port 0 picks a free one)
   api_key K              bearer token clients must send; required when host is not loopback.
                          As a flag it shows in ps: prefer api_key_file
@@ -160,6 +162,11 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
     return integer(&c.replicas, 1, 1024);
   } else if (key == "threads") {
     return integer(&c.threads, 0, 4096);
+  } else if (key == "kv_cache_dtype") {
+    if (value != "f32" && value != "bf16")
+      return error(StatusCode::kInvalidArgument, "%s'kv_cache_dtype' must be f32 or bf16, got '%s'",
+                   where.c_str(), value.c_str());
+    c.kv_cache_dtype = value;
   } else if (key == "kv_cache_bytes") {
     PONDER_ASSIGN_OR_RETURN(c.kv_cache_bytes, parse_bytes(key, value, where));
   } else if (key == "host") {
@@ -291,6 +298,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("replicas", c.replicas);
   kv("threads", c.threads);
   kv("kv_cache_bytes", c.kv_cache_bytes);
+  kv("kv_cache_dtype", c.kv_cache_dtype);
   kv("host", c.host);
   kv("port", c.port);
   kv("api_key", c.api_key);

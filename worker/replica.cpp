@@ -62,7 +62,7 @@ Expected<std::unique_ptr<Replica>> Replica::create(collective::MpiCommunicator& 
   PONDER_ASSIGN_OR_RETURN(r->model_, DecoderModel::load(options.model_dir, options.load, shard));
   PONDER_ASSIGN_OR_RETURN(r->backend_, create_backend(options.backend));
   PONDER_RETURN_IF_ERROR(r->model_->move_to(*r->backend_));
-  PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks),
+  PONDER_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(r->model_->kv_cache_config(options.kv_blocks, 16, options.kv_dtype),
                                                          r->backend_->memory()));
   if (options.tp > 1) {
     PONDER_ASSIGN_OR_RETURN(r->tp_device_, create_device_communicator(*r->backend_, *r->tp_, deadline));

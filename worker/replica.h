@@ -35,6 +35,7 @@ struct ReplicaOptions {
   int ep = 1;  // expert parallelism: each stage is ep columns of tp ranks
   std::vector<int64_t> stage_layers;  // empty: even split
   int64_t kv_blocks = 1024;           // per rank, 16 tokens each
+  DType kv_dtype = DType::kF32;       // or kBF16
   BackendChoice backend;  // CUDA: the device from the process environment, NCCL for TP/PP
   std::chrono::milliseconds timeout{60'000};  // every collective's deadline
   LoadOptions load;

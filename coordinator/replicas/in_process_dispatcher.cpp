@@ -17,14 +17,14 @@ Expected<std::unique_ptr<InProcessDispatcher>> InProcessDispatcher::create(InPro
       worker::create_backend(
           {.kind = o.backend, .cpu = {.n_threads = o.threads, .precision = o.precision}}));
   PONDER_RETURN_IF_ERROR(d->model_->move_to(*d->backend_));
-  worker::KvCacheConfig probe = d->model_->kv_cache_config(1);
+  worker::KvCacheConfig probe = d->model_->kv_cache_config(1, 16, o.kv_dtype);
   const int64_t n_blocks = o.kv_cache_bytes / worker::KvCache::block_bytes(probe);
   if (n_blocks < 2)
     return error(StatusCode::kInvalidArgument,
                  "kv_cache_bytes %lld holds fewer than 2 KV blocks of %lld bytes",
                  (long long)o.kv_cache_bytes, (long long)worker::KvCache::block_bytes(probe));
   PONDER_ASSIGN_OR_RETURN(worker::KvCache cache,
-                          worker::KvCache::create(d->model_->kv_cache_config(n_blocks),
+                          worker::KvCache::create(d->model_->kv_cache_config(n_blocks, 16, o.kv_dtype),
                                                   d->backend_->memory()));
   d->cache_ = std::make_unique<worker::KvCache>(std::move(cache));
   d->executor_ = std::make_unique<worker::LocalExecutor>(*d->model_, *d->backend_, *d->cache_);

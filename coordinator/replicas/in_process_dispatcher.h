@@ -22,6 +22,7 @@ struct InProcessOptions {
   int threads = 0;  // 0: the CPU backend's default
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
+  worker::DType kv_dtype = worker::DType::kF32;  // or kBF16: twice the tokens in the same bytes
   worker::EngineOptions engine;  // thinking delimiters and token bytes: ModelText::engine_options()
   int64_t max_queued = 1024;     // requests in flight beyond which submit() says kUnavailable
 };

@@ -371,12 +371,33 @@ class ServeConfig(unittest.TestCase):
                  (["--model", "models/tiny-reasoner", "--host", "0.0.0.0"], "api_key"),
                  (["--model", "/nonexistent"], "config.json"),
                  (["--model", "models/tiny-reasoner", "--backend", "tpu"], "'backend' must be cpu or cuda"),
-                 (["--config", "/nonexistent.yaml"], "cannot read the config")]
+                 (["--config", "/nonexistent.yaml"], "cannot read the config"),
+                 (["--model", "models/tiny-reasoner", "--kv-cache-dtype", "f16"],
+                  "'kv_cache_dtype' must be f32 or bf16"),
+                 (["--model", "models/tiny-reasoner", "--ep", "2"],
+                  "expert parallelism needs a mixture-of-experts model")]
         for args, message in cases:
             r = subprocess.run([PONDER, "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(message, r.stderr, args)
         os.unlink(f.name)
+
+    def test_a_bf16_kv_cache_holds_twice_the_tokens_in_the_same_bytes(self):
+        seen = {}
+        for dtype in ("f32", "bf16"):
+            server = Server("--kv-cache-dtype", dtype, "--kv-cache-bytes", "8MiB")
+            try:
+                metrics = server.get("/metrics")[1]
+                seen[dtype] = (metric(metrics, "ponder_kv_cache_bytes_per_token"),
+                               metric(metrics, "ponder_kv_blocks_free"))
+                status, body = server.post("/v1/chat/completions", {**CHAT, "max_tokens": 8})
+                self.assertEqual(status, 200, body)
+                self.assertEqual(server.stop(), 0)
+            finally:
+                if server.proc.poll() is None:
+                    server.kill()
+        self.assertEqual(seen["bf16"][0] * 2, seen["f32"][0])
+        self.assertGreaterEqual(seen["bf16"][1], 2 * seen["f32"][1])
 
     def test_cuda_backend_without_a_gpu_is_a_clear_error(self):
         import shutil
