@@ -35,6 +35,31 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 // Length of the longest suffix of `text` that is a proper prefix of `marker`: bytes that the next
 // text may complete into the marker.
+// The first `marker` in `text` outside a JSON string: a call's arguments may quote the block's
+// own end marker ("</tool_call>", "<｜tool▁calls▁end｜>") and the block does not end there.
+size_t find_outside_strings(std::string_view text, std::string_view marker) {
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (text.compare(i, marker.size(), marker) == 0) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
 size_t partial_marker_suffix(std::string_view text, std::string_view marker) {
   for (size_t n = std::min(text.size(), marker.size() - 1); n > 0; --n)
     if (text.substr(text.size() - n) == marker.substr(0, n)) return n;
@@ -194,7 +219,7 @@ bool ToolCallParser::parse_block(std::string_view body, std::vector<ToolCall>* c
       rest = trim(rest);
       if (!starts_with(rest, kDeepSeekCallBegin)) return false;
       rest.remove_prefix(kDeepSeekCallBegin.size());
-      size_t end = rest.find(kDeepSeekCallEnd);
+      size_t end = find_outside_strings(rest, kDeepSeekCallEnd);
       std::string_view call = rest.substr(0, end);  // unterminated: the rest
       rest = end == std::string_view::npos ? std::string_view()
                                            : rest.substr(end + kDeepSeekCallEnd.size());
@@ -292,7 +317,7 @@ void ToolCallParser::step(ToolCallSplit& out, bool at_end) {
         continue;
       }
       case State::kBlock: {
-        size_t pos = pending_.find(end_);
+        size_t pos = find_outside_strings(pending_, end_);
         if (pos == std::string::npos && !at_end) return;
         std::string_view body = std::string_view(pending_).substr(0, pos);
         if (parse_block(body, &out.calls)) {

@@ -45,13 +45,20 @@ std::vector<Case> cases() {
        "{\"q\": \"a \\\"b\\\" <i>\"}}\n</tool_call>\n",
        "Let me check.\n",
        {{"get_weather", weather}, {"search", R"({"q":"a \"b\" <i>"})"}}},
-      // The block ends at the first end marker, even inside a JSON string: broken JSON there, so
-      // the block is content, and so is the text after it.
+      // An end marker inside a JSON string does not end the block: the arguments may quote it
+      // (a constrained call can write any string, and must still parse as the call).
       {"hermes_end_marker_inside_string",
        H,
        R"(<tool_call>{"name": "search", "arguments": {"q": "</tool_call>"}}</tool_call>)",
-       R"(<tool_call>{"name": "search", "arguments": {"q": "</tool_call>"}}</tool_call>)",
-       {}},
+       "",
+       {{"search", R"({"q":"</tool_call>"})"}}},
+      {"deepseek_end_markers_inside_string",
+       D,
+       "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>search\n```json\n"
+       R"({"q": "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"})"
+       "\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+       "",
+       {{"search", R"({"q":"<｜tool▁call▁end｜><｜tool▁calls▁end｜>"})"}}},
       {"hermes_arguments_as_string",
        H,
        R"(<tool_call>{"name": "search", "arguments": "{\"q\": \"x\"}"}</tool_call>)",
