@@ -240,6 +240,9 @@ def tokenizer_seeds():
         first = json.loads((DATA / "tokenizers" / f"{kind}.jsonl").open().readline())
         for i, component in enumerate(first[kind][:12]):
             write(f"tiny_{key}_{i:02d}", dumps(dict(base, **{key: component})))
+    # A finding: one id near INT32_MAX sized the id table to 2^31 strings.
+    write("regression_vocab_id_far_past_entries", dumps(dict(
+        base, model=dict(base["model"], vocab={"a": 0, "b": 1912360975}, merges=[]))))
 
 
 # --- chat templates ---------------------------------------------------------------------------
@@ -291,6 +294,11 @@ def tool_calls_seeds():
         "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
         '```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>search'
         '<｜tool▁sep｜>{"q": "x"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>').encode())
+    # A finding: the block's end marker quoted inside a JSON string argument ended the block.
+    write("deepseek_end_marker_in_argument_string", deepseek + (
+        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>search\n```json\n"
+        '{"q": ["<｜tool▁calls▁end｜>\\ud83d\\ude00", 1.5e3]}\n```<｜tool▁call▁end｜>'
+        "<｜tool▁calls▁end｜>").encode())
 
 
 # --- replica protocol frames (protobuf, encoded by hand) ---------------------------------------

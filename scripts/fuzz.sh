@@ -59,10 +59,14 @@ run_target() {
   stats="$(grep -Eo '^#[0-9]+[[:space:]]+DONE.*' "$out/log" | tail -1 || true)"
   if ((rc != 0)) || grep -qE '^(==[0-9]+==ERROR|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer)|runtime error:' "$out/log"; then
     echo "fuzz: $t FAILED (exit $rc); log: $out/log" >&2
-    grep -E '_fuzzer: |ERROR|runtime error|SUMMARY|Test unit written|^    #[0-3] ' "$out/log" | head -20 >&2 || true
+    grep -E '_fuzzer: |ERROR|runtime error|SUMMARY|Test unit written|^    #[0-9] ' "$out/log" | head -30 >&2 || true
     local a
     for a in "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* "$out"/slow-unit-*; do
-      [[ -e "$a" ]] && echo "fuzz: $t: input: $a (rerun: $bin/${t}_fuzzer $a)" >&2
+      [[ -e "$a" ]] || continue
+      echo "fuzz: $t: input: $a (rerun: $bin/${t}_fuzzer $a)" >&2
+      # A CI log is often all there is of a run: a small input goes in it whole, to reproduce
+      # from (base64 -d > input).
+      (($(stat -c %s "$a") <= 8192)) && { echo "fuzz: $t: input as base64:"; base64 -w 0 "$a"; echo; } >&2
     done
     return 1
   fi

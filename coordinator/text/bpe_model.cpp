@@ -14,6 +14,9 @@
 
 namespace ponder::text {
 
+// The most ids a vocabulary may leave unused below its largest one (tokens_ holds every id).
+constexpr int64_t kMaxUnusedIds = int64_t{1} << 20;
+
 // Open-addressing map (left id, right id) -> merge, sized at twice the merge count.
 class BpeModel::PairMap {
  public:
@@ -142,6 +145,17 @@ Status BpeModel::build_vocab(const nlohmann::json& vocab) {
                    "model.vocab: the id of '%s' must be a non-negative integer", token.c_str());
     }
     max_id = std::max(max_id, id.get<int64_t>());
+  }
+  // Ids index arrays, so they must be dense enough: Hugging Face allows gaps (its map is sparse),
+  // and real vocabularies leave a few for added tokens, but an id far past the entry count would
+  // size the table to billions of empty slots.
+  const auto entries = static_cast<int64_t>(vocab.size());
+  if (max_id >= entries + kMaxUnusedIds) {
+    return error(StatusCode::kInvalidArgument,
+                 "model.vocab: the largest id, %lld, leaves more than %lld ids unused (the "
+                 "vocabulary has %lld entries); ids must run from 0 with few gaps",
+                 static_cast<long long>(max_id), static_cast<long long>(kMaxUnusedIds),
+                 static_cast<long long>(entries));
   }
   tokens_.resize(static_cast<size_t>(max_id + 1));
   present_.assign(tokens_.size(), false);

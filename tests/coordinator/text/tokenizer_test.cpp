@@ -432,6 +432,27 @@ TEST_F(TokenizerLoadErrorTest, MissingModel) {
   EXPECT_NE(s.message().find("model"), std::string::npos) << s.message();
 }
 
+TEST_F(TokenizerLoadErrorTest, VocabularyWithAFewGapsLoads) {
+  // Hugging Face's vocabulary is a map: ids may skip (here 4..9 are unused).
+  write("tokenizer.json", tiny_tokenizer(
+      R"({"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 10}, "merges": ["a b"]})"));
+  Expected<Tokenizer> tok = Tokenizer::load(dir_.string());
+  ASSERT_TRUE(tok) << tok.error().to_string();
+  EXPECT_EQ(tok->vocab_size(), 11);
+  EXPECT_EQ(tok->encode("ab a"), (std::vector<int32_t>{2, 10, 0}));
+}
+
+TEST_F(TokenizerLoadErrorTest, VocabularyIdFarPastItsEntriesIsAnError) {
+  // The tokenizer_json fuzzer's finding: one id near INT32_MAX sized a table of 2^31 strings.
+  write("tokenizer.json",
+        tiny_tokenizer(R"({"type": "BPE", "vocab": {"a": 0, "b": 1912360975}, "merges": []})"));
+  Status s = load_error();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("1912360975"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("model.vocab"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("tokenizer.json"), std::string::npos) << s.message();
+}
+
 TEST_F(TokenizerLoadErrorTest, MergeOfUnknownToken) {
   write("tokenizer.json",
         tiny_tokenizer(R"({"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]})"));
