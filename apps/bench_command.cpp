@@ -54,6 +54,8 @@ constexpr const char* kUsage = R"(usage: ponder bench --model DIR [options]
                          n=16 samples of one prompt against 16 separate requests
   --compare-memory       also load the weights on 4 KiB pages and time decode at batch 1
   --kv-dtype D           f32 (default) or bf16: the KV cache's element type (bf16: half the bytes)
+  --quantize Q           none (default) or int8: matmul weights quantized at load to int8 with
+                         per-row scales (activations per block of 32), on the CPU
 Prints one JSON object on stdout.
 )";
 
@@ -135,14 +137,16 @@ Status bench(const Args& args) {
 
   PONDER_ASSIGN_OR_RETURN(auto precision, worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   const std::string kv_name = args.get("kv-dtype").value_or("f32");
-  if (kv_name != "f32" && kv_name != "bf16")
-    return error(StatusCode::kInvalidArgument, "--kv-dtype: '%s' is not f32 or bf16", kv_name.c_str());
-  const worker::DType kv_dtype = kv_name == "bf16" ? worker::DType::kBF16 : worker::DType::kF32;
+  PONDER_ASSIGN_OR_RETURN(const worker::DType kv_dtype,
+                          worker::parse_kv_cache_dtype(kv_name, "--kv-dtype"));
+  PONDER_ASSIGN_OR_RETURN(auto quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
   PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
                                             {.n_threads = int(threads_arg), .precision = precision}));
   const int threads = backend->n_threads();
   auto t_load = Clock::now();
-  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir, {.huge_pages = true}));
+  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(
+                                          dir, {.huge_pages = true, .quantize = quantize}));
   double load_s = seconds(t_load);
   const auto& c = model->config();
   PONDER_LOG(kInfo, "bench", "%s loaded in %.2f s; probing the machine", dir.c_str(), load_s);
@@ -228,6 +232,7 @@ Status bench(const Args& args) {
   json out = {{"model", dir},
               {"architecture", c.architecture},
               {"dtype", std::string(worker::dtype_name(c.dtype))},
+              {"quantize", worker::weight_quant_name(quantize)},
               {"params", c.total_params()},
               {"active_params_per_token", c.matmul_params()},
               {"kv_cache_dtype", kv_name},
@@ -242,7 +247,8 @@ Status bench(const Args& args) {
               {"decode", decode}};
   if (args.has("compare-memory")) {
     model.reset();
-    PONDER_ASSIGN_OR_RETURN(model, worker::DecoderModel::load(dir, {.huge_pages = false}));
+    PONDER_ASSIGN_OR_RETURN(model, worker::DecoderModel::load(
+                                       dir, {.huge_pages = false, .quantize = quantize}));
     Bench small{*model, *backend};
     PONDER_ASSIGN_OR_RETURN(double step_s, small.decode_step_seconds(1, steps));
     out["decode_4k_pages_batch1"] = decode_entry(1, step_s);
@@ -257,7 +263,7 @@ Status bench(const Args& args) {
 int run_bench(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "compare-memory", "offline"},
                           {"model", "prompt-lengths", "batches", "decode-steps", "threads",
-                           "precision", "kv-dtype", "tp", "pp", "ep", "requests", "prompt-range", "output-range",
+                           "precision", "kv-dtype", "quantize", "tp", "pp", "ep", "requests", "prompt-range", "output-range",
                            "token-budget", "kv-gib"});
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);

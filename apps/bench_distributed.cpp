@@ -79,6 +79,8 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   PONDER_ASSIGN_OR_RETURN(auto precision,
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   PONDER_ASSIGN_OR_RETURN(int64_t threads, args.get_int("threads", 0));
+  PONDER_ASSIGN_OR_RETURN(auto quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
 
   PONDER_ASSIGN_OR_RETURN(auto mpi, collective::MpiRuntime::init(argc, argv));
   PONDER_ASSIGN_OR_RETURN(auto world, collective::MpiCommunicator::world());
@@ -91,7 +93,8 @@ Status bench_distributed(const Args& args, int* argc, char*** argv) {
   worker::ReplicaOptions options{
       .model_dir = dir, .tp = static_cast<int>(tp), .pp = static_cast<int>(pp),
       .ep = static_cast<int>(ep), .kv_blocks = max_batch * (max_len / 16 + 2),
-      .backend = {.cpu = {.n_threads = static_cast<int>(threads), .precision = precision}}};
+      .backend = {.cpu = {.n_threads = static_cast<int>(threads), .precision = precision}},
+      .load = {.quantize = quantize}};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   const auto& c = replica->model().config();
 

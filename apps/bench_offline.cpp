@@ -83,13 +83,17 @@ Status bench_offline(const Args& args) {
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   if (n_requests < 1) return error(StatusCode::kInvalidArgument, "--requests must be >= 1");
 
-  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir));
+  PONDER_ASSIGN_OR_RETURN(auto quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
+  PONDER_ASSIGN_OR_RETURN(auto kv_dtype, worker::parse_kv_cache_dtype(
+                                             args.get("kv-dtype").value_or("f32"), "--kv-dtype"));
+  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir, {.quantize = quantize}));
   PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
                                             {.n_threads = int(threads), .precision = precision}));
   const auto& c = model->config();
-  const int64_t block_bytes = worker::KvCache::block_bytes(model->kv_cache_config(1));
+  const int64_t block_bytes = worker::KvCache::block_bytes(model->kv_cache_config(1, 16, kv_dtype));
   const int64_t n_blocks = static_cast<int64_t>(kv_gib * (1ull << 30)) / block_bytes;
-  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(n_blocks)));
+  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(n_blocks, 16, kv_dtype)));
   worker::LocalExecutor executor(*model, *backend, cache);
   worker::Engine engine(executor, {.token_budget = static_cast<int32_t>(budget)});
 
@@ -131,6 +135,8 @@ Status bench_offline(const Args& args) {
       {"model", dir},
       {"params", c.total_params()},
       {"precision", worker::matmul_precision_name(backend->precision())},
+      {"quantize", worker::weight_quant_name(quantize)},
+      {"kv_cache_dtype", std::string(worker::dtype_name(kv_dtype))},
       {"threads", backend->n_threads()},
       {"requests", n_requests},
       {"prompt_range", {prompt.lo, prompt.hi}},

@@ -34,6 +34,8 @@ constexpr const char* kUsage = R"(usage: ponder complete --model DIR --input FIL
                        (default 0) --top-k --top-p --min-p --seed S and the penalties
   --threads N          CPU threads   --token-budget N  tokens per engine step (default 512)
   --backend B          cpu (default) or cuda
+  --quantize Q         none (default) or int8 (load-time int8 weights; CPU)
+  --kv-cache-dtype D   f32 (default) or bf16 (half the KV cache's bytes)
 )";
 
 Status complete(const Args& args) {
@@ -48,6 +50,10 @@ Status complete(const Args& args) {
   PONDER_ASSIGN_OR_RETURN(worker::BackendKind backend_kind,
                           worker::parse_backend_kind(args.get("backend").value_or("cpu")));
   PONDER_ASSIGN_OR_RETURN(int64_t budget, args.get_int("token-budget", 512));
+  PONDER_ASSIGN_OR_RETURN(auto quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
+  PONDER_ASSIGN_OR_RETURN(auto kv_dtype, worker::parse_kv_cache_dtype(
+                                             args.get("kv-cache-dtype").value_or("f32"), "--kv-cache-dtype"));
   const bool chat = args.has("chat");
 
   PONDER_ASSIGN_OR_RETURN(text::Tokenizer tok, text::Tokenizer::load(dir));
@@ -80,16 +86,16 @@ Status complete(const Args& args) {
   }
   if (items.empty()) return error(StatusCode::kInvalidArgument, "%s: no prompts in the file", input.c_str());
 
-  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir));
+  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(dir, {.quantize = quantize}));
   PONDER_ASSIGN_OR_RETURN(auto backend, worker::create_backend({.kind = backend_kind,
                                                                  .cpu = {.n_threads = int(threads)}}));
   PONDER_RETURN_IF_ERROR(model->move_to(*backend));
   // Room for every sequence at once when it fits in 2 GiB; the engine preempts otherwise.
-  const int64_t block_bytes = worker::KvCache::block_bytes(model->kv_cache_config(1));
+  const int64_t block_bytes = worker::KvCache::block_bytes(model->kv_cache_config(1, 16, kv_dtype));
   const int64_t want = static_cast<int64_t>(items.size()) * n * ((512 + max_tokens) / 16 + 2);
   const int64_t blocks = std::min<int64_t>(want, (int64_t{2} << 30) / block_bytes);
   PONDER_ASSIGN_OR_RETURN(auto cache,
-                          worker::KvCache::create(model->kv_cache_config(blocks), backend->memory()));
+                          worker::KvCache::create(model->kv_cache_config(blocks, 16, kv_dtype), backend->memory()));
   worker::LocalExecutor executor(*model, *backend, cache);
   worker::Engine engine(executor, {.token_budget = static_cast<int32_t>(budget),
                                    .max_n = static_cast<int32_t>(std::max<int64_t>(n, 1))});
@@ -135,7 +141,7 @@ Status complete(const Args& args) {
 int run_complete(int argc, char** argv) {
   auto args = Args::parse(argc, argv, {"help", "chat"},
                           with_sampling_options({"model", "input", "output", "n", "max-tokens",
-                                                 "threads", "backend", "token-budget"}));
+                                                 "threads", "backend", "token-budget", "quantize", "kv-cache-dtype"}));
   if (args && args->has("help")) {
     std::fputs(kUsage, stdout);
     return 0;

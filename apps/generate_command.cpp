@@ -27,7 +27,7 @@ namespace {
 
 Status generate(const GenerateOptions& o) {
   PONDER_ASSIGN_OR_RETURN(PreparedPrompt prompt, prepare_prompt(o));
-  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(o.model_dir));
+  PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(o.model_dir, {.quantize = o.quantize}));
   PONDER_ASSIGN_OR_RETURN(
       auto backend,
       worker::create_backend({.kind = o.backend,
@@ -35,7 +35,7 @@ Status generate(const GenerateOptions& o) {
   PONDER_RETURN_IF_ERROR(model->move_to(*backend));
   const auto& config = model->config();
   const int64_t total = static_cast<int64_t>(prompt.ids.size()) + prompt.max_tokens;
-  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(total / 16 + 2),
+  PONDER_ASSIGN_OR_RETURN(auto cache, worker::KvCache::create(model->kv_cache_config(total / 16 + 2, 16, o.kv_dtype),
                                                               backend->memory()));
   PONDER_LOG(kInfo, "generate", "%s: %s, %lld layers, %.1f M parameters, %s backend: %s",
              o.model_dir.c_str(), config.architecture.c_str(), (long long)config.n_layers,

@@ -41,6 +41,9 @@ const char* const kGenerateUsage = R"(usage: ponder generate --model DIR (--prom
   --threads N          CPU threads per rank (default: all cores; 1 per rank under mpirun)
   --precision P        bf16 (default: bf16 weights meet bf16-rounded activations in bf16 dot
                        products, f32 accumulation) or exact (f32 activations; the reference)
+  --quantize Q         none (default) or int8: matmul weights quantized at load to int8 with
+                       per-row scales (half of bf16's bytes), activations per block of 32; CPU
+  --kv-cache-dtype D   f32 (default) or bf16 (half the KV cache's bytes)
   --tp N  --pp N       tensor- and pipeline-parallel ranks (generate starts N = tp × pp × ep
                        ranks with mpirun itself; worker runs inside an mpirun you started)
   --ep N               expert parallelism (MoE models): the routed experts of each layer over N
@@ -106,7 +109,7 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
                              with_sampling_options({"model", "prompt", "prompt-ids", "max-tokens", "system",
                                            "chat-template-kwargs", "max-thinking-tokens",
                                            "min-thinking-tokens", "extend-thinking", "backend", "threads",
-                                           "precision", "tp", "pp", "ep", "stage-layers",
+                                           "precision", "quantize", "kv-cache-dtype", "tp", "pp", "ep", "stage-layers",
                                            "timeout-ms"})));
   if (args.has("help")) {
     std::fputs(kGenerateUsage, stdout);
@@ -143,6 +146,10 @@ Expected<GenerateOptions> parse_generate_options(int argc, char** argv) {
   o.threads = static_cast<int>(threads);
   PONDER_ASSIGN_OR_RETURN(o.precision,
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
+  PONDER_ASSIGN_OR_RETURN(o.quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
+  PONDER_ASSIGN_OR_RETURN(o.kv_dtype, worker::parse_kv_cache_dtype(
+                                          args.get("kv-cache-dtype").value_or("f32"), "--kv-cache-dtype"));
   PONDER_ASSIGN_OR_RETURN(int64_t tp, args.get_int("tp", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t pp, args.get_int("pp", 1));
   PONDER_ASSIGN_OR_RETURN(int64_t ep, args.get_int("ep", 1));

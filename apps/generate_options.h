@@ -44,6 +44,8 @@ struct GenerateOptions {
   worker::BackendKind backend = worker::BackendKind::kCpu;
   int threads = 0;
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
+  worker::WeightQuant quantize = worker::WeightQuant::kNone;  // --quantize int8 (CPU)
+  worker::DType kv_dtype = worker::DType::kF32;               // --kv-cache-dtype bf16
   int tp = 1;
   int pp = 1;
   int ep = 1;  // expert-parallel columns per stage (MoE models)

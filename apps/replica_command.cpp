@@ -40,6 +40,7 @@ constexpr const char* kUsage = R"(usage: ponder replica --coordinator ENDPOINT -
   --precision P        bf16 (default) or exact
   --kv-cache-bytes B   KV cache of each replica, in bytes (default 268435456)
   --kv-cache-dtype D   f32 (default) or bf16
+  --quantize Q         none (default) or int8 (load-time int8 weights; CPU backend)
   --token-budget N     tokens per engine step (default 512)
   --max-running N      sequences running at once (default 256)
   --max-n N            largest n a request may ask for (default 64)
@@ -64,6 +65,7 @@ struct ReplicaCommandOptions {
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
   worker::DType kv_dtype = worker::DType::kF32;
+  worker::WeightQuant quantize = worker::WeightQuant::kNone;
   int32_t token_budget = 512;
   std::chrono::milliseconds timeout{60'000};
   int replica_index = -1;  // -1: the replica's index in the MPI world
@@ -73,7 +75,7 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(
       Args args, Args::parse(argc, argv, {"help"},
                              {"coordinator", "model", "served-model-name", "tp", "pp", "ep", "stage-layers",
-                              "backend", "threads", "precision", "kv-cache-bytes", "kv-cache-dtype", "token-budget",
+                              "backend", "threads", "precision", "kv-cache-bytes", "kv-cache-dtype", "quantize", "token-budget",
                               "max-running", "max-n", "heartbeat-ms", "timeout-ms", "replica-index",
                               "curve-server-key", "curve-key"}));
   if (args.has("help")) {
@@ -103,11 +105,10 @@ Expected<ReplicaCommandOptions> parse(int argc, char** argv) {
   PONDER_ASSIGN_OR_RETURN(o.precision,
                           worker::parse_matmul_precision(args.get("precision").value_or("bf16")));
   PONDER_ASSIGN_OR_RETURN(o.kv_cache_bytes, args.get_int("kv-cache-bytes", o.kv_cache_bytes));
-  const std::string kv_dtype = args.get("kv-cache-dtype").value_or("f32");
-  if (kv_dtype != "f32" && kv_dtype != "bf16")
-    return error(StatusCode::kInvalidArgument, "--kv-cache-dtype: '%s' is not f32 or bf16",
-                 kv_dtype.c_str());
-  o.kv_dtype = kv_dtype == "bf16" ? worker::DType::kBF16 : worker::DType::kF32;
+  PONDER_ASSIGN_OR_RETURN(o.kv_dtype, worker::parse_kv_cache_dtype(
+                                          args.get("kv-cache-dtype").value_or("f32"), "--kv-cache-dtype"));
+  PONDER_ASSIGN_OR_RETURN(o.quantize,
+                          worker::parse_weight_quant(args.get("quantize").value_or("none")));
   PONDER_ASSIGN_OR_RETURN(int64_t budget, args.get_int("token-budget", 512));
   PONDER_ASSIGN_OR_RETURN(int64_t running, args.get_int("max-running", 256));
   PONDER_ASSIGN_OR_RETURN(int64_t max_n, args.get_int("max-n", 64));
@@ -166,7 +167,8 @@ Status serve(ReplicaCommandOptions& o, int* argc, char*** argv) {
                                  .kv_dtype = o.kv_dtype,
                                  .backend = {.kind = o.backend,
                                              .cpu = {.n_threads = threads, .precision = o.precision}},
-                                 .timeout = o.timeout};
+                                 .timeout = o.timeout,
+                                 .load = {.quantize = o.quantize}};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   if (!replica->is_leader()) return replica->serve();
 

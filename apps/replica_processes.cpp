@@ -101,6 +101,7 @@ std::vector<std::string> replica_args(const ServeConfig& c, const std::string& e
                                 "--precision", c.dtype == "float32" ? "exact" : "bf16",
                                 "--kv-cache-bytes", std::to_string(c.kv_cache_bytes),
                                 "--kv-cache-dtype", c.kv_cache_dtype,
+                                "--quantize", c.quantize,
                                 "--token-budget", std::to_string(c.token_budget),
                                 "--max-running", std::to_string(c.max_running),
                                 "--max-n", std::to_string(c.max_n),

@@ -44,7 +44,7 @@ its keys (underscores become dashes: --kv-cache-bytes); flags win. Keys:
 Expected<ServeConfig> parse(int argc, char** argv) {
   static const char* kKeys[] = {
       "model", "served_model_name", "dtype", "backend", "tp", "pp", "ep", "stage_layers", "replicas",
-      "threads", "kv_cache_bytes", "kv_cache_dtype", "host", "port", "api_key", "api_key_file", "api_keys_file",
+      "threads", "kv_cache_bytes", "kv_cache_dtype", "quantize", "host", "port", "api_key", "api_key_file", "api_keys_file",
       "audit_log", "audit_log_text", "tool_call_parser", "generation_config", "tls_cert", "tls_key", "tls_client_ca", "allow_plaintext", "max_n",
       "max_queued", "max_body_bytes", "token_budget", "max_running", "heartbeat_ms",
       "heartbeat_timeout_ms", "collective_timeout_ms", "startup_timeout_s", "drain_timeout_s",
@@ -107,9 +107,9 @@ Status serve(const ServeConfig& c) {
                                              .threads = c.threads,
                                              .precision = precision,
                                              .kv_cache_bytes = c.kv_cache_bytes,
-                                             .kv_dtype = c.kv_cache_dtype == "bf16"
-                                                             ? worker::DType::kBF16
-                                                             : worker::DType::kF32,
+                                             .kv_dtype = *worker::parse_kv_cache_dtype(
+                                                 c.kv_cache_dtype, "kv_cache_dtype"),
+                                             .quantize = *worker::parse_weight_quant(c.quantize),
                                              .engine = std::move(engine),
                                              .max_queued = c.max_queued}));
   } else {

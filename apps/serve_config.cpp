@@ -19,6 +19,7 @@
 #include "common/strings.h"
 #include "coordinator/http/http_server.h"
 #include "worker/backend/backend_factory.h"
+#include "worker/model/model_config.h"
 
 namespace ponder::apps {
 
@@ -36,6 +37,8 @@ const char* const kServeConfigKeys = R"(  model DIR              Hugging Face mo
   kv_cache_bytes B       KV cache per replica: bytes, or with KiB/MiB/GiB (default 256MiB)
   kv_cache_dtype D       f32 (default) or bf16: the KV cache's element type (bf16 holds twice the
                          tokens in the same bytes; logits move by ~1e-5 NMSE)
+  quantize Q             none (default) or int8: matmul weights quantized at load to int8 with
+                         per-row scales (half of bf16's bytes; logits move by ~1e-3 NMSE); CPU
   host H, port P         listener (default 127.0.0.1:8000; port 0 picks a free one)
   api_key K              bearer token clients must send; required when host is not loopback.
                          As a flag it shows in ps: prefer api_key_file
@@ -163,10 +166,15 @@ Status apply_serve_setting(ServeConfig& c, const std::string& key, const std::st
   } else if (key == "threads") {
     return integer(&c.threads, 0, 4096);
   } else if (key == "kv_cache_dtype") {
-    if (value != "f32" && value != "bf16")
+    if (!worker::parse_kv_cache_dtype(value, "kv_cache_dtype"))
       return error(StatusCode::kInvalidArgument, "%s'kv_cache_dtype' must be f32 or bf16, got '%s'",
                    where.c_str(), value.c_str());
     c.kv_cache_dtype = value;
+  } else if (key == "quantize") {
+    if (!worker::parse_weight_quant(value))
+      return error(StatusCode::kInvalidArgument, "%s'quantize' must be none or int8, got '%s'",
+                   where.c_str(), value.c_str());
+    c.quantize = value;
   } else if (key == "kv_cache_bytes") {
     PONDER_ASSIGN_OR_RETURN(c.kv_cache_bytes, parse_bytes(key, value, where));
   } else if (key == "host") {
@@ -299,6 +307,7 @@ void visit_serve_settings(const ServeConfig& c, F&& kv) {
   kv("threads", c.threads);
   kv("kv_cache_bytes", c.kv_cache_bytes);
   kv("kv_cache_dtype", c.kv_cache_dtype);
+  kv("quantize", c.quantize);
   kv("host", c.host);
   kv("port", c.port);
   kv("api_key", c.api_key);

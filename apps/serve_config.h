@@ -36,6 +36,7 @@ struct ServeConfig {
   int threads = 0;                    // per rank; 0: the cores divided among the ranks
   int64_t kv_cache_bytes = int64_t{256} << 20;  // per replica
   std::string kv_cache_dtype = "f32";            // f32 or bf16 (half the bytes per token)
+  std::string quantize = "none";                 // none or int8 (load-time int8 weights, CPU)
   std::string host = "127.0.0.1";
   int port = 8000;                    // 0: any free port (printed)
   std::string api_key;                // off loopback, this or api_key_file is required; shows in ps

@@ -35,9 +35,11 @@ Status work(const GenerateOptions& o, int* argc, char*** argv) {
                                  .ep = o.ep,
                                  .stage_layers = o.stage_layers,
                                  .kv_blocks = (static_cast<int64_t>(prompt.ids.size()) + prompt.max_tokens) / 16 + 2,
+                                 .kv_dtype = o.kv_dtype,
                                  .backend = {.kind = o.backend,
                                              .cpu = {.n_threads = threads, .precision = o.precision}},
-                                 .timeout = o.timeout};
+                                 .timeout = o.timeout,
+                                 .load = {.quantize = o.quantize}};
   PONDER_ASSIGN_OR_RETURN(auto replica, worker::Replica::create(*world, options));
   if (world->size() != o.ranks_per_replica())
     PONDER_LOG(kWarn, "worker", "%d ranks make %d replicas; only the first runs the prompt",

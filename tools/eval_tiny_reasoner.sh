@@ -15,6 +15,7 @@
 #   TEMPERATURE=T     sampling temperature (default 1.0)   SAMPLES=K   samples (default 16)
 #   THREADS=N         ponder's CPU threads (default 2)     OUT=FILE    where the JSON goes
 #   KEEP=DIR          keep the completions JSONL files in DIR
+#   QUANTIZE=Q        ponder's --quantize (default none; int8: load-time int8 weights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-models/tiny-reasoner}
@@ -25,6 +26,7 @@ max_tokens=${MAX_TOKENS:-960}
 temperature=${TEMPERATURE:-1.0}
 samples=${SAMPLES:-16}
 threads=${THREADS:-2}
+quantize=${QUANTIZE:-none}
 out=${OUT:-$model/eval_results.new.json}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,9 +36,9 @@ for f in "${tasks[@]}"; do head -n "$sampled" "$f"; done > "$work/subset.jsonl"
 start=$(date +%s)
 rev=$(git rev-parse --short HEAD)  # the tree the evaluation started from
 "$ponder" complete --model "$model" --input "$work/all.jsonl" --chat --max-tokens "$max_tokens" \
-  --token-budget 4096 --threads "$threads" --output "$work/greedy.jsonl"
+  --token-budget 4096 --threads "$threads" --quantize "$quantize" --output "$work/greedy.jsonl"
 "$ponder" complete --model "$model" --input "$work/subset.jsonl" --chat --max-tokens "$max_tokens" \
-  --token-budget 4096 --threads "$threads" --n "$samples" --temperature "$temperature" --seed 1 \
+  --token-budget 4096 --threads "$threads" --quantize "$quantize" --n "$samples" --temperature "$temperature" --seed 1 \
   --output "$work/sampled.jsonl"
 echo "evaluation took $(( $(date +%s) - start )) s" >&2
 if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$work"/*.jsonl "$KEEP"/; fi
@@ -44,5 +46,5 @@ greedy_desc="all $(wc -l < "${tasks[0]}")"
 [ "$greedy_n" -lt "$(wc -l < "${tasks[0]}")" ] && greedy_desc="the first $greedy_n"
 /usr/bin/python3 -m experiments.tasks.arith grade --tasks "${tasks[@]}" \
   --greedy "$work/greedy.jsonl" --sampled "$work/sampled.jsonl" --k "$samples" \
-  --note "ponder $rev, greedy on $greedy_desc per level; T=$temperature × $samples on the first $sampled per level; max $max_tokens tokens" \
+  --note "ponder $rev, weights quantize=$quantize, greedy on $greedy_desc per level; T=$temperature × $samples on the first $sampled per level; max $max_tokens tokens" \
   --out "$out"

@@ -86,4 +86,12 @@ void KvCache::copy_block(int32_t src, int32_t dst, int64_t n_slots) {
   }
 }
 
+Expected<DType> parse_kv_cache_dtype(std::string_view text, std::string_view option) {
+  if (text == "f32") return DType::kF32;
+  if (text == "bf16") return DType::kBF16;
+  return error(StatusCode::kInvalidArgument, "%.*s: '%.*s' is not f32 or bf16",
+               static_cast<int>(option.size()), option.data(), static_cast<int>(text.size()),
+               text.data());
+}
+
 }  // namespace ponder::worker

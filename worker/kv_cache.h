@@ -18,6 +18,9 @@
 
 namespace ponder::worker {
 
+// A KV cache element type by name: "f32" or "bf16"; an error naming `option` otherwise.
+Expected<DType> parse_kv_cache_dtype(std::string_view text, std::string_view option);
+
 struct KvCacheConfig {
   int64_t n_layers = 0;
   int64_t n_kv_heads = 0;

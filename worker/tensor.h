@@ -24,6 +24,9 @@ struct Tensor {
   int ndim = 0;
   std::array<int64_t, kMaxDims> shape{};  // row-major; shape[ndim-1] is contiguous
   Device device = Device::kHost;
+  // An int8 weight matrix (dtype kI8) is quantized per row: row r is scale[r] · data[r, :]
+  // (`rows()` f32 values, beside the data in the same memory). Null for every other tensor.
+  const float* scale = nullptr;
 
   static Tensor view(void* data, DType dtype, std::initializer_list<int64_t> dims,
                      Device device = Device::kHost);

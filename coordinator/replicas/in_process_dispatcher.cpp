@@ -11,7 +11,7 @@ Expected<std::unique_ptr<InProcessDispatcher>> InProcessDispatcher::create(InPro
   std::unique_ptr<InProcessDispatcher> d(new InProcessDispatcher());
   d->options_ = std::move(options);
   const InProcessOptions& o = d->options_;
-  PONDER_ASSIGN_OR_RETURN(d->model_, worker::DecoderModel::load(o.model_dir));
+  PONDER_ASSIGN_OR_RETURN(d->model_, worker::DecoderModel::load(o.model_dir, {.quantize = o.quantize}));
   PONDER_ASSIGN_OR_RETURN(
       d->backend_,
       worker::create_backend(

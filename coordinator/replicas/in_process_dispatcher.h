@@ -23,6 +23,7 @@ struct InProcessOptions {
   worker::MatmulPrecision precision = worker::MatmulPrecision::kBf16;
   int64_t kv_cache_bytes = int64_t{256} << 20;
   worker::DType kv_dtype = worker::DType::kF32;  // or kBF16: twice the tokens in the same bytes
+  worker::WeightQuant quantize = worker::WeightQuant::kNone;  // kInt8: int8 weights (CPU)
   worker::EngineOptions engine;  // thinking delimiters and token bytes: ModelText::engine_options()
   int64_t max_queued = 1024;     // requests in flight beyond which submit() says kUnavailable
 };

@@ -375,7 +375,9 @@ class ServeConfig(unittest.TestCase):
                  (["--model", "models/tiny-reasoner", "--kv-cache-dtype", "f16"],
                   "'kv_cache_dtype' must be f32 or bf16"),
                  (["--model", "models/tiny-reasoner", "--ep", "2"],
-                  "expert parallelism needs a mixture-of-experts model")]
+                  "expert parallelism needs a mixture-of-experts model"),
+                 (["--model", "models/tiny-reasoner", "--quantize", "int4"],
+                  "'quantize' must be none or int8")]
         for args, message in cases:
             r = subprocess.run([PONDER, "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
@@ -398,6 +400,26 @@ class ServeConfig(unittest.TestCase):
                     server.kill()
         self.assertEqual(seen["bf16"][0] * 2, seen["f32"][0])
         self.assertGreaterEqual(seen["bf16"][1], 2 * seen["f32"][1])
+
+    def test_int8_weights_answer_like_the_bf16_model_in_process_and_in_replicas(self):
+        # The tiny reasoner, trained: int8 weights (per-row scales) keep its greedy answer to the
+        # question; in-process and through `ponder replica` processes (the flag travels there).
+        answers = {}
+        for args in ((), ("--quantize", "int8"), ("--quantize", "int8", "--replicas", "2")):
+            server = Server("--threads", "1", *args)
+            try:
+                status, body = server.post("/v1/chat/completions",
+                                           {**CHAT, "temperature": 0, "max_tokens": 400})
+                self.assertEqual(status, 200, body)
+                answers[args] = body["choices"][0]["message"]["content"]
+                self.assertEqual(server.stop(), 0)
+            finally:
+                if server.proc.poll() is None:
+                    server.kill()
+        plain = answers[()]
+        self.assertIn("boxed", plain)
+        for args, answer in answers.items():
+            self.assertEqual(answer, plain, args)
 
     def test_cuda_backend_without_a_gpu_is_a_clear_error(self):
         import shutil

@@ -1,6 +1,7 @@
 // Every CPU kernel build this machine can run (AVX-512, AVX2) against the plain one-lane build,
 // on random inputs with odd shapes, outputs poisoned first so an unwritten element shows; and the
 // backend's RoPE and paged attention against direct formulas.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -9,6 +10,7 @@
 
 #include "worker/backend/cpu/cpu_backend.h"
 #include "worker/backend/cpu/kernels.h"
+#include "worker/model/model_weights.h"
 #include "tests/worker/nmse.h"
 
 namespace ponder::worker {
@@ -80,7 +82,92 @@ TEST_P(KernelIsa, VectorKernelsMatchReference) {
   }
 }
 
+// int8 weights [m, k] and one scale per row, and activations quantized per block of 32.
+struct Int8Case {
+  std::vector<int8_t> w;
+  std::vector<float> w_scale;
+  std::vector<int8_t> xq;
+  std::vector<float> x_scale, x_sum;
+  cpu::QuantizedRows rows() const {
+    return {xq.data(), x_scale.data(), x_sum.data(), static_cast<int64_t>(x_sum.size()),
+            static_cast<int64_t>(xq.size() / x_sum.size())};
+  }
+};
+
+Int8Case int8_case(int64_t n, int64_t k, int64_t m, uint32_t seed) {
+  Int8Case c;
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> q(-127, 127);
+  c.w.resize(m * k);
+  for (auto& v : c.w) v = static_cast<int8_t>(q(gen));
+  c.w_scale = random_vec(m, seed + 1, 0.01f);
+  std::vector<float> x = random_vec(n * k, seed + 2);
+  c.xq.resize(n * k);
+  c.x_scale.resize(n * k / cpu::kQ8Block);
+  c.x_sum.resize(n);
+  cpu::quantize_rows_q8(x.data(), k, 0, n, c.xq.data(), c.x_scale.data(), c.x_sum.data());
+  return c;
+}
+
+TEST_P(KernelIsa, Int8MatmulMatchesReference) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t n : {1, 2, 3, 4, 5, 7}) {
+    for (int64_t k : {32, 64, 96, 160}) {  // whole pairs of blocks, and one block left over
+      const int64_t m = 37;
+      Int8Case c = int8_case(n, k, m, static_cast<uint32_t>(n * 1000 + k));
+      std::vector<float> bias = random_vec(m, 3), got(n * m, nan), want(n * m, nan);
+      k_->matmul_q8(c.rows(), c.w.data(), c.w_scale.data(), bias.data(), got.data(), m, 0, 20);
+      k_->matmul_q8(c.rows(), c.w.data(), c.w_scale.data(), bias.data(), got.data(), m, 20, m);
+      ref_.matmul_q8(c.rows(), c.w.data(), c.w_scale.data(), bias.data(), want.data(), m, 0, m);
+      EXPECT_LT(nmse(got.data(), want.data(), got.size()), 1e-12) << "n=" << n << " k=" << k;
+      // The reference against the sum written out.
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t r = 0; r < m; ++r) {
+          double s = 0;
+          for (int64_t i = 0; i < k; ++i)
+            s += double(c.x_scale[(t * k + i) / cpu::kQ8Block]) * c.xq[t * k + i] * c.w[r * k + i];
+          ASSERT_NEAR(want[t * m + r], c.w_scale[r] * s + bias[r], 1e-4 * (1 + std::fabs(s)));
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, KernelIsa, ::testing::Values("avx512", "avx2"));
+
+TEST(Quantize, ActivationBlocksRoundTripWithinHalfAStep) {
+  const int64_t n = 3, k = 96;
+  std::vector<float> x = random_vec(n * k, 9);
+  for (int64_t i = 32; i < 64; ++i) x[i] = 0.0f;  // an all-zero block: scale 0, no NaN
+  x[70] = 1e4f;                                   // an outlier moves only its own block's step
+  std::vector<int8_t> q(n * k);
+  std::vector<float> scale(n * k / cpu::kQ8Block), sum(n);
+  cpu::quantize_rows_q8(x.data(), k, 0, n, q.data(), scale.data(), sum.data());
+  EXPECT_EQ(scale[1], 0.0f);
+  EXPECT_FLOAT_EQ(scale[2], 1e4f / 127);
+  for (int64_t t = 0; t < n; ++t) {
+    double want_sum = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const float d = scale[(t * k + i) / cpu::kQ8Block];
+      EXPECT_LE(std::fabs(x[t * k + i] - d * q[t * k + i]), 0.5f * d + 1e-6f) << t << "," << i;
+      want_sum += double(d) * q[t * k + i];
+    }
+    EXPECT_NEAR(sum[t], want_sum, 1e-3 * (1 + std::fabs(want_sum)));
+  }
+}
+
+TEST(Quantize, WeightRowsRoundTripWithinHalfAStep) {
+  std::vector<float> w = random_vec(200, 10);
+  std::vector<int8_t> q(200);
+  const float scale = quantize_row_int8(w.data(), 200, q.data());
+  float amax = 0;
+  for (float v : w) amax = std::max(amax, std::fabs(v));
+  EXPECT_FLOAT_EQ(scale, amax / 127);
+  for (int i = 0; i < 200; ++i) EXPECT_LE(std::fabs(w[i] - scale * q[i]), 0.5f * scale + 1e-7f);
+  std::vector<float> zeros(64, 0.0f);
+  EXPECT_EQ(quantize_row_int8(zeros.data(), 64, q.data()), 0.0f);
+  EXPECT_EQ(q[0], 0);
+}
 
 TEST(Dtype, HalfConversionsRoundToNearestEven) {
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
@@ -273,6 +360,32 @@ TEST_F(CpuBackendOps, LatentAttentionReadsValuesFromTheKeysHead) {
         EXPECT_NEAR(out[(t * heads + h) * lat + i], o, 1e-5);
       }
     }
+}
+
+TEST_F(CpuBackendOps, Int8MatmulStaysCloseToTheF32MatmulOfItsWeights) {
+  // y = x · Wᵀ with W quantized per row: the only error left is the activations' rounding to
+  // int8 per block of 32 (relative error about 1/255 per element, averaging out over k).
+  const int64_t n = 5, k = 256, m = 48;
+  std::vector<float> x = random_vec(n * k, 11), wf = random_vec(m * k, 12, 0.05f);
+  std::vector<int8_t> q(m * k);
+  std::vector<float> scales(m), deq(m * k), bias = random_vec(m, 13);
+  for (int64_t r = 0; r < m; ++r) {
+    scales[r] = quantize_row_int8(wf.data() + r * k, k, q.data() + r * k);
+    for (int64_t i = 0; i < k; ++i) deq[r * k + i] = scales[r] * q[r * k + i];
+  }
+  Tensor w = Tensor::view(q.data(), DType::kI8, {m, k});
+  w.scale = scales.data();
+  std::vector<float> got(n * m), want(n * m);
+  backend_->matmul(Tensor::view(x.data(), DType::kF32, {n, k}), w,
+                   Tensor::view(bias.data(), DType::kF32, {m}),
+                   Tensor::view(got.data(), DType::kF32, {n, m}));
+  backend_->matmul(Tensor::view(x.data(), DType::kF32, {n, k}),
+                   Tensor::view(deq.data(), DType::kF32, {m, k}),
+                   Tensor::view(bias.data(), DType::kF32, {m}),
+                   Tensor::view(want.data(), DType::kF32, {n, m}));
+  const double e = nmse(got.data(), want.data(), got.size());
+  EXPECT_LT(e, 1e-4);
+  EXPECT_GT(e, 0.0);  // it did take the int8 path
 }
 
 TEST_F(CpuBackendOps, KvCacheRunsOutCleanly) {

@@ -49,9 +49,10 @@ Fixture load_fixture(const std::string& name) {
 class Parity : public ::testing::TestWithParam<std::string> {
  protected:
   virtual MatmulPrecision precision() const { return MatmulPrecision::kExact; }
+  virtual LoadOptions load_options() const { return {}; }
   void SetUp() override {
     fixture_ = load_fixture(GetParam());
-    auto model = DecoderModel::load(fixture_.dir);
+    auto model = DecoderModel::load(fixture_.dir, load_options());
     ASSERT_TRUE(model.has_value()) << model.error().to_string();
     model_ = std::move(*model);
     auto backend = CpuBackend::create({.precision = precision()});
@@ -83,6 +84,7 @@ class Parity : public ::testing::TestWithParam<std::string> {
   // The reference computes in f32 on the same (dtype-rounded) weights as we do, so every dtype
   // gets the f32 bound: about 1e-5 relative error (measured: ~1e-12 NMSE).
   double nmse_bound() const { return 1e-10; }
+  std::vector<std::vector<int32_t>> greedy_continuations(int steps);
 
   Fixture fixture_;
   std::unique_ptr<DecoderModel> model_;
@@ -108,31 +110,10 @@ TEST_P(Parity, LogitsMatchTransformersAtEveryPosition) {
 }
 
 TEST_P(Parity, GreedyContinuationsMatchTransformersFor32Tokens) {
-  const auto& prompts = fixture_.meta["prompts"];
   const auto& greedy = fixture_.meta["greedy"];
-  BatchRunner runner(*model_, *backend_, *cache_);
-  // All prompts decode together in one batch of different lengths.
-  std::vector<SequenceState> seqs(prompts.size());
-  std::vector<SequenceState*> ptrs;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    seqs[i].tokens = prompts[i].get<std::vector<int32_t>>();
-    ptrs.push_back(&seqs[i]);
-  }
-  std::vector<float> logits;
-  const int64_t vocab = model_->config().vocab_size;
-  for (int step = 0; step < 32; ++step) {
-    ASSERT_TRUE(runner.step(ptrs, logits).ok());
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      const float* row = logits.data() + i * vocab;
-      seqs[i].tokens.push_back(int32_t(std::max_element(row, row + vocab) - row));
-    }
-  }
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    std::vector<int32_t> want = greedy[i].get<std::vector<int32_t>>();
-    std::vector<int32_t> got(seqs[i].tokens.end() - 32, seqs[i].tokens.end());
-    EXPECT_EQ(got, want) << "prompt " << i;
-    runner.release(seqs[i]);
-  }
+  std::vector<std::vector<int32_t>> got = greedy_continuations(32);
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(got[i], greedy[i].get<std::vector<int32_t>>()) << "prompt " << i;
   EXPECT_EQ(cache_->blocks_used(), 0);
 }
 
@@ -147,6 +128,37 @@ INSTANTIATE_TEST_SUITE_P(Models, Parity,
 
 namespace ponder::worker {
 namespace {
+
+// Every prompt's `steps` greedy tokens, all prompts decoding together in one batch of different
+// lengths.
+std::vector<std::vector<int32_t>> Parity::greedy_continuations(int steps) {
+  const auto& prompts = fixture_.meta["prompts"];
+  BatchRunner runner(*model_, *backend_, *cache_);
+  std::vector<SequenceState> seqs(prompts.size());
+  std::vector<SequenceState*> ptrs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    seqs[i].tokens = prompts[i].get<std::vector<int32_t>>();
+    ptrs.push_back(&seqs[i]);
+  }
+  std::vector<float> logits;
+  const int64_t vocab = model_->config().vocab_size;
+  for (int step = 0; step < steps; ++step) {
+    Status st = runner.step(ptrs, logits);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    if (!st.ok()) break;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const float* row = logits.data() + i * vocab;
+      seqs[i].tokens.push_back(int32_t(std::max_element(row, row + vocab) - row));
+    }
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (SequenceState& seq : seqs) {
+    out.emplace_back(seq.tokens.end() - std::min<ptrdiff_t>(steps, seq.tokens.size()),
+                     seq.tokens.end());
+    runner.release(seq);
+  }
+  return out;
+}
 
 // The fast path: bf16 weights meet bf16-rounded activations in the CPU's bf16 dot instruction.
 // Its logits sit between the f32 reference and transformers running natively in bf16.
@@ -208,6 +220,73 @@ INSTANTIATE_TEST_SUITE_P(Models, ParityBf16Kv,
 
 INSTANTIATE_TEST_SUITE_P(Models, ParityBf16Matmul,
                          ::testing::Values("llama3_bf16", "qwen2_bf16", "qwen3_bf16_sharded"));
+
+// Load-time int8 weights (per-row scales) with activations quantized per block of 32: the
+// logits stay near the f32 reference and the greedy tokens mostly agree. Random-weight fixtures
+// have small margins (a 1e-2 logit error flips some), so the agreement is bounded loosely and
+// recorded; the trained tiny reasoner's accuracy with int8 is in docs/performance.md.
+class ParityInt8Weights : public Parity {
+ protected:
+  LoadOptions load_options() const override { return {.quantize = WeightQuant::kInt8}; }
+};
+
+TEST_P(ParityInt8Weights, LogitsAndGreedyTokensStayCloseToTheF32Reference) {
+  const ModelConfig& c = model_->config();
+  EXPECT_EQ(c.weight_quant, WeightQuant::kInt8);
+  // Every matmul weight whose rows are a multiple of 32 wide is int8 with row scales; the router
+  // and MLA's absorbed projections keep the checkpoint's dtype.
+  const ModelWeights& w = model_->weights();
+  auto int8_if_aligned = [](const Tensor& t, const char* what) {
+    if (t.empty()) return;
+    const bool want = t.cols() % 32 == 0;
+    EXPECT_EQ(t.dtype == DType::kI8, want) << what << " " << t.shape_string();
+    EXPECT_EQ(t.scale != nullptr, want) << what;
+  };
+  int8_if_aligned(w.lm_head, "lm_head");
+  EXPECT_NE(w.lm_head.data, w.embed.data);
+  for (const LayerWeights& l : w.layers) {
+    int8_if_aligned(l.wqkv, "wqkv");
+    int8_if_aligned(l.wq, "wq");
+    int8_if_aligned(l.wkv_a, "wkv_a");
+    int8_if_aligned(l.wo, "wo");
+    int8_if_aligned(l.w_gate_up, "w_gate_up");
+    int8_if_aligned(l.w_down, "w_down");
+    for (const ExpertWeights& e : l.experts) {
+      int8_if_aligned(e.w_gate_up, "expert w_gate_up");
+      int8_if_aligned(e.w_down, "expert w_down");
+    }
+    if (!l.router.empty()) EXPECT_NE(l.router.dtype, DType::kI8);
+    if (!l.w_uk.empty()) EXPECT_NE(l.w_uk.dtype, DType::kI8);
+  }
+  const auto& prompts = fixture_.meta["prompts"];
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<float> got = prefill_logits(prompts[i].get<std::vector<int32_t>>());
+    const double vs_f32 = nmse(got, fixture_.logits("logits." + std::to_string(i)));
+    RecordProperty("nmse_f32_" + std::to_string(i), std::to_string(vs_f32));
+    // Measured: dense ≤ 2.6e-3 (transformers in bf16 is within 2e-3 of f32); MoE ≤ 1.8e-3 but
+    // 3.0e-2 where a token near a routing tie takes another expert (deepseek_v3_f32 prompt 2).
+    EXPECT_LT(vs_f32, c.is_moe() ? 5e-2 : 1e-2) << "prompt " << i;
+    EXPECT_GT(vs_f32, 0.0) << "prompt " << i << ": no rounding at all?";
+  }
+  const auto& greedy = fixture_.meta["greedy"];
+  std::vector<std::vector<int32_t>> got = greedy_continuations(32);
+  int same = 0, total = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    std::vector<int32_t> want = greedy[i].get<std::vector<int32_t>>();
+    // Tokens up to the first difference (after it the two continuations see different text).
+    size_t j = 0;
+    while (j < want.size() && got[i][j] == want[j]) ++j;
+    same += static_cast<int>(j);
+    total += static_cast<int>(want.size());
+  }
+  RecordProperty("greedy_prefix_agreement", std::to_string(double(same) / total));
+  // Measured: 24–54 % of the tokens come before the first difference (broken scales: ~0).
+  EXPECT_GE(same, total / 5) << "greedy tokens before the first difference: " << same << "/" << total;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ParityInt8Weights,
+                         ::testing::Values("llama3_bf16", "qwen2_bf16", "qwen3_bf16_sharded",
+                                           "qwen3_moe_bf16", "deepseek_v3_f32", "deepseek_v2_f32"));
 
 }  // namespace
 }  // namespace ponder::worker

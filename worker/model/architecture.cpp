@@ -294,4 +294,15 @@ Expected<ModelConfig> load_model_config(const std::string& model_dir) {
                path.c_str(), name.c_str(), supported.c_str());
 }
 
+std::string_view weight_quant_name(WeightQuant quant) {
+  return quant == WeightQuant::kInt8 ? "int8" : "none";
+}
+
+Expected<WeightQuant> parse_weight_quant(std::string_view text) {
+  if (text == "none") return WeightQuant::kNone;
+  if (text == "int8") return WeightQuant::kInt8;
+  return error(StatusCode::kInvalidArgument, "quantize '%.*s' is not 'none' or 'int8'",
+               static_cast<int>(text.size()), text.data());
+}
+
 }  // namespace ponder::worker

@@ -101,6 +101,8 @@ Expected<std::unique_ptr<DecoderModel>> DecoderModel::load(const std::string& mo
   model->dims_ = ShardDims::of(model->config_, shard);
   PONDER_ASSIGN_OR_RETURN(model->weights_,
                           ModelWeights::load(ckpt, model->config_, shard, options));
+  PONDER_RETURN_IF_ERROR(model->weights_.quantize(options.quantize));
+  model->config_.weight_quant = options.quantize;
   model->rope_ = make_rope_table(model->config_);
   model->scale_ = attention_scale(model->config_);
   return model;

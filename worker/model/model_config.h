@@ -47,6 +47,12 @@ struct Fp8Config {
   int64_t block_cols = 0;
 };
 
+// How the matmul weights are held once loaded: as the checkpoint has them (f32/f16/bf16), or
+// int8 with one scale per output row (load-time quantization, `--quantize int8`; CPU only).
+enum class WeightQuant : uint8_t { kNone, kInt8 };
+std::string_view weight_quant_name(WeightQuant quant);      // "none", "int8"
+Expected<WeightQuant> parse_weight_quant(std::string_view text);
+
 enum class MoeScoring { kSoftmax, kSigmoid };
 
 // A mixture of experts replacing the dense MLP in some layers: a router scores n_experts, each
@@ -88,6 +94,7 @@ struct ModelConfig {
   MlaConfig mla;          // kv_lora_rank > 0: MLA attention (head_dim is then nope + rope)
   MoeConfig moe;          // n_experts > 0: MoE layers where moe.layer_is_moe says
   Fp8Config fp8;          // FP8 checkpoints: dequantized to bf16 while loading
+  WeightQuant weight_quant = WeightQuant::kNone;  // set by DecoderModel::load's quantize option
   DType dtype = DType::kBF16;  // torch_dtype of the checkpoint
   std::vector<int32_t> eos_token_ids;
   int32_t bos_token_id = -1;

@@ -2,6 +2,7 @@
 // validate shapes and dtypes against config.json, then read exactly the bytes of each slice.
 #include "worker/model/model_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -426,10 +427,96 @@ Status ModelWeights::move_to(MemorySpace& memory) {
   for (Tensor* t : all_slots(*this)) {
     if (t->empty()) continue;
     t->data = moved.as<char>() + (static_cast<const char*>(t->data) - old_base);
+    if (t->scale != nullptr)
+      t->scale = reinterpret_cast<const float*>(
+          moved.as<char>() + (reinterpret_cast<const char*>(t->scale) - old_base));
     t->device = memory.device();
   }
   device_storage = std::move(moved);
   storage = HostRegion();
+  return {};
+}
+
+float quantize_row_int8(const float* w, int64_t k, int8_t* q) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[i]));
+  const float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  for (int64_t i = 0; i < k; ++i)
+    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] * inv), -127.0f, 127.0f));
+  return scale;
+}
+
+Status ModelWeights::quantize(WeightQuant quant) {
+  if (quant == WeightQuant::kNone) return {};
+  if (device() != Device::kHost)
+    return error(StatusCode::kFailedPrecondition,
+                 "weights are quantized on the host, before they move to a device");
+  std::vector<const Tensor*> matmuls = {&lm_head};
+  for (const LayerWeights& l : layers) {
+    for (const Tensor* t : {&l.wqkv, &l.wq_a, &l.wq, &l.wkv_a, &l.wo, &l.w_gate_up, &l.w_down})
+      matmuls.push_back(t);
+    for (const ExpertWeights& e : l.experts) {
+      matmuls.push_back(&e.w_gate_up);
+      matmuls.push_back(&e.w_down);
+    }
+  }
+  auto to_int8 = [&](const Tensor* t) {
+    return t->ndim == 2 && t->dtype != DType::kI8 && t->cols() % cpu::kQ8Block == 0 &&
+           std::find(matmuls.begin(), matmuls.end(), t) != matmuls.end();
+  };
+  // The new region: int8 rows then their scales for each quantized matrix, every other live
+  // tensor copied once (tensors that share bytes — a kept tied lm_head — share them again).
+  struct Place {
+    Tensor* t;
+    size_t offset;
+    bool int8;
+  };
+  std::vector<Place> places;
+  std::vector<std::pair<const void*, size_t>> copied;  // old data -> offset
+  size_t total = 0;
+  auto reserve = [&total](size_t bytes) {
+    const size_t at = total;
+    total += (bytes + 63) & ~size_t{63};
+    return at;
+  };
+  for (Tensor* t : all_slots(*this)) {
+    if (t->empty()) continue;
+    if (to_int8(t)) {
+      const size_t at = reserve(static_cast<size_t>(t->numel()));
+      reserve(static_cast<size_t>(t->rows()) * sizeof(float));
+      places.push_back({t, at, true});
+      continue;
+    }
+    auto it = std::find_if(copied.begin(), copied.end(),
+                           [t](const auto& c) { return c.first == t->data; });
+    const size_t at = it != copied.end() ? it->second : reserve(t->nbytes());
+    if (it == copied.end()) copied.emplace_back(t->data, at);
+    places.push_back({t, at, false});
+  }
+  PONDER_ASSIGN_OR_RETURN(HostRegion region, HostRegion::allocate(total, /*huge_pages=*/true));
+  const cpu::Kernels& k = cpu::kernels();
+  std::vector<float> row;
+  for (Place& p : places) {
+    Tensor& t = *p.t;
+    char* dst = region.data() + p.offset;
+    if (!p.int8) {
+      std::memcpy(dst, t.data, t.nbytes());  // a shared offset is written twice, the same bytes
+      t.data = dst;
+      continue;
+    }
+    const int64_t rows = t.rows(), cols = t.cols();
+    auto* q = reinterpret_cast<int8_t*>(dst);
+    auto* scales = reinterpret_cast<float*>(dst + ((static_cast<size_t>(rows * cols) + 63) & ~size_t{63}));
+    row.resize(cols);
+    const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype);
+    for (int64_t r = 0; r < rows; ++r) {
+      k.to_f32(static_cast<const char*>(t.data) + r * row_bytes, t.dtype, cols, row.data());
+      scales[r] = quantize_row_int8(row.data(), cols, q + r * cols);
+    }
+    t = Tensor::view(q, DType::kI8, {rows, cols});
+    t.scale = scales;
+  }
+  storage = std::move(region);
   return {};
 }
 
@@ -530,14 +617,18 @@ Expected<ModelWeights> ModelWeights::allocate(const ModelConfig& c, const ShardS
 }
 
 size_t ModelWeights::matmul_bytes(const ModelConfig& c) const {
-  size_t total = lm_head.empty() ? 0 : lm_head.nbytes();
+  // An int8 matrix streams its row scales too.
+  auto bytes = [](const Tensor& t) {
+    return t.nbytes() + (t.scale ? static_cast<size_t>(t.rows()) * sizeof(float) : 0);
+  };
+  size_t total = lm_head.empty() ? 0 : bytes(lm_head);
   for (const LayerWeights& l : layers) {
     for (const Tensor* t : {&l.wqkv, &l.wq_a, &l.wq, &l.wkv_a, &l.w_uk, &l.w_uv, &l.wo,
                             &l.w_gate_up, &l.w_down, &l.router})
-      total += t->nbytes();
+      total += bytes(*t);
     if (!l.experts.empty())
       total += static_cast<size_t>(c.moe.top_k) *
-               (l.experts[0].w_gate_up.nbytes() + l.experts[0].w_down.nbytes());
+               (bytes(l.experts[0].w_gate_up) + bytes(l.experts[0].w_down));
   }
   return total;
 }

@@ -5,6 +5,7 @@
 // stage they are the full model's. move_to() puts them in a device's memory (one allocation, one
 // copy); allocate() makes zero-filled weights of a config directly there (random-weight benchmarks).
 // MLA's kv_b_proj becomes w_uk (transposed per head) and w_uv, the absorbed form decode uses.
+// quantize() may then turn the matmul weights into int8 (Tensor::scale holds the row scales).
 #pragma once
 
 #include <vector>
@@ -56,7 +57,14 @@ struct LayerWeights {
 
 struct LoadOptions {
   bool huge_pages = true;  // madvise(MADV_HUGEPAGE) on the weight region
+  // kInt8: after loading, every matmul weight (attention, MLP, experts, lm_head) becomes int8
+  // with per-row scales (ModelWeights::quantize); the router and MLA's absorbed w_uk / w_uv stay.
+  WeightQuant quantize = WeightQuant::kNone;
 };
+
+// Symmetric int8 of one row: q[i] = round(w[i] / scale) with scale = max|w| / 127 (0 for an
+// all-zero row); returns the scale.
+float quantize_row_int8(const float* w, int64_t k, int8_t* q);
 
 struct ModelWeights {
   Tensor embed;       // [vocab_end - vocab_begin, hidden] on the first stage, else empty
@@ -74,6 +82,10 @@ struct ModelWeights {
   // biases f32 (norm weights are left zero too: callers fill every tensor).
   static Expected<ModelWeights> allocate(const ModelConfig& config, const ShardSpec& shard,
                                          DType dtype, MemorySpace& memory);
+  // Replaces the matmul weights (LoadOptions::quantize) by int8 + per-row scales in a new host
+  // region, copies every other tensor there and releases the old one. A matrix whose rows are
+  // not a multiple of cpu::kQ8Block wide keeps its dtype. Host weights only.
+  Status quantize(WeightQuant quant);
   // Moves every tensor from host memory into `memory` and releases the host copy; a no-op when
   // they are already there.
   Status move_to(MemorySpace& memory);

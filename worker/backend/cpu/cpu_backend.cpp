@@ -87,6 +87,23 @@ void CpuBackend::matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y)
   PONDER_CHECK(w.cols() == k && y.cols() == m && y.rows() == n, "matmul shapes x%s w%s y%s",
                x.shape_string().c_str(), w.shape_string().c_str(), y.shape_string().c_str());
   const float* b = bias.empty() ? nullptr : bias.as<float>();
+  if (w.dtype == DType::kI8) {
+    PONDER_CHECK(w.scale != nullptr && k % cpu::kQ8Block == 0,
+                 "int8 weights %s need per-row scales and a multiple of %lld columns",
+                 w.shape_string().c_str(), (long long)cpu::kQ8Block);
+    x_q8_.resize(n * k);
+    x_q8_scale_.resize(n * k / cpu::kQ8Block);
+    x_q8_sum_.resize(n);
+    pool_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
+      cpu::quantize_rows_q8(x.as<float>(), k, t0, t1, x_q8_.data(), x_q8_scale_.data(),
+                            x_q8_sum_.data());
+    });
+    const cpu::QuantizedRows xq{x_q8_.data(), x_q8_scale_.data(), x_q8_sum_.data(), n, k};
+    pool_.parallel_for(m, 16, [&](int64_t r0, int64_t r1, int) {
+      k_->matmul_q8(xq, w.as<const int8_t>(), w.scale, b, y.as<float>(), m, r0, r1);
+    });
+    return;
+  }
   if (w.dtype == DType::kBF16 && precision_ == MatmulPrecision::kBf16) {
     x_bf16_.resize(n * k);
     const float* xf = x.as<float>();

@@ -64,6 +64,8 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   MatmulPrecision precision_;
   std::vector<uint16_t> x_bf16_;  // activations rounded for the bf16 matmul path
+  std::vector<int8_t> x_q8_;      // activations quantized for int8 weights (cpu::QuantizedRows)
+  std::vector<float> x_q8_scale_, x_q8_sum_;
   std::vector<std::vector<float>> scratch_;  // per thread: attention scores
 };
 

@@ -9,6 +9,26 @@
 
 namespace ponder::worker::cpu {
 
+// int8 weights: a row-major [m, k] int8 matrix with one f32 scale per row (symmetric,
+// per output channel, as compressed-tensors W8A8 checkpoints store them); k a multiple of
+// kQ8Block. Activations meet them quantized too, in blocks of kQ8Block along k (QuantizedRows).
+inline constexpr int64_t kQ8Block = 32;
+
+// Activations x [n, k] quantized per block of kQ8Block: x[t, i] ≈ scale[t, i / kQ8Block] ·
+// q[t, i]; sum[t] = Σ_b scale[t, b] · Σ_{i in b} q[t, i] (the unsigned-offset correction of
+// the VNNI kernel).
+struct QuantizedRows {
+  const int8_t* q = nullptr;     // [n, k]
+  const float* scale = nullptr;  // [n, k / kQ8Block]
+  const float* sum = nullptr;    // [n]
+  int64_t n = 0, k = 0;
+};
+
+// Symmetric round-to-nearest int8 of row t of x for t in [t0, t1) (amax / 127 per block; an
+// all-zero block gets scale 0). The buffers are QuantizedRows' shapes.
+void quantize_rows_q8(const float* x, int64_t k, int64_t t0, int64_t t1, int8_t* q, float* scale,
+                      float* sum);
+
 struct Kernels {
   const char* isa;  // "avx512", "avx2", "generic"
   // y[t, r] = dot(x[t, :k], w[r, :k]) (+ bias[r]) for t < n and r in [r0, r1); ldy is y's row
@@ -30,6 +50,11 @@ struct Kernels {
   // dot / axpy with the second operand in bf16 (a bf16 KV cache).
   float (*dot_bf16)(const float* a, const uint16_t* b, int64_t n);
   void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);
+  // y[t, r] = w_scale[r] · Σ_b x.scale[t, b] · Σ_{i in b} x.q[t, i] · w[r, i] (+ bias[r]) for
+  // t < x.n and r in [r0, r1): int8 weights [m, x.k] times quantized activations, the integer
+  // dot products exact (AVX512-VNNI where the CPU has it).
+  void (*matmul_q8)(const QuantizedRows& x, const int8_t* w, const float* w_scale,
+                    const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1);
 };
 
 const Kernels& kernels();
@@ -38,7 +63,7 @@ const Kernels* kernels_for(const char* isa);
 
 // Per-ISA tables, defined in kernels_<isa>.cpp.
 extern const Kernels kKernelsAvx512;
-extern const Kernels kKernelsAvx512Bf16;  // kKernelsAvx512 plus matmul_bf16
+extern const Kernels kKernelsAvx512Bf16;  // kKernelsAvx512 plus matmul_bf16 and VNNI matmul_q8
 extern const Kernels kKernelsAvx2;
 extern const Kernels kKernelsGeneric;
 

@@ -1,4 +1,5 @@
-// AVX-512 build of the CPU kernels (compiled with -mavx512f -mavx512bw -mavx512vl -mfma -mf16c).
+// AVX-512 build of the CPU kernels (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq
+// -mavx512bf16 -mavx512vnni -mfma -mf16c; the bf16 and VNNI kernels run only where the CPU has them).
 #include <immintrin.h>
 
 #include <cmath>
@@ -82,13 +83,76 @@ void matmul_bf16(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, con
   }
 }
 
+// R int8 weight rows × T quantized tokens with vpdpbusd (AVX512-VNNI): each step takes 64
+// k-elements, two activation blocks (lanes 0-7 and 8-15). vpdpbusd multiplies unsigned by signed
+// bytes, so the weights go in offset by 128 (w ^ 0x80) and 128 · x.sum[t] comes off at the end.
+template <int R, int T>
+inline void tile_q8(const QuantizedRows& x, int64_t t0, const int8_t* w, int64_t r,
+                    const float* w_scale, const float* bias, float* y, int64_t ldy) {
+  const int64_t k = x.k, nb = k / kQ8Block;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+  auto step = [&](int64_t kk, int64_t b, __mmask64 mask, bool two_blocks) {
+    __m512i wv[R];
+    for (int i = 0; i < R; ++i)
+      wv[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, w + (r + i) * k + kk), flip);
+    for (int j = 0; j < T; ++j) {
+      const int64_t t = t0 + j;
+      const __m512i xv = _mm512_maskz_loadu_epi8(mask, x.q + t * k + kk);
+      const float* xs = x.scale + t * nb + b;
+      const __m512 sv = _mm512_insertf32x8(_mm512_set1_ps(xs[0]),
+                                           two_blocks ? _mm256_set1_ps(xs[1]) : _mm256_setzero_ps(), 1);
+      for (int i = 0; i < R; ++i) {
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i], xv);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sv, acc[i][j]);
+      }
+    }
+  };
+  int64_t kk = 0, b = 0;
+  for (; kk + 2 * kQ8Block <= k; kk += 2 * kQ8Block, b += 2) step(kk, b, ~__mmask64{0}, true);
+  if (kk < k) step(kk, b, __mmask64{0xffffffff}, false);  // one block of 32 left
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < T; ++j) {
+      const float s = _mm512_reduce_add_ps(acc[i][j]) - 128.0f * x.sum[t0 + j];
+      y[(t0 + j) * ldy + r + i] = w_scale[r + i] * s + (bias ? bias[r + i] : 0.0f);
+    }
+  }
+}
+
+template <int T>
+inline void rows_q8(const QuantizedRows& x, int64_t t0, const int8_t* w, const float* w_scale,
+                    const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int R = T == 1 ? 8 : 4;
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) tile_q8<R, T>(x, t0, w, r, w_scale, bias, y, ldy);
+  for (; r < r1; ++r) tile_q8<1, T>(x, t0, w, r, w_scale, bias, y, ldy);
+}
+
+void matmul_q8_vnni(const QuantizedRows& x, const int8_t* w, const float* w_scale,
+                    const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int64_t kRowBlock = 64;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
+    int64_t t = 0;
+    for (; t + 4 <= x.n; t += 4) rows_q8<4>(x, t, w, w_scale, bias, y, ldy, rb, re);
+    switch (x.n - t) {
+      case 3: rows_q8<3>(x, t, w, w_scale, bias, y, ldy, rb, re); break;
+      case 2: rows_q8<2>(x, t, w, w_scale, bias, y, ldy, rb, re); break;
+      case 1: rows_q8<1>(x, t, w, w_scale, bias, y, ldy, rb, re); break;
+      default: break;
+    }
+  }
+}
+
 }  // namespace avx512
 
 const Kernels kKernelsAvx512 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
                                 avx512::rms_norm_row, avx512::to_f32, nullptr,
-                                avx512::dot_bf16, avx512::axpy_bf16};
+                                avx512::dot_bf16, avx512::axpy_bf16, avx512::matmul_q8};
 const Kernels kKernelsAvx512Bf16 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
                                     avx512::rms_norm_row, avx512::to_f32, avx512::matmul_bf16,
-                                    avx512::dot_bf16, avx512::axpy_bf16};
+                                    avx512::dot_bf16, avx512::axpy_bf16, avx512::matmul_q8_vnni};
 
 }  // namespace ponder::worker::cpu

@@ -567,6 +567,11 @@ void CudaBackend::fill_random(Tensor t, float mean, float halfwidth, uint64_t se
 }
 
 Status CudaBackend::supports(const ModelConfig& config) const {
+  if (config.weight_quant != WeightQuant::kNone)
+    return error(StatusCode::kFailedPrecondition,
+                 "%s weights run on the CPU backend only; drop --quantize or run it with "
+                 "--backend cpu",
+                 std::string(weight_quant_name(config.weight_quant)).c_str());
   if (config.is_mla() || config.is_moe())
     return error(StatusCode::kFailedPrecondition,
                  "%s: the CUDA backend has no %s kernels yet; run it with --backend cpu",
