@@ -3,17 +3,53 @@
 #include "worker/model/model_weights.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/check.h"
+#include "worker/backend/cpu/cpu_backend.h"
 #include "worker/backend/cpu/kernels.h"
 
 namespace ponder::worker {
 namespace {
 
 constexpr size_t kAlign = 64;
+
+// Runs fn(i, thread) for every i in [0, n) on up to available_cores() threads, items handed out
+// in order (page cache reads and page faults go in parallel: one thread copies ~1 GB/s of
+// checkpoint into fresh pages). After an error no new item starts; the error of the first failing
+// item in order is returned (every earlier item was handed out and finished), so it does not
+// depend on timing.
+Status for_each_parallel(size_t n, const std::function<Status(size_t item, int thread)>& fn) {
+  const int threads = static_cast<int>(std::min<size_t>(std::max(1, available_cores()), n));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  size_t first_bad = n;
+  Status first_error;
+  auto work = [&](int thread) {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < n;) {
+      Status st = fn(i, thread);
+      if (st.ok()) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      if (i < first_bad) {
+        first_bad = i;
+        first_error = std::move(st);
+      }
+      failed = true;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& t : pool) t.join();
+  return first_error;
+}
 
 // Rows [row0, row0 + rows) of checkpoint tensor `name`, whose full row count is `full_rows`.
 struct Slice {
@@ -89,46 +125,55 @@ class Planner {
 
   Expected<HostRegion> execute(const LoadOptions& options, size_t* bytes_read) {
     PONDER_ASSIGN_OR_RETURN(HostRegion region, HostRegion::allocate(total_, options.huge_pages));
-    std::vector<char> staging;
-    const auto& k = cpu::kernels();
-    for (Placement& p : placements_) {
-      char* dst = region.data() + p.offset;
-      const DType dt = placed_dtype(p);
-      const int64_t width = p.cols ? p.cols : 1;
-      int64_t row = 0;
-      for (const Part& part : p.parts) {
-        const size_t es = dtype_size(part.info->dtype);
-        const int64_t full = p.full_cols ? p.full_cols : 1;
-        if (part.scale) {
-          PONDER_RETURN_IF_ERROR(dequantize_fp8(p, part, reinterpret_cast<uint16_t*>(dst) + row * width,
-                                                staging, bytes_read));
-        } else if (p.to_f32 && part.info->dtype != DType::kF32) {
-          staging.resize(part.rows * es);
-          PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * es, part.rows * es, staging.data()));
-          k.to_f32(staging.data(), part.info->dtype, part.rows, reinterpret_cast<float*>(dst) + row);
-          *bytes_read += part.rows * es;
-        } else if (width == full) {
-          // Whole rows: one contiguous range.
-          const size_t n = part.rows * full * es;
-          PONDER_RETURN_IF_ERROR(
-              ckpt_.read(*part.info, part.row0 * full * es, n, dst + row * width * es));
-          *bytes_read += n;
-        } else {
-          // A column slice: each row's share is its own range.
-          for (int64_t r = 0; r < part.rows; ++r) {
-            PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, ((part.row0 + r) * full + p.col0) * es,
-                                              width * es, dst + (row + r) * width * es));
-          }
-          *bytes_read += part.rows * width * es;
-        }
-        row += part.rows;
-      }
-      *p.dst = p.cols ? Tensor::view(dst, dt, {p.rows, p.cols}) : Tensor::view(dst, dt, {p.rows});
-    }
+    const int threads = std::max(1, available_cores());
+    std::vector<std::vector<char>> stagings(threads);
+    std::vector<size_t> read_by(threads, 0);
+    PONDER_RETURN_IF_ERROR(for_each_parallel(placements_.size(), [&](size_t i, int thread) {
+      return place(placements_[i], region.data(), stagings[thread], &read_by[thread]);
+    }));
+    for (size_t n : read_by) *bytes_read += n;
     return region;
   }
 
  private:
+  // Reads one placement's parts into the region (converting or dequantizing them as planned).
+  Status place(Placement& p, char* base, std::vector<char>& staging, size_t* bytes_read) const {
+    const auto& k = cpu::kernels();
+    char* dst = base + p.offset;
+    const DType dt = placed_dtype(p);
+    const int64_t width = p.cols ? p.cols : 1;
+    int64_t row = 0;
+    for (const Part& part : p.parts) {
+      const size_t es = dtype_size(part.info->dtype);
+      const int64_t full = p.full_cols ? p.full_cols : 1;
+      if (part.scale) {
+        PONDER_RETURN_IF_ERROR(dequantize_fp8(p, part, reinterpret_cast<uint16_t*>(dst) + row * width,
+                                              staging, bytes_read));
+      } else if (p.to_f32 && part.info->dtype != DType::kF32) {
+        staging.resize(part.rows * es);
+        PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * es, part.rows * es, staging.data()));
+        k.to_f32(staging.data(), part.info->dtype, part.rows, reinterpret_cast<float*>(dst) + row);
+        *bytes_read += part.rows * es;
+      } else if (width == full) {
+        // Whole rows: one contiguous range.
+        const size_t n = part.rows * full * es;
+        PONDER_RETURN_IF_ERROR(
+            ckpt_.read(*part.info, part.row0 * full * es, n, dst + row * width * es));
+        *bytes_read += n;
+      } else {
+        // A column slice: each row's share is its own range.
+        for (int64_t r = 0; r < part.rows; ++r) {
+          PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, ((part.row0 + r) * full + p.col0) * es,
+                                            width * es, dst + (row + r) * width * es));
+        }
+        *bytes_read += part.rows * width * es;
+      }
+      row += part.rows;
+    }
+    *p.dst = p.cols ? Tensor::view(dst, dt, {p.rows, p.cols}) : Tensor::view(dst, dt, {p.rows});
+    return {};
+  }
+
   Expected<const TensorInfo*> expect(const std::string& name, const std::vector<int64_t>& shape,
                                      bool fp8) {
     PONDER_ASSIGN_OR_RETURN(const TensorInfo* info, ckpt_.require(name));
@@ -172,7 +217,7 @@ class Planner {
   // Rows [row0, row0 + rows) × columns [col0, col0 + width) of an FP8 part, times their block
   // scales, rounded to bf16 into dst [rows, width].
   Status dequantize_fp8(const Placement& p, const Part& part, uint16_t* dst,
-                        std::vector<char>& staging, size_t* bytes_read) {
+                        std::vector<char>& staging, size_t* bytes_read) const {
     const int64_t full = p.full_cols, width = p.cols;
     const int64_t br = fp8_.block_rows, bc = fp8_.block_cols;
     const int64_t scale_cols = part.scale->shape[1];
@@ -470,6 +515,7 @@ Status ModelWeights::quantize(WeightQuant quant) {
     Tensor* t;
     size_t offset;
     bool int8;
+    bool copy;  // false: another place copies these bytes (the tensors share them)
   };
   std::vector<Place> places;
   std::vector<std::pair<const void*, size_t>> copied;  // old data -> offset
@@ -484,29 +530,32 @@ Status ModelWeights::quantize(WeightQuant quant) {
     if (to_int8(t)) {
       const size_t at = reserve(static_cast<size_t>(t->numel()));
       reserve(static_cast<size_t>(t->rows()) * sizeof(float));
-      places.push_back({t, at, true});
+      places.push_back({t, at, true, false});
       continue;
     }
     auto it = std::find_if(copied.begin(), copied.end(),
                            [t](const auto& c) { return c.first == t->data; });
-    const size_t at = it != copied.end() ? it->second : reserve(t->nbytes());
-    if (it == copied.end()) copied.emplace_back(t->data, at);
-    places.push_back({t, at, false});
+    const bool first = it == copied.end();
+    const size_t at = first ? reserve(t->nbytes()) : it->second;
+    if (first) copied.emplace_back(t->data, at);
+    places.push_back({t, at, false, first});
   }
   PONDER_ASSIGN_OR_RETURN(HostRegion region, HostRegion::allocate(total, /*huge_pages=*/true));
   const cpu::Kernels& k = cpu::kernels();
-  std::vector<float> row;
-  for (Place& p : places) {
+  std::vector<std::vector<float>> rows_f32(std::max(1, available_cores()));
+  PONDER_RETURN_IF_ERROR(for_each_parallel(places.size(), [&](size_t i, int thread) {
+    Place& p = places[i];
     Tensor& t = *p.t;
     char* dst = region.data() + p.offset;
     if (!p.int8) {
-      std::memcpy(dst, t.data, t.nbytes());  // a shared offset is written twice, the same bytes
+      if (p.copy) std::memcpy(dst, t.data, t.nbytes());
       t.data = dst;
-      continue;
+      return Status{};
     }
     const int64_t rows = t.rows(), cols = t.cols();
     auto* q = reinterpret_cast<int8_t*>(dst);
     auto* scales = reinterpret_cast<float*>(dst + ((static_cast<size_t>(rows * cols) + 63) & ~size_t{63}));
+    std::vector<float>& row = rows_f32[thread];
     row.resize(cols);
     const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype);
     for (int64_t r = 0; r < rows; ++r) {
@@ -515,7 +564,8 @@ Status ModelWeights::quantize(WeightQuant quant) {
     }
     t = Tensor::view(q, DType::kI8, {rows, cols});
     t.scale = scales;
-  }
+    return Status{};
+  }));
   storage = std::move(region);
   return {};
 }
