@@ -187,6 +187,48 @@ TEST_F(CheckpointErrors, Fp8ScalesMissingMisshapenOrBadAreNamed) {
                {"F8_E4M3", "quantization_config", "weight_block_size"});
 }
 
+TEST_F(CheckpointErrors, Int8ScalesAndSchemesThatCannotRunAreNamed) {
+  const std::string w = "model.layers.1.self_attn.o_proj.weight";
+  copy_model("llama3_w8a8");
+  drop_tensor(w + "_scale");
+  expect_error(load_model(), StatusCode::kNotFound, {w.c_str(), "no scales", "_scale"});
+  // A negative scale (row 2 of o_proj's [96, 1]).
+  copy_model("llama3_w8a8");
+  auto file = SafetensorsFile::open((dir_ / "model.safetensors").string(), 0);
+  ASSERT_TRUE(file.has_value());
+  for (const TensorInfo& t : (*file)->tensors()) {
+    if (t.name != w + "_scale") continue;
+    std::fstream f(dir_ / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(t.offset + 4 * 2));
+    const float bad = -1.0f;
+    f.write(reinterpret_cast<const char*>(&bad), 4);
+  }
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {(w + "_scale").c_str(), "row 2", "finite and >= 0"});
+  // Schemes the int8 kernels do not run: a packed int4 format, group-wise or asymmetric weights,
+  // static activation scales.
+  copy_model("llama3_w8a8");
+  const json config = read_json("config.json");
+  json bad = config;
+  bad["quantization_config"]["format"] = "pack-quantized";
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"compressed-tensors", "pack-quantized"});
+  bad = config;
+  bad["quantization_config"]["config_groups"]["group_0"]["weights"]["strategy"] = "group";
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"group_0", "\"group\"", "channel or tensor"});
+  bad = config;
+  bad["quantization_config"]["config_groups"]["group_0"]["input_activations"]["dynamic"] = false;
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument, {"group_0", "static input activation"});
+  // I8 tensors without a quantization_config.
+  bad = config;
+  bad.erase("quantization_config");
+  write_json("config.json", bad);
+  expect_error(load_model(), StatusCode::kInvalidArgument,
+               {"has dtype I8", "compressed-tensors quantization_config"});
+}
+
 TEST_F(CheckpointErrors, UnsupportedRoutingIsNamed) {
   copy_model("deepseek_v3_f32");
   json config = read_json("config.json");

@@ -3,6 +3,7 @@
 // position and 32-token greedy continuations), for every architecture and weight dtype — MoE
 // (Qwen3-MoE, DeepSeek-V3) and MLA included.
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -287,6 +288,105 @@ TEST_P(ParityInt8Weights, LogitsAndGreedyTokensStayCloseToTheF32Reference) {
 INSTANTIATE_TEST_SUITE_P(Models, ParityInt8Weights,
                          ::testing::Values("llama3_bf16", "qwen2_bf16", "qwen3_bf16_sharded",
                                            "qwen3_moe_bf16", "deepseek_v3_f32", "deepseek_v2_f32"));
+
+}  // namespace
+}  // namespace ponder::worker
+
+namespace ponder::worker {
+namespace {
+
+// Logits at every position of `prompt` from one prefill of the model in `dir`.
+std::vector<float> model_logits(const std::string& dir, const LoadOptions& options,
+                                const std::vector<int32_t>& prompt, ShardSpec shard = {}) {
+  auto model = DecoderModel::load(dir, options, shard);
+  EXPECT_TRUE(model.has_value()) << model.error().to_string();
+  if (!model) return {};
+  auto backend = CpuBackend::create({.precision = MatmulPrecision::kExact});
+  auto cache = KvCache::create((*model)->kv_cache_config(8));
+  SequenceState seq{.tokens = prompt};
+  EXPECT_TRUE(cache->reserve(seq.blocks, prompt.size()).ok());
+  BatchLayout batch;
+  batch.seqs.push_back({.token_begin = 0, .n_tokens = int32_t(prompt.size()), .start_pos = 0,
+                        .block_table = seq.blocks});
+  std::vector<int32_t> rows;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    batch.positions.push_back(int32_t(i));
+    rows.push_back(int32_t(i));
+  }
+  std::vector<float> logits(prompt.size() * (*model)->config().vocab_size);
+  EXPECT_TRUE((*model)->forward(**backend, *cache, prompt, batch, rows, logits.data()).ok());
+  return logits;
+}
+
+// compressed-tensors int8 checkpoints (tools/reference/make_int8_fixture.py): I8 projections with
+// per-channel scales load as the int8 weights (no dequantization), and they are the very weights
+// `--quantize int8` makes from the float32 checkpoint of their dequantized values — so the two
+// give bitwise-identical logits.
+class Int8Checkpoint : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string dir(const std::string& suffix = "") const {
+    return std::string(PONDER_TEST_DATA_DIR) + "/models/" + GetParam() + suffix;
+  }
+};
+
+TEST_P(Int8Checkpoint, LoadsTheWeightsThatQuantizingItsDequantizedTwinMakes) {
+  auto model = DecoderModel::load(dir());
+  ASSERT_TRUE(model.has_value()) << model.error().to_string();
+  EXPECT_EQ((*model)->config().weight_quant, WeightQuant::kInt8);
+  for (const LayerWeights& l : (*model)->weights().layers) {
+    EXPECT_EQ(l.wqkv.dtype, DType::kI8);
+    EXPECT_NE(l.wqkv.scale, nullptr);
+    EXPECT_EQ(l.wo.dtype, DType::kI8);
+    // llama3_bf16's down_proj (200 wide) is in the checkpoint's ignore list: float32.
+    if (!l.w_down.empty()) EXPECT_EQ(l.w_down.dtype, l.w_down.cols() % 32 ? DType::kF32 : DType::kI8);
+    for (const ExpertWeights& e : l.experts) EXPECT_EQ(e.w_down.dtype, DType::kI8);
+  }
+  const std::vector<int32_t> prompt = {1, 17, 42, 5, 99, 3, 250, 7};
+  const LoadOptions int8 = {.quantize = WeightQuant::kInt8};  // the tied lm_head too, in both
+  std::vector<float> a = model_logits(dir(), int8, prompt), b = model_logits(dir("_dequant"), int8, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  // Against the float32 twin computed exactly: only the activations' int8 rounding differs.
+  std::vector<float> exact = model_logits(dir("_dequant"), {}, prompt);
+  std::vector<float> got = model_logits(dir(), {}, prompt);
+  const double e = nmse(got, exact);
+  EXPECT_LT(e, 1e-2);
+  EXPECT_GT(e, 0.0);
+}
+
+TEST_P(Int8Checkpoint, ATensorParallelShardReadsItsRowsAndColumnsWithTheirScales) {
+  auto full = DecoderModel::load(dir());
+  ASSERT_TRUE(full.has_value()) << full.error().to_string();
+  auto shard = DecoderModel::load(dir(), {}, {.tp_rank = 1, .tp_size = 2});
+  ASSERT_TRUE(shard.has_value()) << shard.error().to_string();
+  // o_proj and down_proj are split by input columns: rank 1 holds the right half of every row,
+  // with the row's own scale — or, where that half is not whole 32-blocks wide (llama3's o_proj:
+  // 48; both down_projs of dense layers), those int8 values times their scales in f32.
+  const LayerWeights& fl = (*full)->weights().layers[0];
+  const LayerWeights& sl = (*shard)->weights().layers[0];
+  int int8_halves = 0;
+  for (auto [fw, sw] : {std::pair{&fl.wo, &sl.wo}, std::pair{&fl.w_down, &sl.w_down}}) {
+    if (fw->dtype != DType::kI8) continue;  // ignored by the checkpoint: float already
+    ASSERT_EQ(sw->rows(), fw->rows());
+    ASSERT_EQ(sw->cols() * 2, fw->cols());
+    const int64_t half = sw->cols();
+    EXPECT_EQ(sw->dtype, half % 32 == 0 ? DType::kI8 : DType::kF32);
+    for (int64_t r = 0; r < fw->rows(); ++r) {
+      const int8_t* q = fw->as<int8_t>() + r * fw->cols() + half;
+      if (sw->dtype == DType::kI8) {
+        EXPECT_EQ(std::memcmp(sw->as<int8_t>() + r * half, q, half), 0) << "row " << r;
+        EXPECT_EQ(sw->scale[r], fw->scale[r]) << "row " << r;
+        continue;
+      }
+      for (int64_t c = 0; c < half; ++c)
+        ASSERT_EQ(sw->as<float>()[r * half + c], q[c] * fw->scale[r]) << r << "," << c;
+    }
+    int8_halves += sw->dtype == DType::kI8;
+  }
+  EXPECT_EQ(int8_halves, GetParam() == "qwen3_moe_w8a8" ? 1 : 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Int8Checkpoint, ::testing::Values("llama3_w8a8", "qwen3_moe_w8a8"));
 
 }  // namespace
 }  // namespace ponder::worker

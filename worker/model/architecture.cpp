@@ -110,7 +110,43 @@ Status parse_rope(const json& j, ModelConfig& config) {
   return error(StatusCode::kInvalidArgument, "%s: unsupported rope type '%s'", key, type.c_str());
 }
 
-// quantization_config: only FP8 with block scales (DeepSeek-V3/R1, Qwen3 "-FP8").
+// A compressed-tensors scheme ponder runs: int8 symmetric weights per channel (or per tensor),
+// activations dynamic (or none: W8A16; ponder quantizes them per block of 32 either way).
+Status parse_compressed_tensors(const json& q, ModelConfig& config) {
+  constexpr const char* kKey = "key 'quantization_config' (compressed-tensors)";
+  const std::string format = q.value("format", std::string("?"));
+  if (format != "int-quantized")
+    return error(StatusCode::kInvalidArgument,
+                 "%s: format '%s' is not supported (int-quantized: int8 weights with per-channel "
+                 "scales is)",
+                 kKey, format.c_str());
+  auto groups = q.find("config_groups");
+  if (groups == q.end() || !groups->is_object() || groups->empty())
+    return error(StatusCode::kInvalidArgument, "%s: no config_groups", kKey);
+  for (const auto& [name, group] : groups->items()) {
+    const json w = group.is_object() ? group.value("weights", json()) : json();
+    const bool int8 = w.is_object() && w.value("num_bits", 0) == 8 && w.value("type", "") == "int" &&
+                      w.value("symmetric", false) &&
+                      (w.value("strategy", "") == "channel" || w.value("strategy", "") == "tensor");
+    if (!int8)
+      return error(StatusCode::kInvalidArgument,
+                   "%s: group '%s' has weights %s; supported: num_bits 8, type int, symmetric, "
+                   "strategy channel or tensor",
+                   kKey, name.c_str(), w.dump().c_str());
+    const json a = group.value("input_activations", json());
+    if (a.is_object() && !a.value("dynamic", false))
+      return error(StatusCode::kInvalidArgument,
+                   "%s: group '%s' has static input activation scales; only dynamic ones (or none) "
+                   "are supported",
+                   kKey, name.c_str());
+  }
+  config.int8_checkpoint = true;
+  config.weight_quant = WeightQuant::kInt8;
+  return {};
+}
+
+// quantization_config: FP8 with block scales (DeepSeek-V3/R1, Qwen3 "-FP8") and compressed-tensors
+// int8 (the "w8a8" checkpoints).
 Status parse_quantization(const json& j, ModelConfig& config) {
   auto it = j.find("quantization_config");
   if (it == j.end() || it->is_null()) return {};
@@ -118,10 +154,11 @@ Status parse_quantization(const json& j, ModelConfig& config) {
   const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
                                  ? q["quant_method"].get<std::string>()
                                  : q.dump();
+  if (method == "compressed-tensors") return parse_compressed_tensors(q, config);
   if (method != "fp8")
     return error(StatusCode::kInvalidArgument,
                  "key 'quantization_config': quant_method '%s' is not supported (fp8 with block "
-                 "scales is)",
+                 "scales and compressed-tensors int8 are)",
                  method.c_str());
   if (q.contains("fmt") && q["fmt"] != "e4m3")
     return error(StatusCode::kInvalidArgument,

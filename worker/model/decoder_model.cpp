@@ -102,7 +102,7 @@ Expected<std::unique_ptr<DecoderModel>> DecoderModel::load(const std::string& mo
   PONDER_ASSIGN_OR_RETURN(model->weights_,
                           ModelWeights::load(ckpt, model->config_, shard, options));
   PONDER_RETURN_IF_ERROR(model->weights_.quantize(options.quantize));
-  model->config_.weight_quant = options.quantize;
+  if (options.quantize != WeightQuant::kNone) model->config_.weight_quant = options.quantize;
   model->rope_ = make_rope_table(model->config_);
   model->scale_ = attention_scale(model->config_);
   return model;

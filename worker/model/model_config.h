@@ -94,7 +94,11 @@ struct ModelConfig {
   MlaConfig mla;          // kv_lora_rank > 0: MLA attention (head_dim is then nope + rope)
   MoeConfig moe;          // n_experts > 0: MoE layers where moe.layer_is_moe says
   Fp8Config fp8;          // FP8 checkpoints: dequantized to bf16 while loading
-  WeightQuant weight_quant = WeightQuant::kNone;  // set by DecoderModel::load's quantize option
+  // compressed-tensors int8 checkpoints (quant_method "compressed-tensors", format
+  // "int-quantized"): I8 matrices W with W_scale [rows, 1] (or one per tensor), W = q · scale.
+  bool int8_checkpoint = false;
+  // kInt8 for an int8 checkpoint or after load-time quantization (DecoderModel::load).
+  WeightQuant weight_quant = WeightQuant::kNone;
   DType dtype = DType::kBF16;  // torch_dtype of the checkpoint
   std::vector<int32_t> eos_token_ids;
   int32_t bos_token_id = -1;

@@ -62,7 +62,8 @@ struct Slice {
 struct Part {
   const TensorInfo* info;
   int64_t row0, rows;
-  const TensorInfo* scale = nullptr;  // an FP8 part's <name>_scale_inv
+  // An FP8 part's <name>_scale_inv; an int8 part's <name>_scale ([rows, 1], [rows] or one value).
+  const TensorInfo* scale = nullptr;
 };
 
 // One destination tensor: slices of checkpoint tensors stacked by rows, each cut to the columns
@@ -71,7 +72,7 @@ struct Placement {
   Tensor* dst;
   std::vector<Part> parts;
   int64_t rows = 0, full_cols = 0, col0 = 0, cols = 0;
-  bool to_f32 = false;
+  bool to_f32 = false;  // a vector (f32), or an int8 matrix the int8 kernels cannot take
   size_t offset = 0;
 };
 
@@ -81,15 +82,22 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// The dtype a placement has in memory: vectors become f32, FP8 matrices bf16.
+// The dtype a placement has in memory: vectors become f32, FP8 matrices bf16, int8 stay int8.
 DType placed_dtype(const Placement& p) {
   if (p.to_f32) return DType::kF32;
-  return p.parts[0].scale ? DType::kBF16 : p.parts[0].info->dtype;
+  const DType dt = p.parts[0].info->dtype;
+  return dt == DType::kF8E4M3 ? DType::kBF16 : dt;
+}
+
+// Where an int8 placement's f32 row scales start, after its rows × cols bytes.
+size_t int8_scales_at(const Placement& p) {
+  return (static_cast<size_t>(p.rows * p.cols) + kAlign - 1) / kAlign * kAlign;
 }
 
 class Planner {
  public:
-  Planner(const Checkpoint& ckpt, const Fp8Config& fp8) : ckpt_(ckpt), fp8_(fp8) {}
+  Planner(const Checkpoint& ckpt, const ModelConfig& config)
+      : ckpt_(ckpt), fp8_(config.fp8), int8_(config.int8_checkpoint) {}
 
   Status matrix(Tensor* dst, const std::vector<Slice>& slices, int64_t full_cols, int64_t col0 = 0,
                 int64_t cols = -1) {
@@ -104,6 +112,11 @@ class Planner {
       const TensorInfo* scale = nullptr;
       if (info->dtype == DType::kF8E4M3) {
         PONDER_ASSIGN_OR_RETURN(scale, fp8_scale(*info));
+      } else if (info->dtype == DType::kI8) {
+        PONDER_ASSIGN_OR_RETURN(scale, int8_scale(*info));
+        // The int8 kernels take rows of whole 32-blocks; a narrower slice (a tp shard of a
+        // small matrix) is dequantized to f32 instead.
+        p.to_f32 = p.cols % cpu::kQ8Block != 0;
       }
       p.parts.push_back({info, s.row0, s.rows, scale});
       p.rows += s.rows;
@@ -146,9 +159,12 @@ class Planner {
     for (const Part& part : p.parts) {
       const size_t es = dtype_size(part.info->dtype);
       const int64_t full = p.full_cols ? p.full_cols : 1;
-      if (part.scale) {
+      if (part.info->dtype == DType::kF8E4M3) {
         PONDER_RETURN_IF_ERROR(dequantize_fp8(p, part, reinterpret_cast<uint16_t*>(dst) + row * width,
                                               staging, bytes_read));
+      } else if (part.info->dtype == DType::kI8 && p.to_f32) {
+        PONDER_RETURN_IF_ERROR(dequantize_int8(p, part, reinterpret_cast<float*>(dst) + row * width,
+                                               staging, bytes_read));
       } else if (p.to_f32 && part.info->dtype != DType::kF32) {
         staging.resize(part.rows * es);
         PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, part.row0 * es, part.rows * es, staging.data()));
@@ -171,6 +187,54 @@ class Planner {
       row += part.rows;
     }
     *p.dst = p.cols ? Tensor::view(dst, dt, {p.rows, p.cols}) : Tensor::view(dst, dt, {p.rows});
+    if (dt == DType::kI8) {
+      auto* scales = reinterpret_cast<float*>(dst + int8_scales_at(p));
+      row = 0;
+      for (const Part& part : p.parts) {
+        PONDER_RETURN_IF_ERROR(read_int8_scales(part, scales + row, staging, bytes_read));
+        row += part.rows;
+      }
+      p.dst->scale = scales;
+    }
+    return {};
+  }
+
+  // Rows of an int8 part cut to the placement's columns, times their scales, into dst [rows, cols].
+  Status dequantize_int8(const Placement& p, const Part& part, float* dst,
+                         std::vector<char>& staging, size_t* bytes_read) const {
+    std::vector<float> scales(static_cast<size_t>(part.rows));
+    PONDER_RETURN_IF_ERROR(read_int8_scales(part, scales.data(), staging, bytes_read));
+    staging.resize(static_cast<size_t>(p.cols));
+    for (int64_t r = 0; r < part.rows; ++r) {
+      PONDER_RETURN_IF_ERROR(
+          ckpt_.read(*part.info, (part.row0 + r) * p.full_cols + p.col0, p.cols, staging.data()));
+      for (int64_t c = 0; c < p.cols; ++c)
+        dst[r * p.cols + c] = static_cast<float>(static_cast<int8_t>(staging[c])) * scales[r];
+    }
+    *bytes_read += static_cast<size_t>(part.rows * p.cols);
+    return {};
+  }
+
+  // An int8 part's row scales as f32 (a per-tensor scale repeated), each finite and >= 0.
+  Status read_int8_scales(const Part& part, float* out, std::vector<char>& staging,
+                          size_t* bytes_read) const {
+    const TensorInfo& s = *part.scale;
+    const bool per_tensor = s.numel() == 1;
+    const size_t es = dtype_size(s.dtype);
+    const int64_t n = per_tensor ? 1 : part.rows;
+    staging.resize(static_cast<size_t>(n) * es);
+    PONDER_RETURN_IF_ERROR(
+        ckpt_.read(s, per_tensor ? 0 : part.row0 * es, staging.size(), staging.data()));
+    *bytes_read += staging.size();
+    cpu::kernels().to_f32(staging.data(), s.dtype, n, out);
+    for (int64_t r = 0; r < n; ++r) {
+      if (!std::isfinite(out[r]) || out[r] < 0.0f)
+        return error(StatusCode::kInvalidArgument,
+                     "%s: '%s' row %lld is %g; an int8 scale must be finite and >= 0",
+                     ckpt_.files()[s.file]->path().c_str(), s.name.c_str(),
+                     (long long)(part.row0 + r), out[r]);
+    }
+    if (per_tensor) std::fill(out + 1, out + part.rows, out[0]);
     return {};
   }
 
@@ -183,14 +247,42 @@ class Planner {
                    "%s: tensor '%s' has shape %s but config.json implies %s", path.c_str(),
                    name.c_str(), info->shape_string().c_str(), shape_text(shape).c_str());
     if (info->dtype == DType::kF8E4M3 && fp8 && fp8_.block_rows > 0) return info;
+    if (info->dtype == DType::kI8 && fp8 && int8_) return info;
     if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16)
       return error(StatusCode::kInvalidArgument,
                    "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16%s", path.c_str(),
                    name.c_str(), std::string(dtype_name(info->dtype)).c_str(),
-                   info->dtype != DType::kF8E4M3 ? ""
-                   : !fp8 ? " (an FP8 vector)"
-                          : " (F8_E4M3 needs a quantization_config with weight_block_size)");
+                   info->dtype == DType::kF8E4M3
+                       ? (!fp8 ? " (an FP8 vector)"
+                               : " (F8_E4M3 needs a quantization_config with weight_block_size)")
+                   : info->dtype == DType::kI8
+                       ? (!fp8 ? " (an int8 vector)"
+                               : " (I8 needs a compressed-tensors quantization_config)")
+                       : "");
     return info;
+  }
+
+  // An int8 matrix's scales: `<name>_scale`, one per row ([rows, 1] or [rows]) or one in all.
+  Expected<const TensorInfo*> int8_scale(const TensorInfo& weight) {
+    const std::string name = weight.name + "_scale";
+    const TensorInfo* scale = ckpt_.find(name);
+    const std::string& path = ckpt_.files()[weight.file]->path();
+    if (scale == nullptr)
+      return error(StatusCode::kNotFound, "%s: int8 tensor '%s' has no scales '%s'", path.c_str(),
+                   weight.name.c_str(), name.c_str());
+    const int64_t rows = weight.shape[0];
+    const bool shape_ok = scale->numel() == 1 || scale->shape == std::vector<int64_t>{rows, 1} ||
+                          scale->shape == std::vector<int64_t>{rows};
+    const bool dtype_ok = scale->dtype == DType::kF32 || scale->dtype == DType::kBF16 ||
+                          scale->dtype == DType::kF16;
+    if (!shape_ok || !dtype_ok)
+      return error(StatusCode::kInvalidArgument,
+                   "%s: '%s' is %s %s; %s's scales are F32, BF16 or F16 of shape [%lld, 1] "
+                   "(per channel) or [1] (per tensor)",
+                   ckpt_.files()[scale->file]->path().c_str(), name.c_str(),
+                   std::string(dtype_name(scale->dtype)).c_str(), scale->shape_string().c_str(),
+                   weight.shape_string().c_str(), (long long)rows);
+    return scale;
   }
 
   // An FP8 matrix's block scales: `<name>_scale_inv`, one per weight_block_size block.
@@ -259,7 +351,9 @@ class Planner {
 
   void add(Placement p) {
     const DType dt = placed_dtype(p);
-    const size_t bytes = static_cast<size_t>(p.rows * (p.cols ? p.cols : 1)) * dtype_size(dt);
+    const size_t bytes =
+        dt == DType::kI8 ? int8_scales_at(p) + static_cast<size_t>(p.rows) * sizeof(float)
+                         : static_cast<size_t>(p.rows * (p.cols ? p.cols : 1)) * dtype_size(dt);
     p.offset = total_;
     total_ += (bytes + kAlign - 1) / kAlign * kAlign;
     placements_.push_back(std::move(p));
@@ -267,6 +361,7 @@ class Planner {
 
   const Checkpoint& ckpt_;
   const Fp8Config fp8_;
+  const bool int8_;  // a compressed-tensors int8 checkpoint: I8 matrices are allowed
   std::vector<Placement> placements_;
   size_t total_ = 0;
 };
@@ -327,7 +422,7 @@ void transpose_heads(Tensor& t, int64_t heads) {
 Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& c,
                                           const ShardSpec& shard, const LoadOptions& options) {
   ModelWeights w;
-  Planner plan(ckpt, c.fp8);
+  Planner plan(ckpt, c);
   const ShardDims d = ShardDims::of(c, shard);
   const int64_t h = c.hidden_size, hd = c.head_dim, ffn = c.intermediate_size;
   const int64_t q_rows = d.n_heads * hd, q0 = d.q_head_begin * hd;
@@ -525,18 +620,19 @@ Status ModelWeights::quantize(WeightQuant quant) {
     total += (bytes + 63) & ~size_t{63};
     return at;
   };
+  // An int8 matrix (made here or read from an int8 checkpoint) is its rows, then its row scales.
+  auto scales_at = [](const Tensor& t) { return (static_cast<size_t>(t.numel()) + 63) & ~size_t{63}; };
+  auto int8_bytes = [&](const Tensor& t) { return scales_at(t) + t.rows() * sizeof(float); };
   for (Tensor* t : all_slots(*this)) {
     if (t->empty()) continue;
     if (to_int8(t)) {
-      const size_t at = reserve(static_cast<size_t>(t->numel()));
-      reserve(static_cast<size_t>(t->rows()) * sizeof(float));
-      places.push_back({t, at, true, false});
+      places.push_back({t, reserve(int8_bytes(*t)), true, false});
       continue;
     }
     auto it = std::find_if(copied.begin(), copied.end(),
                            [t](const auto& c) { return c.first == t->data; });
     const bool first = it == copied.end();
-    const size_t at = first ? reserve(t->nbytes()) : it->second;
+    const size_t at = first ? reserve(t->scale ? int8_bytes(*t) : t->nbytes()) : it->second;
     if (first) copied.emplace_back(t->data, at);
     places.push_back({t, at, false, first});
   }
@@ -550,11 +646,16 @@ Status ModelWeights::quantize(WeightQuant quant) {
     if (!p.int8) {
       if (p.copy) std::memcpy(dst, t.data, t.nbytes());
       t.data = dst;
+      if (t.scale != nullptr) {
+        auto* scales = reinterpret_cast<float*>(dst + scales_at(t));
+        if (p.copy) std::memcpy(scales, t.scale, t.rows() * sizeof(float));
+        t.scale = scales;
+      }
       return Status{};
     }
     const int64_t rows = t.rows(), cols = t.cols();
     auto* q = reinterpret_cast<int8_t*>(dst);
-    auto* scales = reinterpret_cast<float*>(dst + ((static_cast<size_t>(rows * cols) + 63) & ~size_t{63}));
+    auto* scales = reinterpret_cast<float*>(dst + scales_at(t));
     std::vector<float>& row = rows_f32[thread];
     row.resize(cols);
     const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype);
