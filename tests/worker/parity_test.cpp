@@ -388,5 +388,25 @@ TEST_P(Int8Checkpoint, ATensorParallelShardReadsItsRowsAndColumnsWithTheirScales
 
 INSTANTIATE_TEST_SUITE_P(Models, Int8Checkpoint, ::testing::Values("llama3_w8a8", "qwen3_moe_w8a8"));
 
+// --quantize int8 on an FP8 checkpoint (DeepSeek's format): the FP8 matrices come out of the loader
+// as bf16 and are quantized after it, into the same int8 weights as from their bf16 twin.
+TEST(Int8FromFp8, QuantizingAnFp8CheckpointMatchesQuantizingItsBf16Twin) {
+  const std::string models = std::string(PONDER_TEST_DATA_DIR) + "/models/";
+  const LoadOptions int8 = {.quantize = WeightQuant::kInt8};
+  auto model = DecoderModel::load(models + "deepseek_v3_fp8", int8);
+  ASSERT_TRUE(model.has_value()) << model.error().to_string();
+  for (const LayerWeights& l : (*model)->weights().layers) {
+    for (const Tensor* t : {&l.wq_a, &l.wq, &l.wkv_a, &l.wo})  // FP8 in the checkpoint
+      EXPECT_EQ(t->dtype == DType::kI8, t->cols() % 32 == 0) << t->shape_string();
+    EXPECT_EQ(l.wkv_a.dtype, DType::kI8);  // 64 wide
+    EXPECT_NE(l.w_uk.dtype, DType::kI8);
+  }
+  const std::vector<int32_t> prompt = {1, 17, 42, 5, 99, 3, 250, 7};
+  std::vector<float> a = model_logits(models + "deepseek_v3_fp8", int8, prompt);
+  std::vector<float> b = model_logits(models + "deepseek_v3_fp8_dequant", int8, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+}
+
 }  // namespace
 }  // namespace ponder::worker

@@ -72,7 +72,8 @@ struct Placement {
   Tensor* dst;
   std::vector<Part> parts;
   int64_t rows = 0, full_cols = 0, col0 = 0, cols = 0;
-  bool to_f32 = false;  // a vector (f32), or an int8 matrix the int8 kernels cannot take
+  bool to_f32 = false;    // a vector (f32), or an int8 matrix the int8 kernels cannot take
+  bool quantize = false;  // a float matrix quantized to int8 (row scales) as it is read
   size_t offset = 0;
 };
 
@@ -85,6 +86,7 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 // The dtype a placement has in memory: vectors become f32, FP8 matrices bf16, int8 stay int8.
 DType placed_dtype(const Placement& p) {
   if (p.to_f32) return DType::kF32;
+  if (p.quantize) return DType::kI8;
   const DType dt = p.parts[0].info->dtype;
   return dt == DType::kF8E4M3 ? DType::kBF16 : dt;
 }
@@ -96,8 +98,26 @@ size_t int8_scales_at(const Placement& p) {
 
 class Planner {
  public:
-  Planner(const Checkpoint& ckpt, const ModelConfig& config)
-      : ckpt_(ckpt), fp8_(config.fp8), int8_(config.int8_checkpoint) {}
+  Planner(const Checkpoint& ckpt, const ModelConfig& config, WeightQuant quantize)
+      : ckpt_(ckpt), fp8_(config.fp8), int8_(config.int8_checkpoint), quantize_(quantize) {}
+
+  // A matrix a matmul multiplies by: with LoadOptions::quantize kInt8, f32/f16/bf16 ones whose
+  // rows are whole 32-blocks are quantized to int8 with row scales as they are read.
+  Status matmul(Tensor* dst, const std::vector<Slice>& slices, int64_t full_cols, int64_t col0 = 0,
+                int64_t cols = -1) {
+    PONDER_RETURN_IF_ERROR(matrix(dst, slices, full_cols, col0, cols));
+    Placement& p = placements_.back();
+    const DType dt = p.parts[0].info->dtype;
+    if (quantize_ != WeightQuant::kInt8 || p.cols % cpu::kQ8Block != 0 ||
+        (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16))
+      return {};  // FP8 ones are left to ModelWeights::quantize (after their bf16 dequantization)
+    total_ = p.offset;  // re-placed with the int8 layout
+    p.quantize = true;
+    Placement moved = std::move(p);
+    placements_.pop_back();
+    add(std::move(moved));
+    return {};
+  }
 
   Status matrix(Tensor* dst, const std::vector<Slice>& slices, int64_t full_cols, int64_t col0 = 0,
                 int64_t cols = -1) {
@@ -156,6 +176,7 @@ class Planner {
     const DType dt = placed_dtype(p);
     const int64_t width = p.cols ? p.cols : 1;
     int64_t row = 0;
+    if (p.quantize) return quantize_int8(p, dst, staging, bytes_read);
     for (const Part& part : p.parts) {
       const size_t es = dtype_size(part.info->dtype);
       const int64_t full = p.full_cols ? p.full_cols : 1;
@@ -196,6 +217,41 @@ class Planner {
       }
       p.dst->scale = scales;
     }
+    return {};
+  }
+
+  // A float placement read row by row (its columns), each row quantized to int8 into dst with
+  // its scale after the rows (the int8 layout).
+  Status quantize_int8(Placement& p, char* dst, std::vector<char>& staging,
+                       size_t* bytes_read) const {
+    auto* q = reinterpret_cast<int8_t*>(dst);
+    auto* scales = reinterpret_cast<float*>(dst + int8_scales_at(p));
+    std::vector<float> row(static_cast<size_t>(p.cols));
+    int64_t out = 0;
+    for (const Part& part : p.parts) {
+      const size_t es = dtype_size(part.info->dtype), row_bytes = static_cast<size_t>(p.cols) * es;
+      // Whole rows come ~1 MiB at a time; a column slice row by row.
+      const bool whole = p.cols == p.full_cols;
+      const int64_t chunk = whole ? std::max<int64_t>(1, (int64_t{1} << 20) / row_bytes) : 1;
+      for (int64_t r0 = 0; r0 < part.rows; r0 += chunk) {
+        const int64_t n = std::min(chunk, part.rows - r0);
+        staging.resize(static_cast<size_t>(n) * row_bytes);
+        if (whole) {
+          PONDER_RETURN_IF_ERROR(ckpt_.read(*part.info, (part.row0 + r0) * row_bytes, staging.size(),
+                                            staging.data()));
+        } else {
+          PONDER_RETURN_IF_ERROR(ckpt_.read(
+              *part.info, ((part.row0 + r0) * p.full_cols + p.col0) * es, row_bytes, staging.data()));
+        }
+        for (int64_t r = 0; r < n; ++r, ++out) {
+          cpu::kernels().to_f32(staging.data() + r * row_bytes, part.info->dtype, p.cols, row.data());
+          scales[out] = quantize_row_int8(row.data(), p.cols, q + out * p.cols);
+        }
+      }
+      *bytes_read += static_cast<size_t>(part.rows) * row_bytes;
+    }
+    *p.dst = Tensor::view(q, DType::kI8, {p.rows, p.cols});
+    p.dst->scale = scales;
     return {};
   }
 
@@ -362,6 +418,7 @@ class Planner {
   const Checkpoint& ckpt_;
   const Fp8Config fp8_;
   const bool int8_;  // a compressed-tensors int8 checkpoint: I8 matrices are allowed
+  const WeightQuant quantize_;
   std::vector<Placement> placements_;
   size_t total_ = 0;
 };
@@ -375,18 +432,18 @@ Status plan_mla(Planner& plan, const std::string& a, const ModelConfig& c, const
   const int64_t heads = d.n_heads, h0 = d.q_head_begin;
   if (m.q_lora_rank) {
     PONDER_RETURN_IF_ERROR(
-        plan.matrix(&l.wq_a, {{a + "q_a_proj.weight", m.q_lora_rank, 0, m.q_lora_rank}}, h));
+        plan.matmul(&l.wq_a, {{a + "q_a_proj.weight", m.q_lora_rank, 0, m.q_lora_rank}}, h));
     PONDER_RETURN_IF_ERROR(
         plan.vector(&l.q_a_norm, {{a + "q_a_layernorm.weight", m.q_lora_rank, 0, m.q_lora_rank}}));
-    PONDER_RETURN_IF_ERROR(plan.matrix(
+    PONDER_RETURN_IF_ERROR(plan.matmul(
         &l.wq, {{a + "q_b_proj.weight", c.n_heads * qk, h0 * qk, heads * qk}}, m.q_lora_rank));
   } else {
     PONDER_RETURN_IF_ERROR(
-        plan.matrix(&l.wq, {{a + "q_proj.weight", c.n_heads * qk, h0 * qk, heads * qk}}, h));
+        plan.matmul(&l.wq, {{a + "q_proj.weight", c.n_heads * qk, h0 * qk, heads * qk}}, h));
   }
   const int64_t latent = m.kv_lora_rank + m.qk_rope_head_dim;
   PONDER_RETURN_IF_ERROR(
-      plan.matrix(&l.wkv_a, {{a + "kv_a_proj_with_mqa.weight", latent, 0, latent}}, h));
+      plan.matmul(&l.wkv_a, {{a + "kv_a_proj_with_mqa.weight", latent, 0, latent}}, h));
   PONDER_RETURN_IF_ERROR(plan.vector(
       &l.kv_a_norm, {{a + "kv_a_layernorm.weight", m.kv_lora_rank, 0, m.kv_lora_rank}}));
   const int64_t per_head = m.qk_nope_head_dim + m.v_head_dim, rows = c.n_heads * per_head;
@@ -397,7 +454,7 @@ Status plan_mla(Planner& plan, const std::string& a, const ModelConfig& c, const
   }
   PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_uk, keys, m.kv_lora_rank));
   PONDER_RETURN_IF_ERROR(plan.matrix(&l.w_uv, values, m.kv_lora_rank));
-  return plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, c.n_heads * m.v_head_dim,
+  return plan.matmul(&l.wo, {{a + "o_proj.weight", h, 0, h}}, c.n_heads * m.v_head_dim,
                      h0 * m.v_head_dim, heads * m.v_head_dim);
 }
 
@@ -422,7 +479,7 @@ void transpose_heads(Tensor& t, int64_t heads) {
 Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& c,
                                           const ShardSpec& shard, const LoadOptions& options) {
   ModelWeights w;
-  Planner plan(ckpt, c);
+  Planner plan(ckpt, c, options.quantize);
   const ShardDims d = ShardDims::of(c, shard);
   const int64_t h = c.hidden_size, hd = c.head_dim, ffn = c.intermediate_size;
   const int64_t q_rows = d.n_heads * hd, q0 = d.q_head_begin * hd;
@@ -438,11 +495,11 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
   // A SwiGLU MLP of `full` intermediate rows, this rank's [begin, begin + rows) of them.
   auto mlp = [&](const std::string& m, Tensor* gate_up, Tensor* down, int64_t full, int64_t begin,
                  int64_t rows) -> Status {
-    PONDER_RETURN_IF_ERROR(plan.matrix(gate_up,
+    PONDER_RETURN_IF_ERROR(plan.matmul(gate_up,
                                        {{m + "gate_proj.weight", full, begin, rows},
                                         {m + "up_proj.weight", full, begin, rows}},
                                        h));
-    return plan.matrix(down, {{m + "down_proj.weight", h, 0, h}}, full, begin, rows);
+    return plan.matmul(down, {{m + "down_proj.weight", h, 0, h}}, full, begin, rows);
   };
   w.layers.resize(d.n_layers());
   for (int64_t i = d.layer_begin; i < d.layer_end; ++i) {
@@ -453,13 +510,13 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
     if (c.is_mla()) {
       PONDER_RETURN_IF_ERROR(plan_mla(plan, a, c, d, l));
     } else {
-      PONDER_RETURN_IF_ERROR(plan.matrix(&l.wqkv,
+      PONDER_RETURN_IF_ERROR(plan.matmul(&l.wqkv,
                                          {{a + "q_proj.weight", q_full, q0, q_rows},
                                           {a + "k_proj.weight", kv_full, kv0, kv_rows},
                                           {a + "v_proj.weight", kv_full, kv0, kv_rows}},
                                          h));
       PONDER_RETURN_IF_ERROR(
-          plan.matrix(&l.wo, {{a + "o_proj.weight", h, 0, h}}, q_full, q0, q_rows));
+          plan.matmul(&l.wo, {{a + "o_proj.weight", h, 0, h}}, q_full, q0, q_rows));
     }
     if (c.qkv_bias) {
       PONDER_RETURN_IF_ERROR(plan.vector(&l.bqkv, {{a + "q_proj.bias", q_full, q0, q_rows},
@@ -502,17 +559,21 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
   }
   if (shard.last_stage) {
     PONDER_RETURN_IF_ERROR(plan.vector(&w.final_norm, {{"model.norm.weight", h, 0, h}}));
-    // Tied checkpoints may still carry a copy of lm_head; the embedding is what the model uses.
+    // Tied checkpoints may still carry a copy of lm_head; the embedding is what the model uses
+    // (read a second time as an int8 lm_head when quantizing).
     if (!c.tie_word_embeddings) {
-      PONDER_RETURN_IF_ERROR(plan.matrix(
+      PONDER_RETURN_IF_ERROR(plan.matmul(
           &w.lm_head, {{"lm_head.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
+    } else if (options.quantize == WeightQuant::kInt8) {
+      PONDER_RETURN_IF_ERROR(plan.matmul(
+          &w.lm_head, {{"model.embed_tokens.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
     }
   }
   PONDER_ASSIGN_OR_RETURN(w.storage, plan.execute(options, &w.bytes_read));
   if (c.is_mla()) {
     for (LayerWeights& l : w.layers) transpose_heads(l.w_uk, d.n_heads);
   }
-  if (shard.last_stage && c.tie_word_embeddings) w.lm_head = w.embed;
+  if (shard.last_stage && c.tie_word_embeddings && w.lm_head.empty()) w.lm_head = w.embed;
   if (!shard.first_stage) w.embed = Tensor{};
   return w;
 }
@@ -604,6 +665,11 @@ Status ModelWeights::quantize(WeightQuant quant) {
     return t->ndim == 2 && t->dtype != DType::kI8 && t->cols() % cpu::kQ8Block == 0 &&
            std::find(matmuls.begin(), matmuls.end(), t) != matmuls.end();
   };
+  // The loader quantizes what it reads (LoadOptions::quantize); what is left is what it could
+  // not (FP8 matrices, dequantized to bf16 first) or weights made elsewhere.
+  if (std::none_of(matmuls.begin(), matmuls.end(),
+                   [&](const Tensor* t) { return !t->empty() && to_int8(t); }))
+    return {};
   // The new region: int8 rows then their scales for each quantized matrix, every other live
   // tensor copied once (tensors that share bytes — a kept tied lm_head — share them again).
   struct Place {

@@ -57,8 +57,9 @@ struct LayerWeights {
 
 struct LoadOptions {
   bool huge_pages = true;  // madvise(MADV_HUGEPAGE) on the weight region
-  // kInt8: after loading, every matmul weight (attention, MLP, experts, lm_head) becomes int8
-  // with per-row scales (ModelWeights::quantize); the router and MLA's absorbed w_uk / w_uv stay.
+  // kInt8: every matmul weight (attention, MLP, experts, lm_head — a tied one as its own copy)
+  // becomes int8 with per-row scales as it is read (FP8 ones after: ModelWeights::quantize); the
+  // router, the embedding and MLA's absorbed w_uk / w_uv keep their dtype.
   WeightQuant quantize = WeightQuant::kNone;
 };
 
@@ -82,9 +83,11 @@ struct ModelWeights {
   // biases f32 (norm weights are left zero too: callers fill every tensor).
   static Expected<ModelWeights> allocate(const ModelConfig& config, const ShardSpec& shard,
                                          DType dtype, MemorySpace& memory);
-  // Replaces the matmul weights (LoadOptions::quantize) by int8 + per-row scales in a new host
-  // region, copies every other tensor there and releases the old one. A matrix whose rows are
-  // not a multiple of cpu::kQ8Block wide keeps its dtype. Host weights only.
+  // Replaces the matmul weights that are not int8 yet (load() quantizes the float ones as it
+  // reads them when LoadOptions::quantize says so; FP8 ones come out bf16) by int8 + per-row
+  // scales in a new host region, copies every other tensor there and releases the old one; a
+  // no-op when there is nothing to quantize. A matrix whose rows are not a multiple of
+  // cpu::kQ8Block wide keeps its dtype. Host weights only.
   Status quantize(WeightQuant quant);
   // Moves every tensor from host memory into `memory` and releases the host copy; a no-op when
   // they are already there.
