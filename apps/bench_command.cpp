@@ -144,6 +144,14 @@ Status bench(const Args& args) {
   PONDER_ASSIGN_OR_RETURN(auto backend, worker::CpuBackend::create(
                                             {.n_threads = int(threads_arg), .precision = precision}));
   const int threads = backend->n_threads();
+  // Reading the checkpoint's files into fresh memory, as fast as this machine gives — the
+  // loader's limit (it preads its slices on every core into huge pages). First, so that both
+  // see the same page cache.
+  std::vector<std::string> files;
+  if (std::filesystem::is_directory(dir))
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
+  const double file_read_bps = bench::file_read_bandwidth(files, threads);
   auto t_load = Clock::now();
   PONDER_ASSIGN_OR_RETURN(auto model, worker::DecoderModel::load(
                                           dir, {.huge_pages = true, .quantize = quantize}));
@@ -177,6 +185,7 @@ Status bench(const Args& args) {
     bench::read_bandwidth(mapped.data(), mapped.size(), threads, 1);  // fault the pages in
     probes["read_bw_file_mmap_GBps"] = bench::read_bandwidth(mapped.data(), mapped.size(), threads) / 1e9;
     probes["file_mmap_probe_bytes"] = mapped.size();
+    probes["file_read_GBps"] = file_read_bps / 1e9;
   }
   const double fma_peak = bench::fma_peak_flops(threads);
   const double bf16_peak = bench::bf16_dot_peak_flops(threads);
@@ -242,6 +251,10 @@ Status bench(const Args& args) {
               {"precision", worker::matmul_precision_name(backend->precision())},
               {"threads", threads},
               {"load_seconds", load_s},
+              {"load_GBps", static_cast<double>(model->weights().bytes_read) / load_s / 1e9},
+              {"load_fraction_of_file_read",
+               static_cast<double>(model->weights().bytes_read) / load_s /
+                   (probes["file_read_GBps"].get<double>() * 1e9)},
               {"probes", probes},
               {"prefill", prefill},
               {"decode", decode}};

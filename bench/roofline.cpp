@@ -4,6 +4,10 @@
 
 #include <immintrin.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -167,6 +171,61 @@ double bf16_dot_peak_flops(int threads) {
   const int64_t iters = 20'000'000;
   double s = timed_parallel(threads, [&](int) { bf16_loop(iters); });
   return 2.0 * 32 * 12 * iters * threads / s;  // 16 lanes × 2 products each
+}
+
+double file_read_bandwidth(const std::vector<std::string>& paths, int threads) {
+  constexpr size_t kPiece = size_t{8} << 20;
+  struct Piece {
+    int fd;
+    size_t offset, bytes, dst;
+  };
+  std::vector<int> fds;
+  std::vector<Piece> pieces;
+  size_t total = 0;
+  for (const std::string& path : paths) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;
+    fds.push_back(fd);
+    const off_t size = lseek(fd, 0, SEEK_END);
+    for (size_t at = 0; size > 0 && at < static_cast<size_t>(size); at += kPiece) {
+      const size_t n = std::min(kPiece, static_cast<size_t>(size) - at);
+      pieces.push_back({fd, at, n, total});
+      total += n;
+    }
+  }
+  double result = 0.0;
+  void* region = total == 0 || fds.size() != paths.size()
+                     ? MAP_FAILED
+                     : mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region != MAP_FAILED) {
+    madvise(region, total, MADV_HUGEPAGE);
+    std::atomic<size_t> next{0};
+    std::atomic<bool> failed{false};
+    auto t0 = std::chrono::steady_clock::now();
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+        const Piece& p = pieces[i];
+        for (size_t done = 0; done < p.bytes;) {
+          const ssize_t got = pread(p.fd, static_cast<char*>(region) + p.dst + done, p.bytes - done,
+                                    static_cast<off_t>(p.offset + done));
+          if (got <= 0) {
+            failed = true;
+            break;
+          }
+          done += static_cast<size_t>(got);
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!failed && s > 0) result = static_cast<double>(total) / s;
+    munmap(region, total);
+  }
+  for (int fd : fds) close(fd);
+  return result;
 }
 
 }  // namespace ponder::bench

@@ -105,7 +105,7 @@ Int8Case int8_case(int64_t n, int64_t k, int64_t m, uint32_t seed) {
   c.xq.resize(n * k);
   c.x_scale.resize(n * k / cpu::kQ8Block);
   c.x_sum.resize(n);
-  cpu::quantize_rows_q8(x.data(), k, 0, n, c.xq.data(), c.x_scale.data(), c.x_sum.data());
+  cpu::kernels().quantize_rows_q8(x.data(), k, 0, n, c.xq.data(), c.x_scale.data(), c.x_sum.data());
   return c;
 }
 
@@ -133,6 +133,24 @@ TEST_P(KernelIsa, Int8MatmulMatchesReference) {
   }
 }
 
+TEST_P(KernelIsa, Int8QuantizersGiveThePortableOnesBytesAndScales) {
+  for (int64_t k : {32, 96, 200, 2048}) {
+    std::vector<float> x = random_vec(3 * k, static_cast<uint32_t>(k));
+    x[5] = 0.5f * x[7];  // no tie is special: nearest even everywhere
+    std::vector<int8_t> q1(3 * k), q2(3 * k);
+    EXPECT_EQ(k_->quantize_row_i8(x.data(), k, q1.data()), ref_.quantize_row_i8(x.data(), k, q2.data()));
+    EXPECT_EQ(q1, q2) << "k=" << k;
+    if (k % cpu::kQ8Block) continue;
+    std::vector<float> s1(3 * k / cpu::kQ8Block), s2(s1.size()), sum1(3), sum2(3);
+    k_->quantize_rows_q8(x.data(), k, 0, 3, q1.data(), s1.data(), sum1.data());
+    ref_.quantize_rows_q8(x.data(), k, 0, 3, q2.data(), s2.data(), sum2.data());
+    EXPECT_EQ(q1, q2);
+    EXPECT_EQ(s1, s2);
+    // The sums of d · Σq may be contracted into FMAs differently per ISA: last-bit differences.
+    for (int t = 0; t < 3; ++t) EXPECT_NEAR(sum1[t], sum2[t], 1e-5 * (1 + std::fabs(sum2[t])));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, KernelIsa, ::testing::Values("avx512", "avx2"));
 
 TEST(Quantize, ActivationBlocksRoundTripWithinHalfAStep) {
@@ -142,7 +160,7 @@ TEST(Quantize, ActivationBlocksRoundTripWithinHalfAStep) {
   x[70] = 1e4f;                                   // an outlier moves only its own block's step
   std::vector<int8_t> q(n * k);
   std::vector<float> scale(n * k / cpu::kQ8Block), sum(n);
-  cpu::quantize_rows_q8(x.data(), k, 0, n, q.data(), scale.data(), sum.data());
+  cpu::kernels().quantize_rows_q8(x.data(), k, 0, n, q.data(), scale.data(), sum.data());
   EXPECT_EQ(scale[1], 0.0f);
   EXPECT_FLOAT_EQ(scale[2], 1e4f / 127);
   for (int64_t t = 0; t < n; ++t) {

@@ -639,12 +639,7 @@ Status ModelWeights::move_to(MemorySpace& memory) {
 }
 
 float quantize_row_int8(const float* w, int64_t k, int8_t* q) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[i]));
-  const float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-  for (int64_t i = 0; i < k; ++i)
-    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] * inv), -127.0f, 127.0f));
-  return scale;
+  return cpu::kernels().quantize_row_i8(w, k, q);
 }
 
 Status ModelWeights::quantize(WeightQuant quant) {

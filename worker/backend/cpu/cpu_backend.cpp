@@ -95,8 +95,8 @@ void CpuBackend::matmul(Tensor x, const Tensor& w, const Tensor& bias, Tensor y)
     x_q8_scale_.resize(n * k / cpu::kQ8Block);
     x_q8_sum_.resize(n);
     pool_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
-      cpu::quantize_rows_q8(x.as<float>(), k, t0, t1, x_q8_.data(), x_q8_scale_.data(),
-                            x_q8_sum_.data());
+      k_->quantize_rows_q8(x.as<float>(), k, t0, t1, x_q8_.data(), x_q8_scale_.data(),
+                           x_q8_sum_.data());
     });
     const cpu::QuantizedRows xq{x_q8_.data(), x_q8_scale_.data(), x_q8_sum_.data(), n, k};
     pool_.parallel_for(m, 16, [&](int64_t r0, int64_t r1, int) {

@@ -1,8 +1,6 @@
 // Run-time choice of the CPU kernel table.
 #include "worker/backend/cpu/kernels.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 
 namespace ponder::worker::cpu {
@@ -20,29 +18,6 @@ bool supports(const char* isa) {
 }
 
 }  // namespace
-
-void quantize_rows_q8(const float* x, int64_t k, int64_t t0, int64_t t1, int8_t* q, float* scale,
-                      float* sum) {
-  const int64_t nb = k / kQ8Block;
-  for (int64_t t = t0; t < t1; ++t) {
-    float total = 0.0f;
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * k + b * kQ8Block;
-      int8_t* qb = q + t * k + b * kQ8Block;
-      float amax = 0.0f;
-      for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float d = amax / 127.0f, inv = d > 0.0f ? 1.0f / d : 0.0f;
-      int32_t s = 0;
-      for (int64_t i = 0; i < kQ8Block; ++i) {
-        qb[i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
-        s += qb[i];
-      }
-      scale[t * nb + b] = d;
-      total += d * static_cast<float>(s);
-    }
-    sum[t] = total;
-  }
-}
 
 const Kernels* kernels_for(const char* isa) {
   if (!supports(isa)) return nullptr;

@@ -24,11 +24,6 @@ struct QuantizedRows {
   int64_t n = 0, k = 0;
 };
 
-// Symmetric round-to-nearest int8 of row t of x for t in [t0, t1) (amax / 127 per block; an
-// all-zero block gets scale 0). The buffers are QuantizedRows' shapes.
-void quantize_rows_q8(const float* x, int64_t k, int64_t t0, int64_t t1, int8_t* q, float* scale,
-                      float* sum);
-
 struct Kernels {
   const char* isa;  // "avx512", "avx2", "generic"
   // y[t, r] = dot(x[t, :k], w[r, :k]) (+ bias[r]) for t < n and r in [r0, r1); ldy is y's row
@@ -55,6 +50,12 @@ struct Kernels {
   // dot products exact (AVX512-VNNI where the CPU has it).
   void (*matmul_q8)(const QuantizedRows& x, const int8_t* w, const float* w_scale,
                     const float* bias, float* y, int64_t ldy, int64_t r0, int64_t r1);
+  // Symmetric round-to-nearest-even int8 of rows [t0, t1) of x [*, k] per block of kQ8Block
+  // (scale amax / 127; an all-zero block gets scale 0) into QuantizedRows' buffers.
+  void (*quantize_rows_q8)(const float* x, int64_t k, int64_t t0, int64_t t1, int8_t* q,
+                           float* scale, float* sum);
+  // One weight row the same way with one scale for all k values; returns the scale.
+  float (*quantize_row_i8)(const float* w, int64_t k, int8_t* q);
 };
 
 const Kernels& kernels();
