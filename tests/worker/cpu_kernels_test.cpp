@@ -151,6 +151,30 @@ TEST_P(KernelIsa, Int8QuantizersGiveThePortableOnesBytesAndScales) {
   }
 }
 
+TEST_P(KernelIsa, WeightedRowsMatchTheSumWrittenOut) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (int64_t n : {1, 3, 4, 7}) {
+      for (int64_t d : {16, 40, 64}) {
+        const int64_t rows = 13, ldv = d + 8, ldp = rows + 2;
+        std::vector<float> p = random_vec(n * ldp, 21), vf = random_vec(rows * ldv, 22);
+        std::vector<uint16_t> vh(vf.size());
+        for (size_t i = 0; i < vf.size(); ++i) {
+          vh[i] = f32_to_bf16(vf[i]);
+          if (dt == DType::kBF16) vf[i] = bf16_to_f32(vh[i]);
+        }
+        const void* v = dt == DType::kF32 ? static_cast<const void*>(vf.data()) : vh.data();
+        std::vector<float> got = random_vec(n * d, 23), want = got;
+        k_->weighted_rows(p.data(), ldp, n, v, dt, ldv, rows, d, got.data());
+        for (int64_t g = 0; g < n; ++g)
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < d; ++c) want[g * d + c] += p[g * ldp + r] * vf[r * ldv + c];
+        EXPECT_LT(nmse(got.data(), want.data(), got.size()), 1e-12)
+            << dtype_name(dt) << " n=" << n << " d=" << d;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, KernelIsa, ::testing::Values("avx512", "avx2"));
 
 TEST(Quantize, ActivationBlocksRoundTripWithinHalfAStep) {

@@ -256,8 +256,12 @@ TEST_P(ParityInt8Weights, LogitsAndGreedyTokensStayCloseToTheF32Reference) {
       int8_if_aligned(e.w_gate_up, "expert w_gate_up");
       int8_if_aligned(e.w_down, "expert w_down");
     }
-    if (!l.router.empty()) EXPECT_NE(l.router.dtype, DType::kI8);
-    if (!l.w_uk.empty()) EXPECT_NE(l.w_uk.dtype, DType::kI8);
+    if (!l.router.empty()) {
+      EXPECT_NE(l.router.dtype, DType::kI8);
+    }
+    if (!l.w_uk.empty()) {
+      EXPECT_NE(l.w_uk.dtype, DType::kI8);
+    }
   }
   const auto& prompts = fixture_.meta["prompts"];
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -338,7 +342,9 @@ TEST_P(Int8Checkpoint, LoadsTheWeightsThatQuantizingItsDequantizedTwinMakes) {
     EXPECT_NE(l.wqkv.scale, nullptr);
     EXPECT_EQ(l.wo.dtype, DType::kI8);
     // llama3_bf16's down_proj (200 wide) is in the checkpoint's ignore list: float32.
-    if (!l.w_down.empty()) EXPECT_EQ(l.w_down.dtype, l.w_down.cols() % 32 ? DType::kF32 : DType::kI8);
+    if (!l.w_down.empty()) {
+      EXPECT_EQ(l.w_down.dtype, l.w_down.cols() % 32 ? DType::kF32 : DType::kI8);
+    }
     for (const ExpertWeights& e : l.experts) EXPECT_EQ(e.w_down.dtype, DType::kI8);
   }
   const std::vector<int32_t> prompt = {1, 17, 42, 5, 99, 3, 250, 7};

@@ -196,7 +196,6 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
   const DType dt = cache.config().dtype;
   PONDER_CHECK(cache.device() == Device::kHost && (dt == DType::kF32 || dt == DType::kBF16),
                "the CPU backend needs a host f32 or bf16 KV cache");
-  const bool bf16 = dt == DType::kBF16;
   const int64_t n_heads = q.dim(1), hd = q.dim(2), vd = out.dim(2);
   const int64_t n_kv = cache.config().n_kv_heads, group = n_heads / n_kv;
   const int64_t bs = cache.block_size();
@@ -217,15 +216,19 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
       const SeqSlice& s = batch.seqs[seq_of[t]];
       const int64_t pos = batch.positions[t], len = pos + 1;
       if (static_cast<int64_t>(scores.size()) < group * len) scores.resize(group * len);
+      // The group's query heads are consecutive rows of q: each cache block's keys meet all of
+      // them in one matmul (scores [group, len]), and each value row is read once for all.
+      const float* qg = q.as<float>() + (t * n_heads + kvh * group) * hd;
+      for (int64_t j0 = 0; j0 < len; j0 += bs) {
+        const void* kb = cache.k_at(layer, s.block_table[j0 / bs], kvh);
+        k_->matmul(qg, group, hd, kb, dt, nullptr, scores.data() + j0, len, 0,
+                   std::min(bs, len - j0));
+      }
       for (int64_t g = 0; g < group; ++g) {
-        const float* qv = q.as<float>() + (t * n_heads + kvh * group + g) * hd;
         float* sc = scores.data() + g * len;
         float max_score = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
-          const void* kv = cache.k_at(layer, s.block_table[j / bs], kvh);
-          sc[j] = (bf16 ? k_->dot_bf16(qv, static_cast<const uint16_t*>(kv) + (j % bs) * hd, hd)
-                        : k_->dot(qv, static_cast<const float*>(kv) + (j % bs) * hd, hd)) *
-                  scale;
+          sc[j] *= scale;
           max_score = std::max(max_score, sc[j]);
         }
         float sum = 0.0f;
@@ -233,17 +236,15 @@ void CpuBackend::attention(Tensor q, const KvCache& cache, int layer, const Batc
           sc[j] = std::exp(sc[j] - max_score);
           sum += sc[j];
         }
-        float* o = out.as<float>() + (t * n_heads + kvh * group + g) * vd;
-        std::memset(o, 0, vd * sizeof(float));
         const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < len; ++j) {
-          const void* vv = cache.v_at(layer, s.block_table[j / bs], kvh);
-          if (bf16) {
-            k_->axpy_bf16(sc[j] * inv, static_cast<const uint16_t*>(vv) + (j % bs) * hd, o, vd);
-          } else {
-            k_->axpy(sc[j] * inv, static_cast<const float*>(vv) + (j % bs) * hd, o, vd);
-          }
-        }
+        for (int64_t j = 0; j < len; ++j) sc[j] *= inv;
+      }
+      float* og = out.as<float>() + (t * n_heads + kvh * group) * vd;
+      std::memset(og, 0, group * vd * sizeof(float));
+      for (int64_t j0 = 0; j0 < len; j0 += bs) {
+        const void* vb = cache.v_at(layer, s.block_table[j0 / bs], kvh);
+        k_->weighted_rows(scores.data() + j0, len, group, vb, dt, hd, std::min(bs, len - j0), vd,
+                          og);
       }
     }
   });

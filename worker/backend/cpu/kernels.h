@@ -56,6 +56,11 @@ struct Kernels {
                            float* scale, float* sum);
   // One weight row the same way with one scale for all k values; returns the scale.
   float (*quantize_row_i8)(const float* w, int64_t k, int8_t* q);
+  // out[g, :d] += Σ_{r < rows} p[g * ldp + r] · v[r * ldv + :d] for g < n: attention's weighted
+  // sum of value rows (f32 or bf16, row stride ldv) for n query heads at once, each value row
+  // read once for all of them.
+  void (*weighted_rows)(const float* p, int64_t ldp, int64_t n, const void* v, DType vdt,
+                        int64_t ldv, int64_t rows, int64_t d, float* out);
 };
 
 const Kernels& kernels();

@@ -39,6 +39,6 @@ struct V {
 
 const Kernels kKernelsAvx2 = {"avx2", avx2::matmul, avx2::dot, avx2::axpy, avx2::rms_norm_row,
                               avx2::to_f32, nullptr, avx2::dot_bf16, avx2::axpy_bf16, avx2::matmul_q8,
-    avx2::quantize_rows_q8, avx2::quantize_row_i8};
+    avx2::quantize_rows_q8, avx2::quantize_row_i8, avx2::weighted_rows};
 
 }  // namespace ponder::worker::cpu

@@ -29,7 +29,33 @@ struct V {
   static float reduce(T a) { return _mm512_reduce_add_ps(a); }
 };
 
+#define PONDER_KERNELS_VECTOR_QUANTIZE_ROW
 #include "worker/backend/cpu/kernels_impl.inc"
+
+namespace {
+
+// The portable quantize_row_i8's rounding (x · inv in f32, nearest even, clamped), 16 lanes at a
+// time.
+float quantize_row_i8(const float* w, int64_t k, int8_t* q) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vmax = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(w + i), abs_mask));
+  float amax = _mm512_reduce_max_ps(vmax);
+  for (; i < k; ++i) amax = std::fmax(amax, std::fabs(w[i]));
+  const float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (i = 0; i + 16 <= k; i += 16) {
+    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(w + i), vinv),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+  for (; i < k; ++i) q[i] = to_i8(w[i] * inv);
+  return scale;
+}
+
+}  // namespace
 
 // R weight rows × T tokens with vdpbf16ps: each step takes 32 k-elements (16 pairs) of a row.
 template <int R, int T>
@@ -146,54 +172,17 @@ void matmul_q8_vnni(const QuantizedRows& x, const int8_t* w, const float* w_scal
   }
 }
 
-// The same rounding as the portable quantize_row_i8 (x · inv in f32, nearest even, clamped),
-// 16 lanes at a time.
-float quantize_row_i8_avx512(const float* w, int64_t k, int8_t* q) {
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  __m512 vmax = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(w + i), abs_mask));
-  float amax = _mm512_reduce_max_ps(vmax);
-  for (; i < k; ++i) amax = std::fmax(amax, std::fabs(w[i]));
-  const float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-  for (i = 0; i + 16 <= k; i += 16) {
-    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(w + i), vinv),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
-  }
-  for (; i < k; ++i) q[i] = to_i8(w[i] * inv);
-  return scale;
-}
-
-void quantize_rows_q8_avx512(const float* x, int64_t k, int64_t t0, int64_t t1, int8_t* q,
-                             float* scale, float* sum) {
-  const int64_t nb = k / kQ8Block;
-  for (int64_t t = t0; t < t1; ++t) {
-    float total = 0.0f;
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t at = t * k + b * kQ8Block;
-      const float d = quantize_row_i8_avx512(x + at, kQ8Block, q + at);
-      // Σ q over the block: widen 32 bytes to 16-bit lanes and add.
-      const __m512i w16 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + at)));
-      const int32_t s = _mm512_reduce_add_epi32(_mm512_madd_epi16(w16, _mm512_set1_epi16(1)));
-      scale[t * nb + b] = d;
-      total += d * static_cast<float>(s);
-    }
-    sum[t] = total;
-  }
-}
-
 }  // namespace avx512
 
 const Kernels kKernelsAvx512 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
                                 avx512::rms_norm_row, avx512::to_f32, nullptr,
                                 avx512::dot_bf16, avx512::axpy_bf16, avx512::matmul_q8,
-                                avx512::quantize_rows_q8_avx512, avx512::quantize_row_i8_avx512};
+                                avx512::quantize_rows_q8, avx512::quantize_row_i8,
+                                avx512::weighted_rows};
 const Kernels kKernelsAvx512Bf16 = {"avx512", avx512::matmul, avx512::dot, avx512::axpy,
                                     avx512::rms_norm_row, avx512::to_f32, avx512::matmul_bf16,
                                     avx512::dot_bf16, avx512::axpy_bf16, avx512::matmul_q8_vnni,
-                                    avx512::quantize_rows_q8_avx512, avx512::quantize_row_i8_avx512};
+                                    avx512::quantize_rows_q8, avx512::quantize_row_i8,
+                                avx512::weighted_rows};
 
 }  // namespace ponder::worker::cpu

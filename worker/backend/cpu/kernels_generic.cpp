@@ -29,6 +29,6 @@ struct V {
 const Kernels kKernelsGeneric = {"generic", generic::matmul, generic::dot, generic::axpy,
                                  generic::rms_norm_row, generic::to_f32, nullptr,
                                  generic::dot_bf16, generic::axpy_bf16, generic::matmul_q8,
-    generic::quantize_rows_q8, generic::quantize_row_i8};
+    generic::quantize_rows_q8, generic::quantize_row_i8, generic::weighted_rows};
 
 }  // namespace ponder::worker::cpu
