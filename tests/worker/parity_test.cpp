@@ -47,6 +47,25 @@ Fixture load_fixture(const std::string& name) {
   return f;
 }
 
+// Logits at every position of one prompt, from a single prefill (its KV blocks released after).
+std::vector<float> prefill_logits(DecoderModel& model, CpuBackend& backend, KvCache& cache,
+                                  const std::vector<int32_t>& prompt) {
+  SequenceState seq{.tokens = prompt};
+  EXPECT_TRUE(cache.reserve(seq.blocks, prompt.size()).ok());
+  BatchLayout batch;
+  batch.seqs.push_back({.token_begin = 0, .n_tokens = int32_t(prompt.size()), .start_pos = 0,
+                        .block_table = seq.blocks});
+  std::vector<int32_t> rows;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    batch.positions.push_back(int32_t(i));
+    rows.push_back(int32_t(i));
+  }
+  std::vector<float> logits(prompt.size() * model.config().vocab_size);
+  EXPECT_TRUE(model.forward(backend, cache, prompt, batch, rows, logits.data()).ok());
+  cache.release(seq.blocks);
+  return logits;
+}
+
 class Parity : public ::testing::TestWithParam<std::string> {
  protected:
   virtual MatmulPrecision precision() const { return MatmulPrecision::kExact; }
@@ -64,22 +83,8 @@ class Parity : public ::testing::TestWithParam<std::string> {
     cache_ = std::make_unique<KvCache>(std::move(*cache));
   }
 
-  // Logits at every position of one prompt, from a single prefill.
   std::vector<float> prefill_logits(const std::vector<int32_t>& prompt) {
-    SequenceState seq{.tokens = prompt};
-    EXPECT_TRUE(cache_->reserve(seq.blocks, prompt.size()).ok());
-    BatchLayout batch;
-    batch.seqs.push_back({.token_begin = 0, .n_tokens = int32_t(prompt.size()), .start_pos = 0,
-                          .block_table = seq.blocks});
-    std::vector<int32_t> rows;
-    for (size_t i = 0; i < prompt.size(); ++i) {
-      batch.positions.push_back(int32_t(i));
-      rows.push_back(int32_t(i));
-    }
-    std::vector<float> logits(prompt.size() * model_->config().vocab_size);
-    EXPECT_TRUE(model_->forward(*backend_, *cache_, prompt, batch, rows, logits.data()).ok());
-    cache_->release(seq.blocks);
-    return logits;
+    return worker::prefill_logits(*model_, *backend_, *cache_, prompt);
   }
 
   // The reference computes in f32 on the same (dtype-rounded) weights as we do, so every dtype
@@ -307,19 +312,7 @@ std::vector<float> model_logits(const std::string& dir, const LoadOptions& optio
   if (!model) return {};
   auto backend = CpuBackend::create({.precision = MatmulPrecision::kExact});
   auto cache = KvCache::create((*model)->kv_cache_config(8));
-  SequenceState seq{.tokens = prompt};
-  EXPECT_TRUE(cache->reserve(seq.blocks, prompt.size()).ok());
-  BatchLayout batch;
-  batch.seqs.push_back({.token_begin = 0, .n_tokens = int32_t(prompt.size()), .start_pos = 0,
-                        .block_table = seq.blocks});
-  std::vector<int32_t> rows;
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    batch.positions.push_back(int32_t(i));
-    rows.push_back(int32_t(i));
-  }
-  std::vector<float> logits(prompt.size() * (*model)->config().vocab_size);
-  EXPECT_TRUE((*model)->forward(**backend, *cache, prompt, batch, rows, logits.data()).ok());
-  return logits;
+  return prefill_logits(**model, **backend, *cache, prompt);
 }
 
 // compressed-tensors int8 checkpoints (tools/reference/make_int8_fixture.py): I8 projections with
