@@ -560,11 +560,11 @@ Expected<ModelWeights> ModelWeights::load(const Checkpoint& ckpt, const ModelCon
   if (shard.last_stage) {
     PONDER_RETURN_IF_ERROR(plan.vector(&w.final_norm, {{"model.norm.weight", h, 0, h}}));
     // Tied checkpoints may still carry a copy of lm_head; the embedding is what the model uses
-    // (read a second time as an int8 lm_head when quantizing).
+    // (read a second time as an int8 lm_head when quantizing, where its rows are whole blocks).
     if (!c.tie_word_embeddings) {
       PONDER_RETURN_IF_ERROR(plan.matmul(
           &w.lm_head, {{"lm_head.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
-    } else if (options.quantize == WeightQuant::kInt8) {
+    } else if (options.quantize == WeightQuant::kInt8 && h % cpu::kQ8Block == 0) {
       PONDER_RETURN_IF_ERROR(plan.matmul(
           &w.lm_head, {{"model.embed_tokens.weight", c.vocab_size, d.vocab_begin, vocab_rows}}, h));
     }
